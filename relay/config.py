@@ -1,0 +1,194 @@
+"""Settings: every knob of the relay, from ``RELAY_*`` environment variables (and ``.env``).
+
+One ``Settings`` object, validated at start. Errors name the variable (``RELAY_MAX_IN_FLIGHT:
+must be >= 1``). Secrets are ``SecretStr`` so they never print by accident. The names in the
+table of DESIGN.md are a contract: they may be added to, never renamed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from relay.errors import ConfigError
+
+PRODUCTION_BASE_URL = "https://api.alpha-1edtech.ai"
+# The subject enum of the Partner API (TIMEBACK.md §2); `Other` is added by configuration.
+DEFAULT_SUBJECTS = (
+    "Reading", "Language", "Vocabulary", "Social Studies", "Writing",
+    "Science", "FastMath", "Math", "None",
+)
+# Fixed so every replica and every replay derives the same event ids.
+DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
+
+CsvList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the relay. Field ``x`` is read from ``RELAY_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL username")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
+    topics: CsvList = Field(("timeback.activity",), description="comma-separated input topics")
+    group_id: str = Field("timeback-relay", description="consumer group (and faust app id)")
+    group_instance_id: str | None = Field(
+        None, description="static group membership id (the pod name on Kubernetes)"
+    )
+    dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
+    schema_registry_url: str | None = Field(
+        None, description="Schema Registry for Confluent-framed records"
+    )
+
+    # Partner API
+    api_base_url: str = Field(PRODUCTION_BASE_URL, description="Partner API base URL")
+    token_url: str | None = Field(
+        None, description="token endpoint (default {RELAY_API_BASE_URL}/auth/1.0/token)"
+    )
+    client_id: str | None = Field(None, description="OAuth2 client id (required to deliver)")
+    client_secret: SecretStr | None = Field(
+        None, description="OAuth2 client secret (required to deliver; secret)"
+    )
+    auth_method: Literal["basic", "body"] = Field(
+        "basic", description="how credentials reach the token endpoint"
+    )
+    scope: str | None = Field(None, description="space-separated scopes to request (default all)")
+    app_id: str | None = Field(
+        None, description="the app's sourcedId or its full edApp IRI (required)"
+    )
+    iri_base: str = Field(
+        PRODUCTION_BASE_URL,
+        description="base of user, course and app IRIs in events (production's host everywhere)",
+    )
+    activity_base_url: str | None = Field(
+        None, description="base IRI for activity ids that are not IRIs"
+    )
+    id_namespace: uuid.UUID = Field(
+        DEFAULT_ID_NAMESPACE, description="namespace of the deterministic event ids"
+    )
+    course_map: Path | None = Field(None, description="course map YAML file")
+    subjects: CsvList = Field(DEFAULT_SUBJECTS, description="allowed subjects, comma-separated")
+    preflight: Literal["off", "course", "course+student"] = Field(
+        "off", description="pre-flight checks before sending graded events"
+    )
+    course_cache_ttl: float = Field(
+        300.0, gt=0, description="seconds a rostering course lookup is cached"
+    )
+
+    # Contract
+    allow_negative_xp: bool = Field(False, description="accept negative xp (corrections)")
+    max_clock_skew: float = Field(
+        300.0, ge=0, description="seconds occurred_at may lie in the future"
+    )
+
+    # Delivery
+    max_in_flight: int = Field(64, ge=1, le=10000, description="records in flight per process")
+    http_timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
+    retry_base: float = Field(0.5, gt=0, description="backoff base (seconds)")
+    retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")
+    retry_budget: float = Field(900.0, gt=0, description="per-record retry budget (seconds)")
+    retry_after_cap: float = Field(300.0, gt=0, description="longest Retry-After honoured (s)")
+    circuit_failures: int = Field(
+        5, ge=1, description="consecutive transient failures that open the circuit"
+    )
+    circuit_open_for: float = Field(
+        5.0, gt=0, description="seconds the circuit stays open before a probe"
+    )
+
+    # Runtime
+    web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /livez, /readyz port")
+    web_host: str = Field("0.0.0.0", description="address the web views bind")
+    shutdown_grace: float = Field(25.0, ge=0, description="seconds to drain on SIGTERM")
+    allow_insecure_http: bool = Field(
+        False, description="allow an http:// API base (the local sandbox)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level; logs are JSON lines"
+    )
+
+    _split = field_validator("topics", "subjects", mode="before")(_split_csv)
+
+    @field_validator("log_level", "kafka_security_protocol", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_base_url", "iri_base", "activity_base_url", "token_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        for name in ("api_base_url", "token_url"):
+            url = getattr(self, name)
+            if url and not url.startswith("https://") and not self.allow_insecure_http:
+                raise ValueError(
+                    f"RELAY_{name.upper()}: must be https:// "
+                    "(set RELAY_ALLOW_INSECURE_HTTP=true for a local sandbox)"
+                )
+        if not self.topics:
+            raise ValueError("RELAY_TOPICS: at least one topic is required")
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "RELAY_KAFKA_SASL_MECHANISM, RELAY_KAFKA_SASL_USERNAME and "
+                "RELAY_KAFKA_SASL_PASSWORD are required with a SASL security protocol"
+            )
+        return self
+
+    @property
+    def effective_token_url(self) -> str:
+        return self.token_url or f"{self.api_base_url}/auth/1.0/token"
+
+    def require(self, *names: str) -> None:
+        """Fail with a ConfigError naming every missing ``RELAY_*`` variable among ``names``."""
+        missing = [f"RELAY_{n.upper()}" for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: required but not set")
+
+    def secret(self, name: Literal["client_secret", "kafka_sasl_password"]) -> str:
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise ConfigError(f"RELAY_{name.upper()}: required but not set")
+        return value.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment (plus overrides); ConfigError names each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(message if not field else f"RELAY_{field.upper()}: {message}")
+    return "invalid configuration: " + "; ".join(lines)

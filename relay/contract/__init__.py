@@ -1,0 +1,1 @@
+"""The input side of the pipeline: what producers send (schemas, framings, typed records)."""
