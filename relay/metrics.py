@@ -1,0 +1,158 @@
+"""The metric catalogue (one place) and the health state behind /livez and /readyz.
+
+Every metric is ``timeback_relay_*`` on one registry, ``REGISTRY``, which /metrics serves and which
+faust's own prometheus sensor joins. Labels are bounded sets (stage, reason, type, endpoint,
+status class, topic, partition): student ids, event ids and URLs are never labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_P = "timeback_relay_"
+
+# source
+RECORDS_CONSUMED = Counter(
+    _P + "records_consumed", "Records read from the input topics", ["topic"], registry=REGISTRY
+)
+RECORDS_DECODED = Counter(
+    _P + "records_decoded", "Records decoded and validated", ["record_type"], registry=REGISTRY
+)
+RECORDS_REJECTED = Counter(
+    _P + "records_rejected",
+    "Records that cannot be delivered (dead-lettered), by stage and reason",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
+RECORDS_ACKED = Counter(
+    _P + "records_acked", "Records acknowledged in offset order", ["topic"], registry=REGISTRY
+)
+
+# sink
+EVENTS_SENT = Counter(
+    _P + "events_sent",
+    "Caliper events sent, by type and outcome (delivered, duplicate, rejected)",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+HTTP_REQUESTS = Counter(
+    _P + "http_requests",
+    "HTTP requests to the Partner API by endpoint and status class (2xx..5xx, error)",
+    ["endpoint", "status_class"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    _P + "http_request_duration_seconds",
+    "Partner API request latency",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    _P + "retries",
+    "Transient failures retried, by endpoint and cause (status code, timeout, connect)",
+    ["endpoint", "cause"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(_P + "in_flight", "Records in flight in this process", registry=REGISTRY)
+CIRCUIT_STATE = Gauge(
+    _P + "circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open", registry=REGISTRY
+)
+CIRCUIT_TRANSITIONS = Counter(
+    _P + "circuit_transitions", "Circuit breaker state changes", ["to"], registry=REGISTRY
+)
+SYSTEMIC_ERRORS = Counter(
+    _P + "systemic_errors",
+    "Configuration or permission failures (403, 404 on /events, repeated 401)",
+    ["endpoint", "status"],
+    registry=REGISTRY,
+)
+TOKEN_REFRESHES = Counter(
+    _P + "token_refreshes", "Token requests by outcome (ok, failed)", ["outcome"], registry=REGISTRY
+)
+TOKEN_EXPIRY = Gauge(
+    _P + "token_expiry_timestamp_seconds",
+    "Unix time at which the current access token expires (0: none)",
+    registry=REGISTRY,
+)
+DELIVERY_LAG = Histogram(
+    _P + "delivery_lag_seconds",
+    "Activity time (occurred_at) to delivery acknowledged by the API",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    registry=REGISTRY,
+)
+
+# dead letters
+DLQ_WRITES = Counter(
+    _P + "dlq_writes", "Records written to the dead-letter topic", ["reason"], registry=REGISTRY
+)
+DLQ_WRITE_FAILURES = Counter(
+    _P + "dlq_write_failures",
+    "Dead-letter writes that failed (the partition is blocked until one succeeds)",
+    registry=REGISTRY,
+)
+
+# enrichment
+COURSE_LOOKUPS = Counter(
+    _P + "course_lookups",
+    "Course resolutions by source (record, map, cache, api) and result",
+    ["source", "result"],
+    registry=REGISTRY,
+)
+
+# consumer
+CONSUMER_LAG = Gauge(
+    _P + "consumer_lag",
+    "End offset minus committed offset, per assigned partition",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+ASSIGNED_PARTITIONS = Gauge(
+    _P + "assigned_partitions", "Partitions assigned to this process", registry=REGISTRY
+)
+READY = Gauge(_P + "ready", "1 when /readyz reports ready", registry=REGISTRY)
+
+
+def status_class(status: int | None) -> str:
+    """``2xx``..``5xx`` for a response, ``error`` when there was none (timeout, reset)."""
+    return f"{status // 100}xx" if status else "error"
+
+
+@dataclass
+class Health:
+    """What /livez and /readyz report. Updated by the pipeline; read by the web views."""
+
+    assigned: bool = False
+    token_valid: bool = False
+    circuit_closed: bool = True
+    dlq_healthy: bool = True
+    last_progress: float = field(default_factory=time.monotonic)  # last commit or idle moment
+    stall_after: float = 300.0
+
+    def progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "assigned": self.assigned,
+            "token_valid": self.token_valid,
+            "circuit_closed": self.circuit_closed,
+            "dlq_healthy": self.dlq_healthy,
+        }
+
+    @property
+    def ready(self) -> bool:
+        ok = all(self.readiness().values())
+        READY.set(1 if ok else 0)
+        return ok
+
+    def live(self, lagging: bool) -> bool:
+        """Live unless commits stopped advancing for ``stall_after`` seconds while there is lag."""
+        return not lagging or time.monotonic() - self.last_progress < self.stall_after
+
+
+HEALTH = Health()
