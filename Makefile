@@ -1,0 +1,67 @@
+# timeback-relay: every set-up step lives here (or in scripts it calls).
+# The two commands: `make run` (the demo on a local Kafka + sandbox) and `make test`.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+KAFKA       := deploy/local/kafka/kafka-local.sh
+STAMP       := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench lint fmt clean
+
+help:
+	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
+	@echo "make test   - set up, start what the tests need, run the whole suite"
+	@echo "make bench  - the benchmark (bench/results/latest.json)"
+	@echo "make lint   - ruff + mypy"
+	@echo "setup kafka-up kafka-down test-unit test-reliability clean"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $(STAMP)
+
+kafka-fetch:
+	$(KAFKA) fetch
+
+kafka-up:
+	$(KAFKA) start
+
+kafka-down:
+	$(KAFKA) stop
+
+run: setup kafka-up
+	$(VENV)/bin/relay demo
+
+# The suite starts its own broker on free ports (tests/conftest.py) unless RELAY_KAFKA_BOOTSTRAP
+# points at one; fetching first keeps the download out of pytest's timeouts.
+test: setup kafka-fetch
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-reliability: setup kafka-fetch
+	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
+
+bench: setup kafka-fetch
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check relay tests bench
+	$(VENV)/bin/ruff format --check relay tests bench
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix relay tests bench
+	$(VENV)/bin/ruff format relay tests bench
+
+clean:
+	-$(KAFKA) stop
+	rm -rf $(VENV) .kafka-local .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,92 @@
+"""Session-wide fixtures: a real Kafka 4.x broker and uniquely named topics.
+
+The broker is the one at RELAY_KAFKA_BOOTSTRAP when that is set (a developer's running broker,
+`make kafka-up`); otherwise the session starts its own with deploy/local/kafka/kafka-local.sh on free
+ports in a temporary directory, and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    env: dict[str, str] | None  # the script's environment when this session started it
+
+    def script(self, command: str, timeout: float = 120) -> None:
+        """Run the broker script (stop/start/restart) for a broker this session owns."""
+        if self.env is None:
+            pytest.skip("the broker at RELAY_KAFKA_BOOTSTRAP is not ours to restart")
+        subprocess.run([str(KAFKA_SCRIPT), command], env=self.env, check=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    external = os.environ.get("RELAY_KAFKA_BOOTSTRAP")
+    if external:
+        yield Broker(external, None)
+        return
+    run_dir = tmp_path_factory.mktemp("kafka")
+    env = dict(
+        os.environ,
+        KAFKA_RUN_DIR=str(run_dir),
+        KAFKA_PORT=str(free_port()),
+        KAFKA_CONTROLLER_PORT=str(free_port()),
+    )
+    # The first run on a fresh machine downloads the broker jars from Maven Central.
+    subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, timeout=900)
+    try:
+        yield Broker(f"127.0.0.1:{env['KAFKA_PORT']}", env)
+    finally:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: Broker) -> str:
+    return kafka.bootstrap
+
+
+TopicFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
+    """Create uniquely named topics (deleted afterwards): ``make_topic("in", partitions=3)``."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    created: list[str] = []
+
+    def create(prefix: str = "t", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        futures = admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
+        futures[name].result(timeout=60)
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        for future in admin.delete_topics(created, operation_timeout=30).values():
+            try:
+                future.result(timeout=30)
+            except Exception:  # best effort: a leftover topic only costs disk in a temp dir
+                pass

@@ -1,0 +1,34 @@
+"""A minimal faust app for test_kafka_stack: consumes PROBE_TOPIC with the aiokafka transport
+and appends each value to PROBE_OUT. Run as ``python -m tests.integration.faust_probe worker``."""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+app = faust.App(
+    os.environ["PROBE_GROUP"],
+    broker=f"kafka://{os.environ['PROBE_BOOTSTRAP']}",
+    store="memory://",
+    web_enabled=False,
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_every=1,
+    broker_commit_interval=0.2,
+    # a SIGKILLed member holds its partitions until its session times out: keep that short
+    broker_session_timeout=6,
+    broker_heartbeat_interval=1,
+)
+topic = app.topic(os.environ["PROBE_TOPIC"], value_type=bytes, value_serializer="raw")
+
+
+@app.agent(topic)
+async def record(stream: faust.StreamT[bytes]) -> None:
+    async for value in stream:
+        with open(os.environ["PROBE_OUT"], "a") as out:
+            out.write(value.decode() + "\n")
+
+
+if __name__ == "__main__":
+    app.main()
