@@ -1,0 +1,43 @@
+"""Small httpx helpers shared by the token manager and the client (metrics, labels, bodies)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from relay.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
+
+BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
+
+
+def observe(endpoint: str, status: int | None, started: float) -> None:
+    """Count one request (``status`` None: no response) and its latency since ``started``."""
+    HTTP_REQUESTS.labels(endpoint=endpoint, status_class=status_class(status)).inc()
+    HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+
+
+def network_cause(exc: httpx.TransportError) -> str:
+    """A bounded label for a request that got no response."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    return "network"  # reset, protocol error, closed connection
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """The ``error`` code of a JSON error body (``invalid_client``...), short and safe to log."""
+    try:
+        body: Any = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code[:64] if isinstance(code, str) else None
+
+
+def capped_body(response: httpx.Response, limit: int = BODY_LIMIT) -> str:
+    """The response body as text, at most ``limit`` bytes (a cut character becomes U+FFFD)."""
+    return response.content[:limit].decode("utf-8", errors="replace")

@@ -1,0 +1,221 @@
+"""OAuth2 client-credentials tokens for the Partner API.
+
+One ``TokenManager`` per process: the token is cached until shortly before it expires, one
+refresh runs at a time and every concurrent caller shares its result (single flight), and a token
+the API refused is dropped only if it is still the current one (so a burst of 401s on the same
+token causes one refresh, not one per request).
+
+Failures of the token endpoint are typed like any other API failure: bad credentials or scope
+(400, 401, 403, other 4xx) are systemic, 408/425/429/5xx and network errors are transient.
+The client secret and the tokens never appear in a repr, a message or a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+import httpx
+import orjson
+
+from relay.metrics import HEALTH, TOKEN_EXPIRY, TOKEN_REFRESHES
+from relay.timeback._http import error_code, network_cause, observe
+from relay.timeback.policy import (
+    ApiSystemicError,
+    ApiTransientError,
+    Outcome,
+    classify,
+    parse_retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+AuthMethod = Literal["basic", "body"]
+ENDPOINT = "token"
+DEFAULT_EXPIRES_IN = 300.0  # when the endpoint omits expires_in: short, the 401 path covers it
+RETRY_AFTER_CAP = 300.0
+FAILED_REFRESH_PAUSE = 1.0  # seconds before retrying a failed refresh while the old token is valid
+
+
+class TokenManager:
+    """Fetches, caches and shares the bearer token of one client.
+
+    ``refresh_margin`` seconds before expiry the token is refreshed; for short-lived tokens the
+    margin shrinks to half the lifetime, so a 3 s token is used for 1.5 s, not never.
+    ``clock`` is monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        method: AuthMethod = "basic",
+        scope: str | None = None,
+        refresh_margin: float = 60.0,
+        *,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if method not in ("basic", "body"):
+            raise ValueError("method must be 'basic' or 'body'")
+        self._http = http
+        self.token_url = token_url
+        self.client_id = client_id
+        self._secret = client_secret
+        self.method: AuthMethod = method
+        self.scope = scope
+        self.refresh_margin = refresh_margin
+        self._retry_after_cap = retry_after_cap
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0  # clock time the token dies
+        self._refresh_at = 0.0  # clock time we start replacing it
+        self._not_before = 0.0  # after a failed refresh, while the old token still works
+        self._inflight: asyncio.Future[str] | None = None
+        self.refreshes = 0  # successful token requests (tests and diagnostics)
+
+    async def token(self) -> str:
+        """A valid access token, from the cache or from one shared refresh."""
+        now = self._clock()
+        if self._token is not None and (
+            now < self._refresh_at or now < min(self._not_before, self._expires_at)
+        ):
+            return self._token
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._refresh())
+            self._inflight.add_done_callback(self._refresh_done)
+        # shield: a cancelled caller must not cancel the refresh the others are waiting for
+        return await asyncio.shield(self._inflight)
+
+    def invalidate(self, token: str) -> None:
+        """The API refused ``token``: forget it, unless a newer one already replaced it."""
+        if self._token is not None and token == self._token:
+            self._token = None
+            self._refresh_at = self._expires_at = 0.0
+            HEALTH.token_valid = False
+            TOKEN_EXPIRY.set(0)
+
+    @property
+    def valid(self) -> bool:
+        return self._token is not None and self._clock() < self._expires_at
+
+    def _refresh_done(self, future: asyncio.Future[str]) -> None:
+        self._inflight = None
+        if not future.cancelled():
+            future.exception()  # retrieved here: a refresh nobody awaited must not warn
+
+    async def _refresh(self) -> str:
+        try:
+            token, expires_in = await self._request()
+        except (ApiTransientError, ApiSystemicError) as exc:
+            TOKEN_REFRESHES.labels(outcome="failed").inc()
+            if isinstance(exc, ApiTransientError) and self.valid and self._token is not None:
+                # The endpoint hiccupped inside the refresh margin: keep the old token a while.
+                log.warning("token refresh failed (%s); the current token is still valid", exc)
+                self._not_before = self._clock() + (exc.retry_after or FAILED_REFRESH_PAUSE)
+                return self._token
+            HEALTH.token_valid = self.valid
+            raise
+        self._store(token, expires_in)
+        return token
+
+    def _store(self, token: str, expires_in: float) -> None:
+        now = self._clock()
+        margin = min(self.refresh_margin, expires_in / 2)
+        self._token = token
+        self._expires_at = now + expires_in
+        self._refresh_at = now + expires_in - margin
+        self._not_before = 0.0
+        self.refreshes += 1
+        TOKEN_REFRESHES.labels(outcome="ok").inc()
+        TOKEN_EXPIRY.set(time.time() + expires_in)
+        HEALTH.token_valid = True
+        log.info("access token obtained, expires in %.0f s", expires_in)
+
+    async def _request(self) -> tuple[str, float]:
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        auth: httpx.BasicAuth | None = None
+        if self.method == "basic":
+            auth = httpx.BasicAuth(self.client_id, self._secret)
+        else:
+            form |= {"client_id": self.client_id, "client_secret": self._secret}
+        started = time.perf_counter()
+        try:
+            request = self._http.build_request(
+                "POST", self.token_url, data=form, headers={"Accept": "application/json"}
+            )
+            response = await self._http.send(request, auth=auth)
+        except httpx.TransportError as exc:
+            observe(ENDPOINT, None, started)
+            raise _network_error(exc) from None
+        observe(ENDPOINT, response.status_code, started)
+        return self._parse(response)
+
+    def _parse(self, response: httpx.Response) -> tuple[str, float]:
+        status = response.status_code
+        outcome = classify(status, endpoint=ENDPOINT)
+        if outcome is Outcome.TRANSIENT:
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"),
+                now=datetime.now(UTC),
+                cap=self._retry_after_cap,
+            )
+            raise ApiTransientError(
+                f"token endpoint answered HTTP {status}",
+                endpoint=ENDPOINT,
+                cause=str(status),
+                status=status,
+                retry_after=retry_after,
+            )
+        if outcome is not Outcome.DELIVERED:
+            raise ApiSystemicError(
+                f"token endpoint refused the client credentials: HTTP {status}"
+                f" ({error_code(response) or 'no error code'}); check RELAY_CLIENT_ID,"
+                " RELAY_CLIENT_SECRET, RELAY_AUTH_METHOD, RELAY_SCOPE and RELAY_TOKEN_URL",
+                endpoint=ENDPOINT,
+                status=status,
+            )
+        return _read_token(response)
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenManager(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"method={self.method!r}, scope={self.scope!r}, valid={self.valid})"
+        )
+
+
+def _read_token(response: httpx.Response) -> tuple[str, float]:
+    try:
+        body = orjson.loads(response.content)
+        token = body["access_token"]
+        token_type = str(body.get("token_type", "Bearer"))
+        expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        # Never echo the body: it may hold a token.
+        raise ApiTransientError(
+            "token endpoint answered 2xx without a readable access_token",
+            endpoint=ENDPOINT,
+            cause="malformed",
+            status=response.status_code,
+        ) from None
+    if not isinstance(token, str) or not token or token_type.lower() != "bearer":
+        raise ApiSystemicError(
+            f"token endpoint issued an unusable token (type {token_type[:20]!r})",
+            endpoint=ENDPOINT,
+            status=response.status_code,
+        )
+    return token, max(expires_in, 1.0)
+
+
+def _network_error(exc: httpx.TransportError) -> ApiTransientError:
+    cause = network_cause(exc)
+    message = f"token endpoint unreachable ({cause}: {type(exc).__name__})"
+    return ApiTransientError(message, endpoint=ENDPOINT, cause=cause)

@@ -1,0 +1,367 @@
+"""The Partner API client: events, rostering and xp calls over one ``httpx.AsyncClient``.
+
+Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
+business (``relay.timeback.delivery``). Each call either returns, or raises one of:
+
+- ``Rejection("deliver", "api-rejected", status=, body=)``: ``send_event`` got a 4xx (400, 413,
+  422, ...) for this event; ``body`` is the response body capped to 2 KB.
+- ``Rejection("enrich", "rostering-rejected", status=, body=)``: a rostering GET by id got a 4xx
+  other than 401/403/404 (404 returns None).
+- ``RequestRejected``: ``put`` / ``xp_entries`` got a 4xx (tools and tests, not the pipeline).
+- ``ApiTransientError`` (a ``TransientError``): 408/425/429/5xx, timeout, connect or reset,
+  token endpoint down; ``retry_after`` from a capped ``Retry-After``.
+- ``ApiSystemicError`` (a ``SystemicError``): 403, 404 on /events, a second 401, bad credentials.
+
+The client knows nothing of Kafka; the secret and tokens never reach messages, reprs or metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from relay import __version__
+from relay.errors import Rejection, RelayError
+from relay.metrics import SYSTEMIC_ERRORS
+from relay.timeback._http import capped_body, error_code, network_cause, observe
+from relay.timeback.auth import AuthMethod, TokenManager
+from relay.timeback.policy import (
+    ApiSystemicError,
+    ApiTransientError,
+    Outcome,
+    classify,
+    parse_retry_after,
+)
+
+if TYPE_CHECKING:
+    from relay.config import Settings
+
+EVENTS_PATH: Final = "/events/1.0"
+JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
+# path collection -> wrapper key of a rostering PUT body
+ENTITIES: Final = {
+    "users": "user",
+    "courses": "course",
+    "classes": "class",
+    "enrollments": "enrollment",
+}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything the client needs, explicit. ``from_settings`` reads the RELAY_* settings."""
+
+    base_url: str
+    client_id: str
+    client_secret: SecretStr = field(repr=False)
+    token_url: str | None = None  # default {base_url}/auth/1.0/token
+    auth_method: AuthMethod = "basic"
+    scope: str | None = None
+    timeout: float = 10.0
+    max_in_flight: int = 64
+    retry_after_cap: float = 300.0
+    refresh_margin: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientConfig:
+        settings.require("client_id", "client_secret")
+        assert settings.client_id is not None  # checked by require
+        return cls(
+            base_url=settings.api_base_url,
+            client_id=settings.client_id,
+            client_secret=SecretStr(settings.secret("client_secret")),
+            token_url=settings.effective_token_url,
+            auth_method=settings.auth_method,
+            scope=settings.scope,
+            timeout=settings.http_timeout,
+            max_in_flight=settings.max_in_flight,
+            retry_after_cap=settings.retry_after_cap,
+        )
+
+    @property
+    def effective_token_url(self) -> str:
+        return self.token_url or f"{self.base_url.rstrip('/')}/auth/1.0/token"
+
+    def timeouts(self) -> httpx.Timeout:
+        # Connecting should be quick; a slow connect means a dead host, so it gets less time.
+        return httpx.Timeout(
+            connect=min(self.timeout, 5.0),
+            read=self.timeout,
+            write=self.timeout,
+            pool=self.timeout,
+        )
+
+    def limits(self) -> httpx.Limits:
+        # One connection per record in flight, plus one for the (single-flight) token refresh,
+        # all kept alive: a steady stream of events never reconnects.
+        size = self.max_in_flight + 1
+        return httpx.Limits(max_connections=size, max_keepalive_connections=size)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """An event the API took: its HTTP status, DELIVERED or DUPLICATE, and attempts made."""
+
+    status: int
+    outcome: Outcome
+    attempts: int = 1
+
+
+class RequestRejected(RelayError):
+    """A tool call (rostering PUT, xp read) refused with a 4xx; message and body are safe."""
+
+    def __init__(self, message: str, *, endpoint: str, status: int, body: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+
+
+class TimeBackClient:
+    """The Partner API over one pooled ``httpx.AsyncClient``. Use as an async context manager."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        auth: TokenManager | None = None,
+    ) -> None:
+        self.config = config
+        self._http = httpx.AsyncClient(
+            base_url=config.base_url,
+            timeout=config.timeouts(),
+            limits=config.limits(),
+            transport=transport,
+            headers={"User-Agent": f"timeback-relay/{__version__}"},
+            follow_redirects=False,  # a redirect would mean a wrong base URL: say so, not follow
+        )
+        self.auth = auth or TokenManager(
+            self._http,
+            config.effective_token_url,
+            config.client_id,
+            config.client_secret.get_secret_value(),
+            config.auth_method,
+            config.scope,
+            config.refresh_margin,
+            retry_after_cap=config.retry_after_cap,
+        )
+
+    async def __aenter__(self) -> TimeBackClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        """POST one serialized Caliper event: one attempt (one 401 refresh included)."""
+        route = f"POST {EVENTS_PATH}"
+        response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+        outcome = self._check(response, "events", route)
+        if outcome is Outcome.REJECTED:
+            raise Rejection(
+                "deliver",
+                "api-rejected",
+                f"the API refused the {event_type} with HTTP {response.status_code}"
+                f"{_hint(response)}",
+                status=response.status_code,
+                body=capped_body(response),
+            )
+        return SendResult(response.status_code, outcome)
+
+    # --- rostering ------------------------------------------------------------------------
+
+    async def get_course(self, course_id: str) -> dict[str, Any] | None:
+        """The course record (wrapped or bare in the reply), or None when not found (404)."""
+        return await self._get_entity("courses", course_id)
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """The user record (wrapped or bare in the reply), or None when not found (404)."""
+        return await self._get_entity("users", user_id)
+
+    async def put(self, entity: str, sourced_id: str, body: dict[str, Any]) -> int:
+        """Upsert ``body`` as ``{"<singular>": body}`` at ``/rostering/1.0/{entity}/{id}``.
+
+        ``entity`` is the collection: users, courses, classes or enrollments. Returns 200 or 201.
+        """
+        if entity not in ENTITIES:
+            raise ValueError(f"unknown rostering entity {entity!r}; one of {sorted(ENTITIES)}")
+        path = f"/rostering/1.0/{entity}/{quote(sourced_id, safe='')}"
+        route = f"PUT /rostering/1.0/{entity}/{{id}}"
+        payload = orjson.dumps({ENTITIES[entity]: body})
+        response = await self._authorized("PUT", "rostering", path, route, payload, JSON)
+        if self._check(response, "rostering", route) is not Outcome.DELIVERED:
+            raise _request_rejected(response, "rostering", route)
+        return response.status_code
+
+    # --- xp -------------------------------------------------------------------------------
+
+    async def xp_entries(
+        self,
+        user_id: str,
+        *,
+        application_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of the user's XP ledger: ``{"entries": [...], "offset", "limit", "total"}``."""
+        path = f"/xp/1.0/users/{quote(user_id, safe='')}/entries"
+        route = "GET /xp/1.0/users/{id}/entries"
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if application_id:
+            params["applicationId"] = application_id
+        response = await self._authorized("GET", "xp", path, route, params=params)
+        if self._check(response, "xp", route) is not Outcome.DELIVERED:
+            raise _request_rejected(response, "xp", route)
+        return _json_object(response, "xp")
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _get_entity(self, collection: str, sourced_id: str) -> dict[str, Any] | None:
+        path = f"/rostering/1.0/{collection}/{quote(sourced_id, safe='')}"
+        route = f"GET /rostering/1.0/{collection}/{{id}}"
+        response = await self._authorized("GET", "rostering", path, route)
+        if response.status_code == 404:
+            return None
+        if self._check(response, "rostering", route) is not Outcome.DELIVERED:
+            raise Rejection(
+                "enrich",
+                "rostering-rejected",
+                f"{route} answered HTTP {response.status_code}{_hint(response)}",
+                status=response.status_code,
+                body=capped_body(response),
+            )
+        record = _json_object(response, "rostering")
+        wrapped = record.get(ENTITIES[collection])
+        return wrapped if isinstance(wrapped, dict) else record
+
+    async def _authorized(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        route: str,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> httpx.Response:
+        """Send with the bearer token; on a 401 drop it, refresh once and resend."""
+        for first in (True, False):
+            token = await self.auth.token()
+            request = self._http.build_request(
+                method,
+                path,
+                content=content,
+                params=params,
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+            )
+            response = await self._send(request, endpoint)
+            if response.status_code != 401:
+                return response
+            self.auth.invalidate(token)
+            if not first:
+                break
+        raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
+
+    async def _send(self, request: httpx.Request, endpoint: str) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            observe(endpoint, None, started)
+            cause = network_cause(exc)
+            raise ApiTransientError(
+                f"{request.method} {endpoint}: no response ({cause}: {type(exc).__name__})",
+                endpoint=endpoint,
+                cause=cause,
+            ) from None
+        observe(endpoint, response.status_code, started)
+        return response
+
+    def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
+        """Classify; raise for transient and systemic answers, return the rest."""
+        status = response.status_code
+        outcome = classify(status, endpoint=endpoint)
+        if outcome is Outcome.TRANSIENT:
+            raise ApiTransientError(
+                f"{route} answered HTTP {status}",
+                endpoint=endpoint,
+                cause=str(status),
+                status=status,
+                retry_after=parse_retry_after(
+                    response.headers.get("retry-after"),
+                    now=datetime.now(UTC),
+                    cap=self.config.retry_after_cap,
+                ),
+            )
+        if outcome is Outcome.SYSTEMIC:
+            raise self._systemic(endpoint, status, f"{route} answered HTTP {status}")
+        return outcome
+
+    def _systemic(self, endpoint: str, status: int, what: str) -> ApiSystemicError:
+        SYSTEMIC_ERRORS.labels(endpoint=endpoint, status=str(status)).inc()
+        message = f"{what}: {_HINTS.get(status, _HINT)}"
+        return ApiSystemicError(message, endpoint=endpoint, status=status)
+
+    def __repr__(self) -> str:
+        return (
+            f"TimeBackClient(base_url={self.config.base_url!r}, "
+            f"client_id={self.config.client_id!r})"
+        )
+
+
+_HINT = "the relay is misconfigured; check RELAY_API_BASE_URL"
+_HINTS = {
+    401: "the credentials are not accepted; check RELAY_CLIENT_ID and RELAY_CLIENT_SECRET",
+    403: "the client lacks a scope or permission; check RELAY_SCOPE and the client's grants",
+    404: "no such endpoint; check RELAY_API_BASE_URL",
+}
+
+
+def _hint(response: httpx.Response) -> str:
+    """``": invalid_event"`` from a JSON error body, else empty: a short hint for messages."""
+    code = error_code(response)
+    return f": {code}" if code else ""
+
+
+def _json_object(response: httpx.Response, endpoint: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        # A 2xx that is not a JSON object is a proxy page or a half-written reply: try again.
+        raise ApiTransientError(
+            f"{endpoint}: HTTP {response.status_code} without a JSON object",
+            endpoint=endpoint,
+            cause="malformed",
+            status=response.status_code,
+        )
+    return body
+
+
+def _request_rejected(response: httpx.Response, endpoint: str, route: str) -> RequestRejected:
+    return RequestRejected(
+        f"{route} answered HTTP {response.status_code}{_hint(response)}",
+        endpoint=endpoint,
+        status=response.status_code,
+        body=capped_body(response),
+    )
