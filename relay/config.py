@@ -19,8 +19,15 @@ from relay.errors import ConfigError
 PRODUCTION_BASE_URL = "https://api.alpha-1edtech.ai"
 # The subject enum of the Partner API (TIMEBACK.md §2); `Other` is added by configuration.
 DEFAULT_SUBJECTS = (
-    "Reading", "Language", "Vocabulary", "Social Studies", "Writing",
-    "Science", "FastMath", "Math", "None",
+    "Reading",
+    "Language",
+    "Vocabulary",
+    "Social Studies",
+    "Writing",
+    "Science",
+    "FastMath",
+    "Math",
+    "None",
 )
 # Fixed so every replica and every replay derives the same event ids.
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")

@@ -1,12 +1,13 @@
 """Session-wide fixtures: a real Kafka 4.x broker and uniquely named topics.
 
 The broker is the one at RELAY_KAFKA_BOOTSTRAP when that is set (a developer's running broker,
-`make kafka-up`); otherwise the session starts its own with deploy/local/kafka/kafka-local.sh on free
-ports in a temporary directory, and stops it at the end.
+`make kafka-up`); otherwise the session starts its own with deploy/local/kafka/kafka-local.sh on
+free ports in a temporary directory, and stops it at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,7 +87,6 @@ def make_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
     yield create
     if created:
         for future in admin.delete_topics(created, operation_timeout=30).values():
-            try:
+            # best effort: a leftover topic only costs disk in a temporary directory
+            with contextlib.suppress(Exception):
                 future.result(timeout=30)
-            except Exception:  # best effort: a leftover topic only costs disk in a temp dir
-                pass

@@ -64,7 +64,7 @@ def start_probe(bootstrap: str, group: str, topic: str, out: Path) -> subprocess
         cwd=out.parent,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(out.with_suffix(".log"), "wb"),  # noqa: SIM115 - the child owns it
+        stderr=open(out.with_suffix(".log"), "wb"),  # the child owns it
     )
 
 
