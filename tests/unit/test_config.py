@@ -1,0 +1,88 @@
+"""Settings: read from RELAY_* variables, validated with errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.config import DEFAULT_SUBJECTS, load_settings
+from relay.errors import ConfigError
+
+SECRET = "s3cr3t-Zebra-Quokka-4711"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in [n for n in __import__("os").environ if n.startswith("RELAY_")]:
+        monkeypatch.delenv(name)
+
+
+def test_defaults_match_the_design_table() -> None:
+    s = load_settings()
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.topics == ("timeback.activity",)
+    assert s.dlq_topic == "timeback.activity.dlq"
+    assert s.api_base_url == "https://api.alpha-1edtech.ai"
+    assert s.effective_token_url == "https://api.alpha-1edtech.ai/auth/1.0/token"
+    assert (s.max_in_flight, s.http_timeout, s.web_port, s.shutdown_grace) == (64, 10, 6066, 25)
+    assert (s.retry_base, s.retry_cap, s.retry_budget, s.retry_after_cap) == (0.5, 30, 900, 300)
+    assert s.subjects == DEFAULT_SUBJECTS and s.preflight == "off" and s.auth_method == "basic"
+
+
+def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_TOPICS", " a.b , c ,")
+    monkeypatch.setenv("RELAY_SUBJECTS", "Math,Other")
+    s = load_settings()
+    assert s.topics == ("a.b", "c") and s.subjects == ("Math", "Other")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("RELAY_MAX_IN_FLIGHT", "0", "RELAY_MAX_IN_FLIGHT"),
+        ("RELAY_PREFLIGHT", "always", "RELAY_PREFLIGHT"),
+        ("RELAY_API_BASE_URL", "http://api.example", "RELAY_API_BASE_URL: must be https://"),
+        ("RELAY_TOKEN_URL", "http://api.example/token", "RELAY_TOKEN_URL: must be https://"),
+        ("RELAY_ID_NAMESPACE", "not-a-uuid", "RELAY_ID_NAMESPACE"),
+        ("RELAY_TOPICS", " , ", "RELAY_TOPICS"),
+    ],
+)
+def test_errors_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_insecure_http_only_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_API_BASE_URL", "http://127.0.0.1:8080/")
+    monkeypatch.setenv("RELAY_ALLOW_INSECURE_HTTP", "true")
+    s = load_settings()
+    assert s.api_base_url == "http://127.0.0.1:8080"
+    assert s.effective_token_url == "http://127.0.0.1:8080/auth/1.0/token"
+
+
+def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    with pytest.raises(ConfigError, match="RELAY_KAFKA_SASL_USERNAME"):
+        load_settings()
+
+
+def test_require_names_every_missing_variable() -> None:
+    s = load_settings()
+    with pytest.raises(ConfigError, match="RELAY_CLIENT_ID, RELAY_CLIENT_SECRET, RELAY_APP_ID"):
+        s.require("client_id", "client_secret", "app_id")
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("RELAY_KAFKA_SASL_PASSWORD", SECRET)
+    monkeypatch.setenv("RELAY_MAX_IN_FLIGHT", "-1")  # force an error message too
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert SECRET not in str(err.value)
+    monkeypatch.setenv("RELAY_MAX_IN_FLIGHT", "8")
+    s = load_settings()
+    assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
+    assert s.secret("client_secret") == SECRET
