@@ -1,0 +1,260 @@
+"""Deliverer: the retry loop under a breaker and a budget, with a scripted sender and fake time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from relay.errors import Rejection, TransientError
+from relay.metrics import EVENTS_SENT, RETRIES
+from relay.timeback.client import SendResult
+from relay.timeback.delivery import Deliverer
+from relay.timeback.policy import (
+    ApiSystemicError,
+    ApiTransientError,
+    Backoff,
+    CircuitBreaker,
+    CircuitState,
+    Outcome,
+)
+
+OK = SendResult(202, Outcome.DELIVERED)
+
+
+class AutoTime:
+    """Fake monotonic time: sleeping advances the clock instantly (and yields)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Sender:
+    """Answers ``send_event`` from a script; each attempt takes ``latency`` fake seconds."""
+
+    def __init__(self, time: AutoTime, *script: SendResult | BaseException, latency: float = 0):
+        self.time = time
+        self.script = list(script)
+        self.latency = latency
+        self.calls = 0
+        self.times: list[float] = []
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        self.calls += 1
+        self.times.append(self.time.now)
+        self.time.now += self.latency
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def transient(cause: str = "503", retry_after: float | None = None) -> ApiTransientError:
+    return ApiTransientError(
+        f"HTTP {cause}", endpoint="events", cause=cause, retry_after=retry_after
+    )
+
+
+class MaxRandom(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b  # the top of the jitter range: deterministic delays
+
+
+def deliverer(
+    sender: Sender,
+    time: AutoTime,
+    *,
+    budget: float = 100,
+    threshold: int = 5,
+    open_for: float = 10,
+    cap: float = 8,
+    retry_after_cap: float = 60,
+) -> Deliverer:
+    breaker = CircuitBreaker(threshold, open_for, clock=time.clock, sleep=time.sleep)
+    backoff = Backoff(1, cap, rng=MaxRandom())
+    return Deliverer(
+        sender, breaker, backoff, budget, retry_after_cap, sleep=time.sleep, clock=time.clock
+    )
+
+
+def sent(event_type: str, outcome: str) -> float:
+    return EVENTS_SENT.labels(type=event_type, outcome=outcome)._value.get()
+
+
+async def test_first_attempt_delivers() -> None:
+    t = AutoTime()
+    before = sent("GradeEvent", "delivered")
+    result = await deliverer(Sender(t, OK), t).deliver(b"{}", event_type="GradeEvent")
+    assert result == SendResult(202, Outcome.DELIVERED, attempts=1)
+    assert sent("GradeEvent", "delivered") == before + 1
+    assert t.sleeps == []
+
+
+async def test_duplicate_counts_as_taken() -> None:
+    t = AutoTime()
+    before = sent("GradeEvent", "duplicate")
+    sender = Sender(t, SendResult(409, Outcome.DUPLICATE))
+    result = await deliverer(sender, t).deliver(b"{}", event_type="GradeEvent")
+    assert result.outcome is Outcome.DUPLICATE
+    assert sent("GradeEvent", "duplicate") == before + 1
+
+
+async def test_transient_failures_back_off_then_deliver() -> None:
+    t = AutoTime()
+    retries = RETRIES.labels(endpoint="events", cause="503")._value.get()
+    sender = Sender(t, transient(), transient(), transient(), OK)
+    d = deliverer(sender, t)
+    result = await d.deliver(b"{}", event_type="ViewEvent")
+    assert result.attempts == 4
+    assert t.sleeps == [1, 2, 4]  # full jitter at its ceiling: base * 2**attempt
+    assert RETRIES.labels(endpoint="events", cause="503")._value.get() == retries + 3
+    assert d.breaker.state is CircuitState.CLOSED
+
+
+async def test_retry_after_is_honoured_and_capped() -> None:
+    t = AutoTime()
+    sender = Sender(t, transient("429", retry_after=5), transient("429", retry_after=500), OK)
+    await deliverer(sender, t, retry_after_cap=30).deliver(b"{}", event_type="ViewEvent")
+    assert t.sleeps == [5, 30]  # max(backoff, Retry-After), Retry-After capped
+
+
+async def test_budget_exhausted_is_a_rejection_naming_the_cause() -> None:
+    t = AutoTime()
+    sender = Sender(t, transient("timeout"), latency=2)
+    with pytest.raises(Rejection) as caught:
+        await deliverer(sender, t, budget=20, threshold=100).deliver(b"{}", event_type="X")
+    rejection = caught.value
+    assert (rejection.stage, rejection.reason) == ("deliver", "retries-exhausted")
+    assert "timeout" in rejection.detail
+    # attempts 2 s each, sleeps 1, 2, 4, 8 (capped): 2+1+2+2+2+4+2 = 15, then 15+2+8 > 20
+    assert t.sleeps == [1, 2, 4]
+    assert sender.calls == 4
+    assert t.now <= 20
+
+
+async def test_waiting_for_an_open_circuit_costs_no_budget() -> None:
+    t = AutoTime()
+    # Fails twice (opening the circuit for 1000 s), then the API is back.
+    sender = Sender(t, transient(), transient(), OK)
+    d = deliverer(sender, t, budget=10, threshold=2, open_for=1000)
+    result = await d.deliver(b"{}", event_type="X")
+    assert result.attempts == 3
+    assert t.now >= 1000  # it waited out the open circuit...
+    assert d.breaker.state is CircuitState.CLOSED  # ...and its success, as the probe, closed it
+
+
+async def test_systemic_is_retried_slowly_and_never_dead_lettered() -> None:
+    t = AutoTime()
+    forbidden = ApiSystemicError("HTTP 403", endpoint="events", status=403)
+    sender = Sender(t, *[forbidden] * 50, OK)
+    d = deliverer(sender, t, budget=10, threshold=3, open_for=5, cap=8)
+    result = await d.deliver(b"{}", event_type="X")  # 50 systemic failures, far past the budget
+    assert result.attempts == 51
+    gaps = [b - a for a, b in zip(sender.times, sender.times[1:], strict=False)]
+    assert min(gaps) >= 8  # slow: at least the backoff cap between attempts
+    assert d.breaker.state is CircuitState.CLOSED
+
+
+async def test_systemic_failures_open_the_circuit() -> None:
+    t = AutoTime()
+    forbidden = ApiSystemicError("HTTP 403", endpoint="events", status=403)
+    states: list[CircuitState] = []
+    d = deliverer(Sender(t, forbidden, forbidden, OK), t, threshold=2)
+    d.breaker._on_change = lambda old, new: states.append(new)
+    await d.deliver(b"{}", event_type="X")
+    assert states == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
+
+
+async def test_rejection_propagates_and_counts_as_the_api_answering() -> None:
+    t = AutoTime()
+    before = sent("X", "rejected")
+    refused = Rejection("deliver", "api-rejected", "bad", status=400, body="{}")
+    d = deliverer(Sender(t, transient(), refused), t, threshold=2)
+    with pytest.raises(Rejection) as caught:
+        await d.deliver(b"{}", event_type="X")
+    assert caught.value is refused
+    assert sent("X", "rejected") == before + 1
+    d.breaker.record_failure()  # the run of failures was reset by the rejection
+    assert d.breaker.state is CircuitState.CLOSED
+
+
+async def test_plain_transient_error_is_retried() -> None:
+    t = AutoTime()
+    d = deliverer(Sender(t, TransientError("registry down"), OK), t)
+    assert (await d.deliver(b"{}", event_type="X")).attempts == 2
+
+
+async def test_cancellation_propagates_during_an_attempt() -> None:
+    t = AutoTime()
+    started = asyncio.Event()
+
+    class Hanging:
+        async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    d = deliverer(Sender(t, OK), t)
+    d._client = Hanging()
+    task = asyncio.create_task(d.deliver(b"{}", event_type="X"))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancellation_propagates_during_backoff() -> None:
+    sleeping = asyncio.Event()
+    t = AutoTime()
+
+    async def slow_sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    d = deliverer(Sender(t, transient()), t)
+    d._sleep = slow_sleep
+    task = asyncio.create_task(d.deliver(b"{}", event_type="X"))
+    await sleeping.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancelled_probe_lets_another_record_probe() -> None:
+    t = AutoTime()
+    gate = asyncio.Event()
+    probing = asyncio.Event()
+
+    class Api:
+        calls = 0
+
+        async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+            self.calls += 1
+            if self.calls == 1:
+                raise transient()  # opens the circuit (threshold 1)
+            if self.calls == 2:
+                probing.set()
+                await gate.wait()  # the probe hangs until cancelled
+            return OK
+
+    d = deliverer(Sender(t, OK), t, threshold=1, open_for=5)
+    d._client = Api()
+    probe = asyncio.create_task(d.deliver(b"a", event_type="X"))
+    await probing.wait()
+    other = asyncio.create_task(d.deliver(b"b", event_type="X"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not other.done()  # waits behind the probe
+    probe.cancel()
+    assert (await asyncio.wait_for(other, 1)).outcome is Outcome.DELIVERED
+    assert d.breaker.state is CircuitState.CLOSED
