@@ -4,9 +4,11 @@
 records pause instead of burning their budget. Per failure:
 
 - transient (429, 5xx, network, token endpoint down): a breaker failure, ``RETRIES`` counted,
-  sleep ``max(full-jitter backoff, Retry-After)``, try again; once the wall time spent on the
-  failing attempts and their sleeps (never the time waiting for an open circuit) would exceed the
-  budget: ``Rejection("deliver", "retries-exhausted")`` naming the last cause.
+  sleep ``max(full-jitter backoff, Retry-After)``, try again. The budget is the wall time of
+  failing attempts and their sleeps while the circuit stays closed: never the time waiting for an
+  open circuit, nor failed probes, nor the failure that opened it, so a long outage dead-letters
+  nothing. Once the next retry would end past the budget:
+  ``Rejection("deliver", "retries-exhausted")`` naming the last cause.
 - systemic (403, 404 on /events, repeated 401, bad credentials): a breaker failure, retried slowly
   (at the backoff cap) and forever: no record is dead-lettered because the relay is misconfigured.
   ``SYSTEMIC_ERRORS`` is counted by the client where the answer is seen.
@@ -28,7 +30,13 @@ from typing import Protocol
 from relay.errors import Rejection, SystemicError, TransientError
 from relay.metrics import EVENTS_SENT, RETRIES
 from relay.timeback.client import SendResult
-from relay.timeback.policy import ApiSystemicError, ApiTransientError, Backoff, CircuitBreaker
+from relay.timeback.policy import (
+    ApiSystemicError,
+    ApiTransientError,
+    Backoff,
+    CircuitBreaker,
+    CircuitState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +89,14 @@ class Deliverer:
                 verdict = True
                 self.breaker.record_failure()
                 delay = self._transient_delay(exc, attempt)
-                spent += self._clock() - started
-                if spent + delay > self.budget:
-                    raise self._exhausted(exc, attempt + 1, spent) from None
+                # Only retries under a closed circuit spend the budget: a failed probe, or a
+                # failure that opened the circuit, is the outage's fault, not this record's.
+                if self.breaker.state is CircuitState.CLOSED:
+                    spent += self._clock() - started
+                    if spent + delay > self.budget:
+                        raise self._exhausted(exc, attempt + 1, spent) from None
+                    spent += delay
                 await self._sleep(delay)
-                spent += delay
             except SystemicError as exc:
                 verdict = True
                 self.breaker.record_failure()

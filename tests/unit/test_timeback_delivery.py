@@ -258,3 +258,14 @@ async def test_cancelled_probe_lets_another_record_probe() -> None:
     probe.cancel()
     assert (await asyncio.wait_for(other, 1)).outcome is Outcome.DELIVERED
     assert d.breaker.state is CircuitState.CLOSED
+
+
+async def test_a_long_outage_dead_letters_nothing() -> None:
+    t = AutoTime()
+    # Down for 200 attempts (hours of fake time with growing open periods), then back.
+    sender = Sender(t, *[transient("503")] * 200, OK, latency=1)
+    d = deliverer(sender, t, budget=10, threshold=2, open_for=5)
+    result = await d.deliver(b"{}", event_type="X")
+    assert result.attempts == 201
+    assert t.now > 10 * 60  # far beyond the budget, all of it in an open circuit or probing
+    assert d.breaker.state is CircuitState.CLOSED
