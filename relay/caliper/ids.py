@@ -1,0 +1,115 @@
+"""Identifiers and times of emitted events: deterministic event ids, entity IRIs, the .SSSZ format.
+
+- Event ids are ``urn:uuid:`` + UUIDv5 of (record type, producer event id, index), so a retry,
+  a redelivery or a DLQ replay produces byte-identical events (DESIGN.md "Deterministic ids").
+- Users, courses and the app are IRIs on the TimeBack host (TIMEBACK.md §2: STU, CRS, APP).
+- Activity ids are absolute IRIs as given, or local ids placed under RELAY_ACTIVITY_BASE_URL.
+- Times are UTC with exactly three fractional digits and a literal ``Z`` (CALIPER.md §2, §9).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import quote, unquote
+
+from relay.errors import Rejection
+
+# "http://x", "urn:…", "tag:…": a scheme, no whitespace. Anything else is an id local to the app.
+# Only these schemes count, so a local id such as "math:lesson-3" is not mistaken for an IRI.
+_ABSOLUTE_IRI: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|urn:|tag:)\S+\Z", re.IGNORECASE)
+_USERS: Final = "/rostering/1.0/users/"
+_COURSES: Final = "/rostering/1.0/courses/"
+_APPS: Final = "/applications/1.0/"
+# Characters left as they are when a local id becomes a path segment; the rest is %-encoded
+# (including "%" itself, so the encoding is injective and two ids never share an IRI).
+_SEGMENT_SAFE: Final = "-._~!$&'()*+,;=:@"
+_UUID_NS_SEPARATOR: Final = "\x1f"  # cannot occur in a record name; keeps name parts apart
+
+
+def event_id(namespace: uuid.UUID, record_type: str, producer_event_id: str, index: int) -> str:
+    """The id of the ``index``-th event made from one record: ``urn:uuid:`` + UUIDv5."""
+    name = f"{record_type}{_UUID_NS_SEPARATOR}{producer_event_id}{_UUID_NS_SEPARATOR}{index}"
+    return "urn:uuid:" + str(uuid.uuid5(namespace, name))
+
+
+def format_time(dt: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC. A naive datetime is taken as UTC, never local time."""
+    u = dt if dt.tzinfo is None or dt.tzinfo is UTC else dt.astimezone(UTC)
+    # Formatted by hand: isoformat() drops the fraction when microsecond == 0 and writes +00:00.
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond // 1000:03d}Z"
+    )
+
+
+def is_absolute_iri(value: str) -> bool:
+    """True for an IRI with a hierarchical scheme (``https://…``) or a ``urn:``/``tag:`` URI."""
+    return _ABSOLUTE_IRI.match(value) is not None
+
+
+def segment(value: str) -> str:
+    """``value`` as one IRI path segment (``/`` and spaces %-encoded)."""
+    return quote(value, safe=_SEGMENT_SAFE)
+
+
+def user_iri(iri_base: str, user_id: str) -> str:
+    """STU: ``{iri_base}/rostering/1.0/users/{id}``."""
+    return f"{iri_base}{_USERS}{segment(user_id)}"
+
+
+def course_iri(iri_base: str, course_id: str) -> str:
+    """CRS: ``{iri_base}/rostering/1.0/courses/{id}``."""
+    return f"{iri_base}{_COURSES}{segment(course_id)}"
+
+
+def app_iri(iri_base: str, app_id: str) -> str:
+    """APP: ``{iri_base}/applications/1.0/{app}``; RELAY_APP_ID may already be the full IRI."""
+    if is_absolute_iri(app_id):
+        return app_id
+    return f"{iri_base}{_APPS}{segment(app_id)}"
+
+
+def activity_iri(activity_id: str, activity_base_url: str | None) -> str:
+    """An activity's IRI: an absolute IRI stays; a local id becomes ``{base}/{id}``."""
+    if is_absolute_iri(activity_id):
+        return activity_id
+    if not activity_base_url:
+        raise Rejection(
+            "map",
+            "activity-iri-unresolved",
+            f"activity id {activity_id!r} is not an absolute IRI and "
+            "RELAY_ACTIVITY_BASE_URL is not set",
+        )
+    # "/" stays: local ids often have a path structure ("math5/lesson3").
+    return f"{activity_base_url}/{quote(activity_id.lstrip('/'), safe=_SEGMENT_SAFE + '/')}"
+
+
+def parse_course_id(iri_or_id: str) -> str:
+    """The course sourcedId in a CRS IRI (any host), or the value itself when it is a bare id.
+
+    Raises ValueError for an empty value or an absolute IRI that is not a rostering course IRI:
+    it cannot be turned into the CRS form TimeBack requires.
+    """
+    value = iri_or_id.strip()
+    if not value:
+        raise ValueError("empty course id")
+    if not is_absolute_iri(value):
+        return value
+    head, sep, tail = value.partition(_COURSES)
+    raw = tail.rstrip("/")
+    if not sep or not head or not raw or "/" in raw:
+        raise ValueError(f"{iri_or_id!r} is not a course IRI (…{_COURSES}{{sourcedId}})")
+    return unquote(raw)
+
+
+def session_iri(namespace: uuid.UUID, session_id: str) -> str:
+    """A Session id: an absolute IRI stays, a UUID becomes its URN, anything else a UUIDv5."""
+    if is_absolute_iri(session_id):
+        return session_id
+    try:
+        return uuid.UUID(session_id).urn
+    except ValueError:
+        return uuid.uuid5(namespace, "session" + _UUID_NS_SEPARATOR + session_id).urn

@@ -1,0 +1,312 @@
+"""Activity + course context -> Caliper events (issue 4's table), then checked before sending.
+
+``map_activity`` is pure: one record becomes one or more events, each with a deterministic id
+(record type, producer event id, index), its body and its orjson bytes. ``Mapper`` is the stage
+the pipeline runs: resolve course and subject, map, and run the rule checker on every event; an
+issue means the mapping is wrong, and the record is rejected as ``map/invalid-caliper``.
+
+Entity ids derived from a record (all under the activity's IRI, so they stay unique per app):
+
+| entity | id |
+|---|---|
+| XP Attempt, its Score | ``{activity}/attempts/{event_id}``, ``…/score`` (one Attempt per earning) |
+| assessment Attempt | ``{assessment}/attempts/{attempt}`` |
+| item Attempt | ``{item}/attempts/{attempt}`` |
+| Response, QUESTION_RESULT Score | ``{item attempt}/responses/{event_id}``, ``…/scores/{event_id}`` |
+| Session | the producer's id as an IRI, its UUID URN, or a UUIDv5 of it |
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from relay.caliper import events as ev
+from relay.caliper.ids import (
+    activity_iri,
+    app_iri,
+    course_iri,
+    event_id,
+    format_time,
+    segment,
+    session_iri,
+    user_iri,
+)
+from relay.caliper.validate import TimeBackRules, check
+from relay.config import Settings
+from relay.contract.activity import (
+    Activity,
+    AssessmentAction,
+    AssessmentProgress,
+    QuestionAnswered,
+    ResourceViewed,
+    SessionAction,
+    SessionChanged,
+    XpEarned,
+    record_name,
+)
+from relay.courses import CourseContext, CourseResolver
+from relay.errors import Rejection
+
+__all__ = [
+    "CaliperEvent",
+    "CourseContext",
+    "Mapper",
+    "MappingContext",
+    "map_activity",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    """What mapping needs from the configuration: the IRI bases, the app and the id namespace."""
+
+    iri_base: str
+    app_iri: str
+    activity_base_url: str | None
+    id_namespace: uuid.UUID
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MappingContext:
+        settings.require("app_id")
+        assert settings.app_id is not None  # require() raised otherwise
+        return cls(
+            iri_base=settings.iri_base,
+            app_iri=app_iri(settings.iri_base, settings.app_id),
+            activity_base_url=settings.activity_base_url,
+            id_namespace=settings.id_namespace,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CaliperEvent:
+    """One event ready to send: ``payload`` is ``body`` serialized once, with orjson."""
+
+    id: str
+    type: str
+    body: dict[str, Any]
+    payload: bytes
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> CaliperEvent:
+        return cls(body["id"], body["type"], body, orjson.dumps(body))
+
+
+# --- the mapping table ------------------------------------------------------------------------
+
+ASSESSMENT_ACTIONS: Final[dict[AssessmentAction, ev.AssessmentActionTerm]] = {
+    AssessmentAction.STARTED: "Started",
+    AssessmentAction.PAUSED: "Paused",
+    AssessmentAction.RESUMED: "Resumed",
+    AssessmentAction.RESTARTED: "Restarted",
+    AssessmentAction.SUBMITTED: "Submitted",
+}
+SESSION_ACTIONS: Final[dict[SessionAction, ev.SessionActionTerm]] = {
+    SessionAction.LOGGED_IN: "LoggedIn",
+    SessionAction.LOGGED_OUT: "LoggedOut",
+    SessionAction.TIMED_OUT: "TimedOut",
+}
+
+
+def map_activity(
+    activity: Activity, course: CourseContext, ctx: MappingContext
+) -> list[CaliperEvent]:
+    """The Caliper events of one activity record, in a fixed order (the index of each id)."""
+    mapper = _MAPPERS.get(type(activity))
+    if mapper is None:
+        raise Rejection("map", "unsupported-record", f"no mapping for {record_name(activity)}")
+    return [CaliperEvent.of(body) for body in mapper(activity, course, ctx)]
+
+
+class _Ids:
+    """Event ids for one record: index 0, 1, … in the order the events are made."""
+
+    def __init__(self, activity: Activity, ctx: MappingContext) -> None:
+        self._args = (ctx.id_namespace, record_name(activity), activity.event_id)
+
+    def __call__(self, index: int) -> str:
+        return event_id(*self._args, index)
+
+
+def _extensions(course: CourseContext, ctx: MappingContext) -> ev.Json | None:
+    course_ref = course_iri(ctx.iri_base, course.course_id) if course.course_id else None
+    return ev.event_extensions(course.subject, course_ref)
+
+
+def _time(value: Any) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def _map_xp(a: XpEarned, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
+    activity = activity_iri(a.activity.id, ctx.activity_base_url)
+    attempt = f"{activity}/attempts/{segment(a.event_id)}"
+    event = ev.grade_event(
+        id=_Ids(a, ctx)(0),
+        event_time=format_time(a.occurred_at),
+        app=ctx.app_iri,
+        student=user_iri(ctx.iri_base, a.student_id),
+        attempt_id=attempt,
+        count=a.attempt,
+        assignable_id=activity,
+        assignable_type="DigitalResource",
+        activity_name=a.activity.name,
+        score_id=f"{attempt}/score",
+        score_given=a.xp,
+        max_score=a.xp,
+        score_type="XP",
+        extensions=_extensions(course, ctx),
+    )
+    return [event]
+
+
+def _map_assessment(
+    a: AssessmentProgress, course: CourseContext, ctx: MappingContext
+) -> list[ev.Json]:
+    assessment = activity_iri(a.assessment.id, ctx.activity_base_url)
+    occurred = format_time(a.occurred_at)
+    action = ASSESSMENT_ACTIONS[a.action]
+    # Started/Restarted begin the attempt now unless the record says when; Submitted ends it.
+    started = _time(a.started_at) or (occurred if action in ("Started", "Restarted") else None)
+    ended = _time(a.ended_at) or (occurred if action == "Submitted" else None)
+    totals: ev.Json = {}
+    if a.total_questions is not None:
+        totals["totalQuestions"] = a.total_questions
+    if a.correct_questions is not None:
+        totals["correctQuestions"] = a.correct_questions
+    event = ev.assessment_event(
+        id=_Ids(a, ctx)(0),
+        event_time=occurred,
+        action=action,
+        app=ctx.app_iri,
+        student=user_iri(ctx.iri_base, a.student_id),
+        assessment_id=assessment,
+        assessment_name=a.assessment.name,
+        attempt_id=f"{assessment}/attempts/{a.attempt}",
+        count=a.attempt,
+        started_at=started,
+        ended_at=ended,
+        attempt_extensions=totals,
+        extensions=_extensions(course, ctx),
+    )
+    return [event]
+
+
+def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
+    item = activity_iri(a.item.id, ctx.activity_base_url)
+    assessment = a.assessment
+    assessment_id = activity_iri(assessment.id, ctx.activity_base_url) if assessment else None
+    attempt = f"{item}/attempts/{a.attempt}"
+    ids = _Ids(a, ctx)
+    occurred = format_time(a.occurred_at)
+    student = user_iri(ctx.iri_base, a.student_id)
+    extensions = _extensions(course, ctx)
+    events = [
+        ev.assessment_item_event(
+            id=ids(0),
+            event_time=occurred,
+            app=ctx.app_iri,
+            student=student,
+            item_id=item,
+            item_name=a.item.name,
+            assessment_id=assessment_id,
+            assessment_name=assessment.name if assessment else None,
+            attempt_id=attempt,
+            count=a.attempt,
+            started_at=_time(a.started_at),
+            ended_at=_time(a.ended_at) or occurred,  # Completed: the item ended by now
+            response_id=f"{attempt}/responses/{segment(a.event_id)}",
+            response=a.response,
+            extensions=extensions,
+        )
+    ]
+    if a.correct is not None:
+        events.append(
+            ev.grade_event(
+                id=ids(1),
+                event_time=occurred,
+                app=ctx.app_iri,
+                student=student,
+                attempt_id=attempt,
+                count=a.attempt,
+                assignable_id=item,
+                assignable_type="AssessmentItem",
+                activity_name=a.item.name,
+                score_id=f"{attempt}/scores/{segment(a.event_id)}",
+                score_given=1.0 if a.correct else 0.0,
+                max_score=1.0,
+                score_type="QUESTION_RESULT",
+                extensions=extensions,
+            )
+        )
+    return events
+
+
+def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
+    event = ev.view_event(
+        id=_Ids(a, ctx)(0),
+        event_time=format_time(a.occurred_at),
+        app=ctx.app_iri,
+        student=user_iri(ctx.iri_base, a.student_id),
+        resource_id=activity_iri(a.resource.id, ctx.activity_base_url),
+        resource_name=a.resource.name,
+        extensions=_extensions(course, ctx),
+    )
+    return [event]
+
+
+def _map_session(a: SessionChanged, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
+    del course  # sessions never carry subject or course (TIMEBACK.md §2)
+    event = ev.session_event(
+        id=_Ids(a, ctx)(0),
+        event_time=format_time(a.occurred_at),
+        action=SESSION_ACTIONS[a.action],
+        app=ctx.app_iri,
+        student=user_iri(ctx.iri_base, a.student_id),
+        session_id=session_iri(ctx.id_namespace, a.session_id),
+    )
+    return [event]
+
+
+_Map = Callable[[Any, CourseContext, MappingContext], list[ev.Json]]
+_MAPPERS: Final[dict[type, _Map]] = {
+    XpEarned: _map_xp,
+    AssessmentProgress: _map_assessment,
+    QuestionAnswered: _map_question,
+    ResourceViewed: _map_view,
+    SessionChanged: _map_session,
+}
+
+
+# --- the stage --------------------------------------------------------------------------------
+
+
+class Mapper:
+    """The enrich + map stage: resolve course and subject, map, check every event."""
+
+    def __init__(self, ctx: MappingContext, resolver: CourseResolver, rules: TimeBackRules) -> None:
+        self.ctx = ctx
+        self.resolver = resolver
+        self.rules = rules
+
+    @classmethod
+    def from_settings(cls, settings: Settings, resolver: CourseResolver) -> Mapper:
+        rules = TimeBackRules(settings.iri_base, tuple(settings.subjects))
+        return cls(MappingContext.from_settings(settings), resolver, rules)
+
+    async def map(self, activity: Activity) -> list[CaliperEvent]:
+        course = await self.resolver.resolve(activity)
+        return self.map_resolved(activity, course)
+
+    def map_resolved(self, activity: Activity, course: CourseContext) -> list[CaliperEvent]:
+        """Map with a known course context and check every event (Rejection on any issue)."""
+        events = map_activity(activity, course, self.ctx)
+        for event in events:
+            issues = check(event.body, self.rules)
+            if issues:
+                listed = "; ".join(f"{i.path}: {i.message}" for i in issues)
+                raise Rejection("map", "invalid-caliper", f"{event.type} {event.id}: {listed}")
+        return events
