@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
 import json
 import time
@@ -232,7 +233,6 @@ class Decoder:
         return plan
 
     async def _get_schema(self, schema_id: int) -> RegistrySchema:
-        import httpx
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         registry = self._registry
@@ -244,7 +244,7 @@ class Decoder:
         except SchemaRegistryError as exc:
             status, message = exc.http_status_code, exc.error_message
             raise self._registry_refused(schema_id, status, message) from None
-        except (httpx.HTTPError, OSError, ValueError) as exc:  # no answer, or not a usable one
+        except _no_answer_errors() as exc:  # no answer, or not a usable one
             raise TransientError(
                 f"Schema Registry unavailable fetching schema id {schema_id}: "
                 f"{type(exc).__name__}: {exc}"
@@ -262,6 +262,20 @@ class Decoder:
                 "check RELAY_SCHEMA_REGISTRY_URL and its credentials"
             )
         return TransientError(f"Schema Registry answered HTTP {status} for schema id {schema_id}")
+
+
+@functools.cache
+def _no_answer_errors() -> tuple[type[Exception], ...]:
+    """What a registry client raises when the registry does not answer usably: socket errors,
+    malformed bodies and the HTTP library's errors. confluent-kafka uses httpx2 where it is
+    installed and httpx otherwise, so both are looked for."""
+    found: list[type[Exception]] = [OSError, ValueError]
+    for module in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(module).HTTPError)
+        except ImportError:
+            continue
+    return tuple(found)
 
 
 def _not_found(schema_id: int) -> Rejection:

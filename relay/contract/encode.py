@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 FramingName = Literal["single-object", "confluent"]
 
-_DEFAULT_CHECKS = Checks()
+# The relay's default checks, except negative xp: accepting corrections is the relay's policy
+# (RELAY_ALLOW_NEGATIVE_XP), which a producer cannot know, so the encoder lets them through.
+PRODUCER_CHECKS = Checks(allow_negative_xp=True)
 # registry client -> {(subject, fingerprint): schema id}; weak, so a dropped client is forgotten.
 _schema_ids: weakref.WeakKeyDictionary[Any, dict[tuple[str, bytes], int]] = (
     weakref.WeakKeyDictionary()
@@ -55,7 +57,9 @@ def encode(
     ``record_type`` is a short (``XpEarned``) or full (``timeback.activity.XpEarned``) name;
     ``value`` a mapping of the record's fields (timestamps as aware datetimes, ISO-8601 strings or
     epoch milliseconds; optional fields may be left out) or an Activity dataclass. ``checks``
-    defaults to the relay's defaults (no negative xp, 300 s clock skew).
+    defaults to ``PRODUCER_CHECKS``: the relay's defaults (occurred_at at most 300 s ahead of this
+    machine's clock) except that negative xp is let through, since accepting it is the relay's
+    setting; pass ``Checks()`` to refuse it here too.
 
     Raises ``Rejection`` (reason ``unsupported-record`` or ``invalid-field``, detail naming the
     field) for a record the relay would refuse, ``ValueError`` for bad arguments; errors of the
@@ -64,7 +68,7 @@ def encode(
     cat = catalogue or default_catalogue()
     full_name = resolve_type(cat, record_type)
     datum = to_datum(full_name, as_mapping(value), cat)
-    activity_from_record(full_name, datum, checks or _DEFAULT_CHECKS)
+    activity_from_record(full_name, datum, checks or PRODUCER_CHECKS)
     entry = cat.entry(full_name)
     buf = BytesIO()
     schemaless_writer(buf, entry.plain, datum)
