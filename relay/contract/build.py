@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from relay.contract.activity import (
     NAMESPACE,
@@ -78,7 +78,7 @@ def activity_from_record(full_name: str, record: Record, checks: Checks) -> Acti
     builder = _BUILDERS.get(full_name)
     if builder is None:
         raise Rejection("decode", "unsupported-record", f"record type {full_name!r} is not handled")
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):
         raise invalid("record", f"expected a mapping, got {_kind(record)}")
     try:
         return builder(record, checks)
@@ -187,28 +187,46 @@ def _event_id(value: Any) -> str:
     return value.lower()
 
 
-def _ident(name: str, value: Any) -> str:
-    """An id: a non-empty string without whitespace or control characters."""
-    if type(value) is not str:
-        raise invalid(name, f"expected a string, got {_kind(value)}")
+def _is_id(value: Any) -> TypeGuard[str]:
+    """A non-empty string without whitespace or control characters."""
     # isprintable() is False for every whitespace but " ", control, format and surrogate chars.
-    if not value or " " in value or not value.isprintable():
-        raise invalid(name, _why_bad_id(value))
-    return value
+    return type(value) is str and value != "" and " " not in value and value.isprintable()
+
+
+def _ident(name: str, value: Any) -> str:
+    if _is_id(value):
+        return value
+    raise _bad_id(name, value)
+
+
+def _bad_id(name: str, value: Any) -> Rejection:
+    if type(value) is not str:
+        return invalid(name, f"expected a string, got {_kind(value)}")
+    return invalid(name, _why_bad_id(value))
 
 
 def _opt_ident(name: str, value: Any) -> str | None:
     return None if value is None else _ident(name, value)
 
 
-def _text(name: str, value: Any) -> str:
+def _is_text(value: Any) -> TypeGuard[str]:
     """Free text: any string that is valid Unicode (no lone surrogates)."""
+    # isprintable() first: it is the cheap answer for almost every name.
+    return type(value) is str and (value.isprintable() or _SURROGATE.search(value) is None)
+
+
+def _text(name: str, value: Any) -> str:
+    if _is_text(value):
+        return value
+    raise _bad_text(name, value)
+
+
+def _bad_text(name: str, value: Any) -> Rejection:
     if type(value) is not str:
-        raise invalid(name, f"expected a string, got {_kind(value)}")
+        return invalid(name, f"expected a string, got {_kind(value)}")
     bad = _SURROGATE.search(value)
-    if bad is not None:
-        raise invalid(name, f"invalid character U+{ord(bad.group()):04X} at {bad.start()}")
-    return value
+    assert bad is not None
+    return invalid(name, f"invalid character U+{ord(bad.group()):04X} at {bad.start()}")
 
 
 def _opt_text(name: str, value: Any) -> str | None:
@@ -224,11 +242,19 @@ def _opt_subject(value: Any) -> str | None:
 
 
 def _ref(name: str, value: Any) -> ActivityRef:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise invalid(name, f"expected an Activity {{id, name}}, got {_kind(value)}")
-    if "id" not in value or "name" not in value:
-        raise invalid(f"{name}.{'id' if 'id' not in value else 'name'}", "missing")
-    return ActivityRef(_ident(f"{name}.id", value["id"]), _text(f"{name}.name", value["name"]))
+    ident, label = value.get("id"), value.get("name")
+    # Field names are only formatted on failure: this runs for nearly every record.
+    if not _is_id(ident):
+        raise invalid(f"{name}.id", "missing") if ident is None else _bad_id(f"{name}.id", ident)
+    if not _is_text(label):
+        raise (
+            invalid(f"{name}.name", "missing")
+            if label is None
+            else _bad_text(f"{name}.name", label)
+        )
+    return ActivityRef(ident, label)
 
 
 def _xp(value: Any, checks: Checks) -> float:
@@ -283,7 +309,7 @@ def to_datetime(name: str, value: Any) -> datetime:
     """An aware UTC datetime from epoch milliseconds (the Avro datum) or an aware datetime."""
     if type(value) is int:
         try:
-            return _EPOCH + timedelta(milliseconds=value)
+            return _EPOCH + timedelta(0, 0, 0, value)  # positional: milliseconds, and faster
         except OverflowError:
             raise invalid(name, f"{value} ms since the epoch is out of range") from None
     if isinstance(value, datetime):

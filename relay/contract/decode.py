@@ -34,7 +34,7 @@ from relay.contract.catalogue import (
     fingerprint_of,
     parse_both,
 )
-from relay.contract.wire import unframe
+from relay.contract.wire import SINGLE_OBJECT_HEADER, SINGLE_OBJECT_MAGIC, unframe
 from relay.errors import Rejection, SystemicError, TransientError
 
 if TYPE_CHECKING:
@@ -110,15 +110,15 @@ class Decoder:
 
     def decode_sync(self, value: bytes) -> Activity:
         """Decode without I/O. Raises Rejection, or RegistryLookupRequired for an unseen id."""
+        if type(value) is not bytes:
+            value = bytes(value)  # a bytearray or memoryview: slices must be hashable
+        if value[:2] == SINGLE_OBJECT_MAGIC and len(value) >= SINGLE_OBJECT_HEADER:
+            # The common case inlined: unframe() would cost as much as the checks of a record.
+            return self._read(self._single_object_plan(value[2:10]), value, SINGLE_OBJECT_HEADER)
         _, key, offset = unframe(value)
-        if isinstance(key, bytes):  # single-object framing: the writer's fingerprint
-            plan = self._by_fingerprint.get(key)
-            if plan is None:
-                detail = f"no schema in the catalogue has fingerprint {key.hex()}"
-                raise Rejection("decode", "unknown-fingerprint", detail)
-        else:  # Confluent framing: the registry's schema id
-            plan = self._cached_id_plan(key)
-        return self._read(plan, value, offset)
+        if isinstance(key, bytes):
+            return self._read(self._single_object_plan(key), value, offset)
+        return self._read(self._cached_id_plan(key), value, offset)
 
     async def decode(self, value: bytes) -> Activity:
         """Decode, fetching an unseen Confluent schema id from the Schema Registry.
@@ -163,6 +163,13 @@ class Decoder:
             return Rejection("decode", "unsupported-record", f"no reader schema for {full_name!r}")
         same = reader.fingerprint == fingerprint
         return _Plan(full_name, writer, None if same else reader.plain)
+
+    def _single_object_plan(self, fingerprint: bytes) -> _Plan | Rejection:
+        plan = self._by_fingerprint.get(fingerprint)
+        if plan is None:
+            detail = f"no schema in the catalogue has fingerprint {fingerprint.hex()}"
+            raise Rejection("decode", "unknown-fingerprint", detail)
+        return plan
 
     def _cached_id_plan(self, schema_id: int) -> _Plan | Rejection:
         plan = self._by_id.get(schema_id)

@@ -55,10 +55,10 @@ def to_datum(full_name: str, value: Mapping[str, Any], catalogue: Catalogue) -> 
     entry = catalogue.entry(full_name)
     named = entry.parsed["__named_schemas"]
     datum = _Coercer(named).record(entry.parsed, value, "")
-    try:
-        validate(datum, entry.plain, raise_errors=True, strict=True)
-    except ValidationError as exc:  # a backstop: the coercion above should have caught it
-        raise invalid(_field_of(exc), "does not match the schema") from None
+    # A backstop: the coercion above should have caught everything. raise_errors=False first,
+    # because with True fastavro builds an error for every union branch it tries.
+    if not validate(datum, entry.plain, raise_errors=False, strict=True):
+        raise invalid(_failing_field(datum, entry.plain), "does not match the schema")
     return datum
 
 
@@ -181,11 +181,17 @@ def _epoch_ms(value: Any, path: str) -> int:
     raise invalid(path, f"expected an ISO-8601 string or epoch milliseconds, got {_kind(value)}")
 
 
-def _field_of(exc: ValidationError) -> str:
-    # fastavro names a field by its record's full name: timeback.activity.XpEarned.xp -> xp
-    errors: list[Any] = list(exc.errors or [])
-    name = str(getattr(errors[0], "field", "")) if errors else ""
-    return name.removeprefix("timeback.activity.").partition(".")[2] or name or "record"
+def _failing_field(datum: dict[str, Any], schema: Schema) -> str:
+    try:
+        validate(datum, schema, raise_errors=True, strict=True)
+    except ValidationError as exc:
+        # fastavro names a field after its record's full name: timeback.activity.XpEarned.xp,
+        # timeback.activity.Activity.id (no path to nested records): keep what is informative.
+        errors: list[Any] = list(exc.errors or [])
+        name = str(getattr(errors[0], "field", "")) if errors else ""
+        top, namespace = f"{schema['name']}.", schema["name"].rpartition(".")[0] + "."
+        return name.removeprefix(top).removeprefix(namespace) or "record"
+    return "record"
 
 
 def _join(path: str, name: str) -> str:
