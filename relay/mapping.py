@@ -7,13 +7,11 @@ issue means the mapping is wrong, and the record is rejected as ``map/invalid-ca
 
 Entity ids derived from a record (all under the activity's IRI, so they stay unique per app):
 
-| entity | id |
-|---|---|
-| XP Attempt, its Score | ``{activity}/attempts/{event_id}``, ``…/score`` (one Attempt per earning) |
-| assessment Attempt | ``{assessment}/attempts/{attempt}`` |
-| item Attempt | ``{item}/attempts/{attempt}`` |
-| Response, QUESTION_RESULT Score | ``{item attempt}/responses/{event_id}``, ``…/scores/{event_id}`` |
-| Session | the producer's id as an IRI, its UUID URN, or a UUIDv5 of it |
+- XP Attempt: ``{activity}/attempts/{event_id}`` (one per earning); its Score ``…/score``
+- assessment Attempt: ``{assessment}/attempts/{attempt}``
+- item Attempt: ``{item}/attempts/{attempt}``; its Response ``…/responses/{event_id}``; the
+  QUESTION_RESULT Score ``…/scores/{event_id}``
+- Session: the producer's id if it is an IRI, its URN if it is a UUID, else a UUIDv5 of it
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from relay.caliper.ids import (
     activity_iri,
     app_iri,
     course_iri,
-    event_id,
+    event_ids,
     format_time,
     segment,
     session_iri,
@@ -122,14 +120,9 @@ def map_activity(
     return [CaliperEvent.of(body) for body in mapper(activity, course, ctx)]
 
 
-class _Ids:
+def _ids_for(activity: Activity, ctx: MappingContext) -> Callable[[int], str]:
     """Event ids for one record: index 0, 1, … in the order the events are made."""
-
-    def __init__(self, activity: Activity, ctx: MappingContext) -> None:
-        self._args = (ctx.id_namespace, record_name(activity), activity.event_id)
-
-    def __call__(self, index: int) -> str:
-        return event_id(*self._args, index)
+    return event_ids(ctx.id_namespace, record_name(activity), activity.event_id)
 
 
 def _extensions(course: CourseContext, ctx: MappingContext) -> ev.Json | None:
@@ -145,7 +138,7 @@ def _map_xp(a: XpEarned, course: CourseContext, ctx: MappingContext) -> list[ev.
     activity = activity_iri(a.activity.id, ctx.activity_base_url)
     attempt = f"{activity}/attempts/{segment(a.event_id)}"
     event = ev.grade_event(
-        id=_Ids(a, ctx)(0),
+        id=_ids_for(a, ctx)(0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
         student=user_iri(ctx.iri_base, a.student_id),
@@ -178,7 +171,7 @@ def _map_assessment(
     if a.correct_questions is not None:
         totals["correctQuestions"] = a.correct_questions
     event = ev.assessment_event(
-        id=_Ids(a, ctx)(0),
+        id=_ids_for(a, ctx)(0),
         event_time=occurred,
         action=action,
         app=ctx.app_iri,
@@ -200,7 +193,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
     assessment = a.assessment
     assessment_id = activity_iri(assessment.id, ctx.activity_base_url) if assessment else None
     attempt = f"{item}/attempts/{a.attempt}"
-    ids = _Ids(a, ctx)
+    ids = _ids_for(a, ctx)
     occurred = format_time(a.occurred_at)
     student = user_iri(ctx.iri_base, a.student_id)
     extensions = _extensions(course, ctx)
@@ -247,7 +240,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
 
 def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
     event = ev.view_event(
-        id=_Ids(a, ctx)(0),
+        id=_ids_for(a, ctx)(0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
         student=user_iri(ctx.iri_base, a.student_id),
@@ -261,7 +254,7 @@ def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> 
 def _map_session(a: SessionChanged, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
     del course  # sessions never carry subject or course (TIMEBACK.md §2)
     event = ev.session_event(
-        id=_Ids(a, ctx)(0),
+        id=_ids_for(a, ctx)(0),
         event_time=format_time(a.occurred_at),
         action=SESSION_ACTIONS[a.action],
         app=ctx.app_iri,

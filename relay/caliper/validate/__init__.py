@@ -23,6 +23,6 @@ __all__ = ["Issue", "TimeBackRules", "caliper_issues", "check", "timeback_issues
 def check(event: Mapping[str, Any], rules: TimeBackRules) -> list[Issue]:
     """Every Caliper and TimeBack rule the event breaks; empty when the event is good to send."""
     issues = caliper_issues(event)
-    if isinstance(event, Mapping):
+    if type(event) is dict or isinstance(event, Mapping):
         issues.extend(timeback_issues(event, rules))
     return issues

@@ -8,10 +8,10 @@ every event it sends.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, TypeGuard
 
 from relay.caliper.validate import terms as T
 from relay.caliper.validate.event_rules import allowed_actions, constraints
@@ -27,26 +27,24 @@ class Issue:
 
 def caliper_issues(event: Mapping[str, Any]) -> list[Issue]:
     """Every Caliper v1p2 rule the event breaks (an empty list means valid)."""
-    if not isinstance(event, Mapping):
+    if not _is_object(event):
         return [Issue("", "an event must be a JSON object")]
     out: list[Issue] = []
-    _check_context(event, out)
+    if event.get("@context") != T.CONTEXT:
+        _check_context(event, out)
     _check_keys(event, out)
-    type_ = _check_type(event, out)
-    action = _check_action(event, type_, out)
-    profile = _check_profile(event, type_, out)
+    allowed = _allowed(event, out)
     _check_event_id(event.get("id"), out)
     time = event.get("eventTime")
     if time is not None:
         _check_datetime(time, "eventTime", out)
     ext = event.get("extensions")
-    if ext is not None and not isinstance(ext, Mapping):
+    if ext is not None and not _is_object(ext):
         out.append(Issue("extensions", "must be a JSON object"))
-    allowed = constraints(type_ or "", action, profile)
-    for prop, types in allowed.items():
-        value = event.get(prop)
-        if value is not None:
-            _check_entity(value, prop, types, out)
+    for key, value in event.items():
+        types = allowed.get(key)
+        if types is not None and value is not None:
+            _check_entity(value, key, types, out)
     return out
 
 
@@ -73,15 +71,45 @@ def _check_context(event: Mapping[str, Any], out: list[Issue]) -> None:
 
 
 def _check_keys(event: Mapping[str, Any], out: list[Issue]) -> None:
-    for key in T.REQUIRED_EVENT_PROPS:
-        if key not in event:
-            out.append(Issue(key, "required"))
-    for key, value in event.items():
-        if key not in T.EVENT_PROPS:
-            out.append(Issue(key, "unknown property: custom properties belong in extensions"))
-        elif value is None:
-            required = key in T.REQUIRED_EVENT_PROPS
-            out.append(Issue(key, "required, must not be null" if required else _NULL))
+    # Set operations first: on a good event they are all the work there is, done in C.
+    keys = event.keys()
+    if not _REQUIRED.issubset(keys):
+        out.extend(Issue(k, "required") for k in T.REQUIRED_EVENT_PROPS if k not in keys)
+    if not T.EVENT_PROPS.issuperset(keys):
+        out.extend(
+            Issue(k, "unknown property: custom properties belong in extensions")
+            for k in keys
+            if k not in T.EVENT_PROPS
+        )
+    if None in event.values():
+        for key, value in event.items():
+            if value is None:
+                required = key in _REQUIRED
+                out.append(Issue(key, "required, must not be null" if required else _NULL))
+
+
+_REQUIRED: Final = frozenset(T.REQUIRED_EVENT_PROPS)
+
+
+_Combo = tuple[Any, Any, Any]
+_GOOD_COMBOS: dict[_Combo, dict[str, frozenset[str]]] = {}  # valid (type, action, profile)
+
+
+def _allowed(event: Mapping[str, Any], out: list[Issue]) -> dict[str, frozenset[str]]:
+    """Check type, action and profile together; the allowed entity types of each property."""
+    combo = (event.get("type"), event.get("action"), event.get("profile"))
+    try:
+        return _GOOD_COMBOS[combo]  # a handful of combinations, each checked once
+    except (KeyError, TypeError):  # TypeError: an unhashable value, which is never valid
+        pass
+    before = len(out)
+    type_ = _check_type(event, out)
+    action = _check_action(event, type_, out)
+    profile = _check_profile(event, type_, out)
+    allowed = constraints(type_ or "", action, profile)
+    if len(out) == before and type(combo[0]) is str and type(combo[1]) is str:
+        _GOOD_COMBOS[combo] = allowed
+    return allowed
 
 
 def _check_type(event: Mapping[str, Any], out: list[Issue]) -> str | None:
@@ -127,78 +155,132 @@ def _check_event_id(value: Any, out: list[Issue]) -> None:
 
 
 # --- values -----------------------------------------------------------------------------------
+# Each value rule takes (owner type, key, value, parent path, out) and builds the value's path
+# only when it reports an issue: most values are fine, and the string building is the cost.
 
 _NULL = "null value: omit the property"
+_GOOD_TIMES: set[str] = set()  # date-times already checked; most events repeat the same few
+
+
+def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    # dict first: isinstance against the Mapping ABC is slow, and this runs many times per event
+    return type(value) is dict or (type(value) is not str and isinstance(value, Mapping))
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
-    m = T.DATETIME.match(value) if isinstance(value, str) else None
+    if value in _GOOD_TIMES:
+        return
+    m = T.DATETIME.match(value) if type(value) is str else None
     if m is None:
         out.append(Issue(path, "must be a UTC date-time YYYY-MM-DDTHH:MM:SS.mmmZ"))
         return
-    try:
-        y, mo, d, h, mi, sec = (int(g) for g in m.groups())
-        datetime(y, mo, d, h, mi, sec)
-    except ValueError:
-        out.append(Issue(path, f"not a real date and time: {value}"))
+    _, mo, d, h, mi, sec = m.groups()
+    # Zero-padded digits compare as strings; only days 29-31 need the calendar.
+    if not ("01" <= mo <= "12" and "01" <= d <= "28" and h < "24" and mi < "60" and sec < "60"):
+        try:
+            datetime(*(int(g) for g in m.groups()))  # type: ignore[arg-type]
+        except ValueError:
+            out.append(Issue(path, f"not a real date and time: {value}"))
+            return
+    if len(_GOOD_TIMES) >= 4096:
+        _GOOD_TIMES.clear()
+    _GOOD_TIMES.add(value)
 
 
-def _check_value(owner: str, key: str, value: Any, path: str, out: list[Issue]) -> None:
-    """The rules of one entity property, by the kind of property it is."""
-    if value is None:
-        out.append(Issue(path, _NULL))
-    elif key in T.DATETIME_PROPS:
-        _check_datetime(value, path, out)
-    elif key in T.DECIMAL_PROPS:
-        if type(value) is not float or not math.isfinite(value):
-            out.append(Issue(path, "must be a finite decimal number written with a fraction"))
-    elif key in T.INTEGER_PROPS:
-        if type(value) is not int:
-            out.append(Issue(path, "must be an integer"))
-    elif key in T.ENTITY_REFS:
-        types = T.ENTITY_REFS_BY_OWNER.get((owner, key)) or T.ENTITY_REFS[key]
-        _check_entity(value, path, types, out)
-    elif key in T.OBJECT_PROPS:
-        if not isinstance(value, Mapping):
-            out.append(Issue(path, "must be a JSON object"))
-    elif key in T.STRING_PROPS:
-        if not isinstance(value, str):
-            out.append(Issue(path, "must be a string"))
-    elif key in T.DURATION_PROPS:
-        if not isinstance(value, str) or not T.DURATION.match(value):
-            out.append(Issue(path, "must be an ISO 8601 duration such as PT5M"))
-    elif key in T.BOOLEAN_PROPS:
-        if not isinstance(value, bool):
-            out.append(Issue(path, "must be a boolean"))
-    elif key in T.ENTITY_LIST_REFS:
-        _check_entity_list(value, path, T.ENTITY_LIST_REFS[key], out)
-    elif key == "otherIdentifiers":
-        _check_identifiers(value, path, out)
+def _v_datetime(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if value not in _GOOD_TIMES:
+        _check_datetime(value, f"{parent}.{key}", out)
 
 
-def _check_entity_list(value: Any, path: str, types: frozenset[str], out: list[Issue]) -> None:
-    if not isinstance(value, list):
+def _v_decimal(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is not float or not math.isfinite(value):
+        msg = "must be a finite decimal number written with a fraction (10.0)"
+        out.append(Issue(f"{parent}.{key}", msg))
+
+
+def _v_integer(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is not int:
+        out.append(Issue(f"{parent}.{key}", "must be an integer"))
+
+
+def _v_entity(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is str and value in _GOOD_IRIS:
+        return  # an IRI reference seen before (the student, the assessment): valid
+    types = T.ENTITY_REFS_BY_OWNER.get((owner, key)) or T.ENTITY_REFS[key]
+    _check_entity(value, f"{parent}.{key}", types, out)
+
+
+def _v_object(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if not _is_object(value):
+        out.append(Issue(f"{parent}.{key}", "must be a JSON object"))
+
+
+def _v_string(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is not str:
+        out.append(Issue(f"{parent}.{key}", "must be a string"))
+
+
+def _v_duration(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is not str or not T.DURATION.match(value):
+        out.append(Issue(f"{parent}.{key}", "must be an ISO 8601 duration such as PT5M"))
+
+
+def _v_boolean(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    if type(value) is not bool:
+        out.append(Issue(f"{parent}.{key}", "must be a boolean"))
+
+
+def _v_entity_list(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    path = f"{parent}.{key}"
+    if type(value) is not list:
         out.append(Issue(path, "must be an array"))
         return
+    types = T.ENTITY_LIST_REFS[key]
     for i, item in enumerate(value):
         _check_entity(item, f"{path}[{i}]", types, out)
 
 
-def _check_identifiers(value: Any, path: str, out: list[Issue]) -> None:
-    if not isinstance(value, list):
+def _v_identifiers(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+    path = f"{parent}.{key}"
+    if type(value) is not list:
         out.append(Issue(path, "must be an array of SystemIdentifier"))
         return
     for i, item in enumerate(value):
         p = f"{path}[{i}]"
-        if not isinstance(item, Mapping) or item.get("type") != "SystemIdentifier":
+        if not _is_object(item) or item.get("type") != "SystemIdentifier":
             out.append(Issue(p, "must be a SystemIdentifier object"))
             continue
         if "id" in item:
             out.append(Issue(f"{p}.id", "a SystemIdentifier has no id"))
-        if not isinstance(item.get("identifier"), str):
+        if type(item.get("identifier")) is not str:
             out.append(Issue(f"{p}.identifier", "required string"))
         if item.get("identifierType") not in T.SYSTEM_IDENTIFIER_TYPES:
             out.append(Issue(f"{p}.identifierType", "unknown SystemIdentifier type"))
+
+
+_ValueRule = Callable[[str, str, Any, str, list[Issue]], None]
+
+
+def _rules_by_key() -> dict[str, _ValueRule]:
+    table: dict[str, _ValueRule] = {}
+    for keys, rule in (
+        (T.DATETIME_PROPS, _v_datetime),
+        (T.DECIMAL_PROPS, _v_decimal),
+        (T.INTEGER_PROPS, _v_integer),
+        (T.ENTITY_REFS, _v_entity),
+        (T.OBJECT_PROPS, _v_object),
+        (T.STRING_PROPS, _v_string),
+        (T.DURATION_PROPS, _v_duration),
+        (T.BOOLEAN_PROPS, _v_boolean),
+        (T.ENTITY_LIST_REFS, _v_entity_list),
+        (("otherIdentifiers",), _v_identifiers),
+    ):
+        for key in keys:
+            table[key] = rule
+    return table
+
+
+_VALUE_RULES: Final = _rules_by_key()
 
 
 # --- entities ---------------------------------------------------------------------------------
@@ -207,35 +289,54 @@ def _check_identifiers(value: Any, path: str, out: list[Issue]) -> None:
 def _check_entity(value: Any, path: str, types: frozenset[str], out: list[Issue]) -> None:
     """An entity: an IRI string, or an object with an IRI id, a known type of ``types``, and
     properties that each follow their rule."""
-    if isinstance(value, str):
-        if not T.ENTITY_IRI.match(value):
+    if type(value) is str:
+        if not _is_iri(value):
             out.append(Issue(path, "an entity given as a string must be an absolute IRI"))
         return
-    if not isinstance(value, Mapping):
+    if not _is_object(value):
         out.append(Issue(path, "must be an entity object or an IRI string"))
         return
     id_ = value.get("id")
-    if id_ is None:
-        out.append(Issue(f"{path}.id", "required"))
-    elif not isinstance(id_, str) or not T.ENTITY_IRI.match(id_):
-        out.append(Issue(f"{path}.id", "must be an absolute IRI"))
+    if type(id_) is not str or (id_ not in _GOOD_IRIS and not _is_iri(id_)):
+        out.append(Issue(f"{path}.id", "required" if id_ is None else "must be an absolute IRI"))
     type_ = value.get("type")
-    owner = type_ if isinstance(type_, str) else ""
-    ancestors = T.IS_A.get(owner)
-    if type_ is None:
-        out.append(Issue(f"{path}.type", "required"))
-    elif ancestors is None:
-        out.append(Issue(f"{path}.type", f"unknown entity type {type_!r}"))
+    owner = type_ if type(type_) is str else ""
+    ancestors = _IS_A.get(owner)
+    if ancestors is None:
+        msg = "required" if type_ is None else f"unknown entity type {type_!r}"
+        out.append(Issue(f"{path}.type", msg))
     elif ancestors.isdisjoint(types):
         out.append(Issue(f"{path}.type", f"must be {_list(types)}, not {type_}"))
-    known = T.KNOWN_PROPS.get(owner)
+    if len(value) == 2 and id_ is not None and type_ is not None:
+        return  # a reference such as {"id": …, "type": "Person"}: nothing more to check
+    known = _KNOWN_PROPS.get(owner)
+    if known is not None and not known.issuperset(value.keys()):
+        for key in value:
+            if key not in known:
+                out.append(Issue(f"{path}.{key}", f"not a property of {owner}: use extensions"))
+    if None in value.values():
+        out.extend(Issue(f"{path}.{k}", _NULL) for k, v in value.items() if v is None)
+    rules = _VALUE_RULES
     for key, item in value.items():
-        if key == "id" or key == "type":
-            continue
-        if known is not None and key not in known:
-            out.append(Issue(f"{path}.{key}", f"not a property of {owner}: use extensions"))
-        else:
-            _check_value(owner, key, item, f"{path}.{key}", out)
+        rule = rules.get(key)
+        if rule is not None and item is not None:
+            rule(owner, key, item, path, out)
+
+
+_IS_A: Final = T.IS_A  # module globals: one lookup cheaper than T.<name> in the hot loop
+_KNOWN_PROPS: Final = T.KNOWN_PROPS
+_GOOD_IRIS: set[str] = set()  # IRIs already checked: the app, the student, the course recur
+
+
+def _is_iri(value: str) -> bool:
+    if value in _GOOD_IRIS:
+        return True
+    if T.ENTITY_IRI.match(value) is None:
+        return False
+    if len(_GOOD_IRIS) >= 4096:
+        _GOOD_IRIS.clear()
+    _GOOD_IRIS.add(value)
+    return True
 
 
 def _list(types: frozenset[str]) -> str:
