@@ -30,6 +30,8 @@ _APPS: Final = "/applications/1.0/"
 _SEGMENT_SAFE: Final = "-._~!$&'()*+,;=:@"
 _PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*\Z")
 _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*\Z")
+_UNSAFE: Final = {ord(c): f"%{ord(c):02X}" for c in '<>"{}|\\^`'}
+_HAS_UNSAFE: Final = re.compile(r'[<>"{}|\\^`]')
 _UUID_NS_SEPARATOR: Final = "\x1f"  # cannot occur in a record name; keeps name parts apart
 
 
@@ -110,7 +112,7 @@ def app_iri(iri_base: str, app_id: str) -> str:
 def activity_iri(activity_id: str, activity_base_url: str | None) -> str:
     """An activity's IRI: an absolute IRI stays; a local id becomes ``{base}/{id}``."""
     if is_absolute_iri(activity_id):
-        return activity_id
+        return _escape_unsafe(activity_id)
     if not activity_base_url:
         raise Rejection(
             "map",
@@ -123,6 +125,11 @@ def activity_iri(activity_id: str, activity_base_url: str | None) -> str:
     if not _PLAIN_PATH.match(path):
         path = quote(path, safe=_SEGMENT_SAFE + "/")
     return f"{activity_base_url}/{path}"
+
+
+def _escape_unsafe(iri: str) -> str:
+    """%-encode the few ASCII characters an IRI may not contain (RFC 3987: <>"{}|\\^`)."""
+    return iri.translate(_UNSAFE) if _HAS_UNSAFE.search(iri) else iri
 
 
 def parse_course_id(iri_or_id: str) -> str:
@@ -146,7 +153,7 @@ def parse_course_id(iri_or_id: str) -> str:
 def session_iri(namespace: uuid.UUID, session_id: str) -> str:
     """A Session id: an absolute IRI stays, a UUID becomes its URN, anything else a UUIDv5."""
     if is_absolute_iri(session_id):
-        return session_id
+        return _escape_unsafe(session_id)
     try:
         return uuid.UUID(session_id).urn
     except ValueError:

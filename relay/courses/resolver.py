@@ -123,19 +123,24 @@ class CourseResolver:
         return CourseContext(course_id, subject)
 
     async def _best_effort(self, activity: ResourceViewed) -> CourseContext:
-        """A view carries course and subject when they resolve; failing to is not an error."""
+        """A view carries course and subject when they resolve; failing to is not an error.
+
+        A course the rostering API does not know (404) is left out, subject or not.
+        """
         subject = self._record_subject(activity)  # a wrong subject is still the producer's error
         try:
             course_id = self._course_id(activity)
         except Rejection:
             course_id = None
-        if course_id is not None and subject is None:
-            subject = self._map_subject(course_id)
-            if subject is None and self.lookup is not None:
-                try:
-                    subject = self._rostering_subject(course_id, await self._course(course_id))
-                except Rejection:
-                    subject = None
+        if course_id is None or subject is not None:
+            return CourseContext(course_id, subject)
+        subject = self._map_subject(course_id)
+        if subject is None and self.lookup is not None:
+            try:
+                subject = self._rostering_subject(course_id, await self._course(course_id))
+            except Rejection as exc:
+                if exc.reason == "course-not-owned":
+                    course_id = None
         return CourseContext(course_id, subject)
 
     def _course_id(self, activity: Activity) -> str | None:

@@ -175,3 +175,10 @@ def test_is_absolute_iri() -> None:
     assert not is_absolute_iri("lesson 1")
     assert not is_absolute_iri("https://a b")
     assert not is_absolute_iri("mailto-ish:x")
+
+
+def test_characters_an_iri_may_not_hold_are_escaped_in_absolute_ids() -> None:
+    assert activity_iri('https://a.b/x<y>"{|}^`\\', None) == (
+        "https://a.b/x%3Cy%3E%22%7B%7C%7D%5E%60%5C"
+    )
+    assert session_iri(NS, "urn:s:<1>") == "urn:s:%3C1%3E"
