@@ -1,0 +1,102 @@
+"""JWT-shaped bearer tokens (HS256) that the sandbox can verify without storing them.
+
+The key is drawn once per process, so every sandbox in a process (tests start many) accepts the
+tokens of the others only if they share the process; a restarted sandbox refuses old tokens, like
+a real API after key rotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+_PROCESS_KEY: Final = secrets.token_bytes(32)
+_HEADER: Final = {"alg": "HS256", "typ": "JWT"}
+ISSUER: Final = "timeback-sandbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a verified token says about its bearer."""
+
+    client_id: str
+    app_id: str
+    scopes: frozenset[str]
+    issued_at: float
+    expires_at: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenSigner:
+    """Issues and verifies tokens; ``revoke_all`` invalidates every token issued so far."""
+
+    def __init__(self, key: bytes = _PROCESS_KEY, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+        self._generation = 0  # bumped by revoke_all; a token carries the one it was issued in
+
+    def issue(self, client_id: str, app_id: str, scopes: list[str], ttl: float) -> str:
+        now = self._clock()
+        payload = {
+            "iss": ISSUER,
+            "sub": client_id,
+            "client_id": client_id,
+            "app_id": app_id,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_hex(8),
+            "gen": self._generation,
+        }
+        signing_input = f"{_b64(orjson.dumps(_HEADER))}.{_b64(orjson.dumps(payload))}"
+        return f"{signing_input}.{_b64(self._sign(signing_input))}"
+
+    def verify(self, token: str) -> Claims | None:
+        """The token's claims, or None if it is malformed, forged, expired or revoked."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        signing_input = f"{parts[0]}.{parts[1]}"
+        try:
+            signature = _unb64(parts[2])
+            payload = orjson.loads(_unb64(parts[1]))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        if not hmac.compare_digest(signature, self._sign(signing_input)):
+            return None
+        try:
+            claims = Claims(
+                client_id=str(payload["client_id"]),
+                app_id=str(payload["app_id"]),
+                scopes=frozenset(str(payload["scope"]).split()),
+                issued_at=float(payload["iat"]),
+                expires_at=float(payload["exp"]),
+            )
+            generation = int(payload["gen"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if claims.expires_at <= self._clock() or generation != self._generation:
+            return None
+        return claims
+
+    def revoke_all(self) -> None:
+        """Every token issued before now is refused from now on (a forced 401 for tests)."""
+        self._generation += 1
+
+    def _sign(self, signing_input: str) -> bytes:
+        return hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest()
