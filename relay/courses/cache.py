@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
-
-# --- the rostering cache ----------------------------------------------------------------------
+Source = Literal["cache", "api", "shared"]  # answered from memory, by a request, by another's
 
 
 class TtlCache:
@@ -32,22 +31,32 @@ class TtlCache:
         self._flights: dict[str, asyncio.Future[Any]] = {}
 
     async def get(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """The cached value of ``key``, fetched (once, however many ask) when absent or stale."""
+        value, _ = await self.get_with_source(key, fetch)
+        return value
+
+    async def get_with_source(
+        self, key: str, fetch: Callable[[], Awaitable[T]]
+    ) -> tuple[T, Source]:
+        """``get``, and where the answer came from (for metrics)."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] > self.clock():
             self.hits += 1
-            value: T = entry[1]
-            return value
+            return entry[1], "cache"
+        source: Source
         flight = self._flights.get(key)
         if flight is None:
             self.misses += 1
+            source = "api"
             flight = asyncio.ensure_future(self._fill(key, fetch))
             flight.add_done_callback(_retrieve)
             self._flights[key] = flight
         else:
             self.shared += 1
+            source = "shared"
         # shield: a cancelled waiter must not cancel the request the others are waiting for
         result: T = await asyncio.shield(flight)
-        return result
+        return result, source
 
     async def _fill(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         try:

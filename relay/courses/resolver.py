@@ -181,9 +181,11 @@ class CourseResolver:
                 "and the rostering lookup is off",
             )  # fmt: skip
         lookup = self.lookup
-        before = self.courses.hits
-        course = await self.courses.get(course_id, lambda: lookup.get_course(course_id))
-        self._note("cache" if self.courses.hits > before else "api", "found" if course else "404")
+        course, source = await self.courses.get_with_source(
+            course_id, lambda: lookup.get_course(course_id)
+        )
+        # a shared flight made no request of its own: it counts as answered from the cache
+        self._note("api" if source == "api" else "cache", "found" if course else "404")
         if course is None:
             raise Rejection(
                 "enrich", "course-not-owned",

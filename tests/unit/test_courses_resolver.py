@@ -323,7 +323,8 @@ async def test_ttl_expiry_with_an_injected_clock(lookup: HttpLookup, roster: Ros
 
 async def test_concurrent_misses_share_one_request(lookup: HttpLookup, roster: Roster) -> None:
     roster.gate = asyncio.Event()
-    r = resolver(lookup)
+    heard: list[tuple[str, str]] = []
+    r = resolver(lookup, observe=lambda s, o: heard.append((s, o)))
     waiting = [asyncio.create_task(r.resolve(xp("math-g5"))) for _ in range(20)]
     await roster.arrived.wait()  # the one request reached the server and is held there
     roster.gate.set()
@@ -331,6 +332,10 @@ async def test_concurrent_misses_share_one_request(lookup: HttpLookup, roster: R
     assert set(results) == {CourseContext("math-g5", "Math")}
     assert roster.count("courses", "math-g5") == 1
     assert (r.courses.misses, r.courses.shared) == (1, 19)
+    assert Counter(h for h in heard if h[0] != "record") == {
+        ("api", "found"): 1,
+        ("cache", "found"): 19,
+    }
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_request(
