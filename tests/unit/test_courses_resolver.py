@@ -1,8 +1,10 @@
 """CourseResolver: resolution order (record -> course map -> rostering), caching, preflight.
 
-The rostering API is a real HTTP server on 127.0.0.1: a tiny aiohttp app in this module stands in
-for the TimeBack sandbox (relay/sandbox) until that exists, and ``HttpLookup`` is a minimal
-CourseLookup over httpx, so the lookups really travel over a socket.
+The rostering API is a real HTTP server on 127.0.0.1: a tiny aiohttp app in this module stood in
+for the TimeBack sandbox before it existed, and stays because it can hold answers back and count
+requests (single flight, TTL). ``HttpLookup`` is a minimal CourseLookup over httpx, so lookups
+really travel over a socket. test_mapping_sandbox.py does the same against the sandbox with the
+real client.
 """
 
 from __future__ import annotations
