@@ -11,7 +11,14 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay.errors import ConfigError
@@ -123,6 +130,9 @@ class Settings(BaseSettings):
     circuit_open_for: float = Field(
         5.0, gt=0, description="seconds the circuit stays open before a probe"
     )
+    circuit_max_open_for: float = Field(
+        60.0, gt=0, description="longest open period as failed probes lengthen it (seconds)"
+    )
 
     # Runtime
     web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /livez, /readyz port")
@@ -136,6 +146,14 @@ class Settings(BaseSettings):
     )
 
     _split = field_validator("topics", "subjects", mode="before")(_split_csv)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        # `RELAY_COURSE_MAP=` in a .env or a manifest means "not set", not Path(".").
+        if value == "" and cls.model_fields[info.field_name or ""].default is None:
+            return None
+        return value
 
     @field_validator("log_level", "kafka_security_protocol", mode="before")
     @classmethod

@@ -86,3 +86,10 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
     assert s.secret("client_secret") == SECRET
+
+
+def test_empty_value_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_COURSE_MAP", "")
+    monkeypatch.setenv("RELAY_SCHEMA_REGISTRY_URL", "")
+    s = load_settings()
+    assert s.course_map is None and s.schema_registry_url is None
