@@ -22,8 +22,13 @@ from relay.contract import encode
 from relay.contract.build import Checks
 
 Framing = Literal["single-object", "confluent"]
-RECORD_TYPES = ("XpEarned", "AssessmentProgress", "QuestionAnswered", "ResourceViewed",
-                "SessionChanged")  # fmt: skip
+RECORD_TYPES = (
+    "XpEarned",
+    "AssessmentProgress",
+    "QuestionAnswered",
+    "ResourceViewed",
+    "SessionChanged",
+)
 # What a typical learning session emits, per activity step (sessions are added around them).
 WEIGHTS = {"XpEarned": 4, "QuestionAnswered": 6, "AssessmentProgress": 2, "ResourceViewed": 3}
 
@@ -120,8 +125,9 @@ class TrafficGenerator:
         self.start = start
         self.clock = start or datetime.now(UTC)
         self.step = 1.0  # mean seconds between records; plan() spreads them over an hour
-        self.students = [str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-                         for _ in range(students)]  # fmt: skip
+        self.students = [
+            str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(students)
+        ]
         self.enrollment = {s: self.rng.choice(courses) for s in self.students}
 
     def plan(self, count: int) -> TrafficPlan:
@@ -159,47 +165,63 @@ class TrafficGenerator:
         if kind == "SessionChanged":
             return self._session(student, str(uuid.uuid4()), "LOGGED_IN")
         course = self.enrollment[student]
-        builders = {"XpEarned": self._xp_fields, "QuestionAnswered": self._answer_fields,
-                    "AssessmentProgress": self._assessment_fields,
-                    "ResourceViewed": self._view_fields}  # fmt: skip
+        builders = {
+            "XpEarned": self._xp_fields,
+            "QuestionAnswered": self._answer_fields,
+            "AssessmentProgress": self._assessment_fields,
+            "ResourceViewed": self._view_fields,
+        }
         fields = builders[kind](course)
-        return self._record(kind, student, {**fields, "course_id": course.id,
-                                            "subject": course.subject})  # fmt: skip
+        return self._record(
+            kind, student, {**fields, "course_id": course.id, "subject": course.subject}
+        )
 
     def _xp_fields(self, course: Course) -> dict[str, Any]:
-        return {"activity": self._ref(course, "lessons"), "xp": float(self.rng.randint(1, 30)),
-                "attempt": self.rng.choice([1, 1, 1, 2])}  # fmt: skip
+        return {
+            "activity": self._ref(course, "lessons"),
+            "xp": float(self.rng.randint(1, 30)),
+            "attempt": self.rng.choice([1, 1, 1, 2]),
+        }
 
     def _answer_fields(self, course: Course) -> dict[str, Any]:
         started = self._tick(0)
-        return {"item": self._ref(course, "items"), "assessment": self._ref(course, "quizzes"),
-                "response": self.rng.choice("ABCD"), "correct": self.rng.random() < 0.7,
-                "started_at": started, "ended_at": started + timedelta(seconds=20)}  # fmt: skip
+        return {
+            "item": self._ref(course, "items"),
+            "assessment": self._ref(course, "quizzes"),
+            "response": self.rng.choice("ABCD"),
+            "correct": self.rng.random() < 0.7,
+            "started_at": started,
+            "ended_at": started + timedelta(seconds=20),
+        }
 
     def _assessment_fields(self, course: Course) -> dict[str, Any]:
         action = self.rng.choice(["STARTED", "SUBMITTED"])
         started = self._tick(0) - timedelta(minutes=10)  # the quiz began before this record
-        fields: dict[str, Any] = {"assessment": self._ref(course, "quizzes"), "action": action,
-                                  "started_at": started}  # fmt: skip
+        fields: dict[str, Any] = {
+            "assessment": self._ref(course, "quizzes"),
+            "action": action,
+            "started_at": started,
+        }
         if action == "SUBMITTED":
             total = self.rng.randint(5, 10)
-            fields |= {"ended_at": started + timedelta(minutes=9), "total_questions": total,
-                       "correct_questions": self.rng.randint(0, total)}  # fmt: skip
+            fields |= {
+                "ended_at": started + timedelta(minutes=9),
+                "total_questions": total,
+                "correct_questions": self.rng.randint(0, total),
+            }
         return fields
 
     def _view_fields(self, course: Course) -> dict[str, Any]:
         return {"resource": self._ref(course, "videos")}
 
     def _session(self, student: str, session_id: str, action: str) -> PlannedRecord:
-        return self._record("SessionChanged", student, {"session_id": session_id,
-                                                        "action": action})  # fmt: skip
+        return self._record("SessionChanged", student, {"session_id": session_id, "action": action})
 
     def _record(
         self, kind: str, student: str, fields: dict[str, Any], checks: Checks | None = None
     ) -> PlannedRecord:
         event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        value = {"event_id": event_id, "occurred_at": self._tick(), "student_id": student,
-                 **fields}  # fmt: skip
+        value = {"event_id": event_id, "occurred_at": self._tick(), "student_id": student, **fields}
         payload = encode(kind, value, framing=self.framing, registry=self.registry, checks=checks)
         xp = float(fields["xp"]) if kind == "XpEarned" else 0.0
         return PlannedRecord(student.encode(), payload, event_id, kind, student, xp=xp)
@@ -232,5 +254,6 @@ class TrafficGenerator:
             value = b"\xc3\x01" + self.rng.randbytes(8) + value[10:]
         elif kind == "truncated-avro":
             value = value[: len(value) // 2]
-        return PlannedRecord(record.key, value, record.event_id, "XpEarned", student,
-                             invalid_kind=kind)  # fmt: skip
+        return PlannedRecord(
+            record.key, value, record.event_id, "XpEarned", student, invalid_kind=kind
+        )

@@ -30,8 +30,13 @@ def test_valid_records_decode_to_what_was_planned(decoder: Decoder) -> None:
         if isinstance(activity, XpEarned):
             xp[activity.student_id] += activity.xp
     assert xp == plan.expected_xp() and sum(xp.values()) > 0
-    assert set(plan.counts()) == {"XpEarned", "AssessmentProgress", "QuestionAnswered",
-                                  "ResourceViewed", "SessionChanged"}  # fmt: skip
+    assert set(plan.counts()) == {
+        "XpEarned",
+        "AssessmentProgress",
+        "QuestionAnswered",
+        "ResourceViewed",
+        "SessionChanged",
+    }
 
 
 def test_sessions_open_before_a_students_activity(decoder: Decoder) -> None:
