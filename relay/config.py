@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     )
 
     # Contract
+    schema_dir: Path | None = Field(
+        None,
+        description="directory of the Avro schemas (default: the source tree's schemas/activity)",
+    )
     allow_negative_xp: bool = Field(False, description="accept negative xp (corrections)")
     max_clock_skew: float = Field(
         300.0, ge=0, description="seconds occurred_at may lie in the future"

@@ -104,6 +104,8 @@ class Decoder:
             registry = AsyncSchemaRegistryClient.new_client(
                 {"url": settings.schema_registry_url, "timeout": settings.http_timeout}
             )
+        if catalogue is None:
+            catalogue = Catalogue.load(settings.schema_dir) if settings.schema_dir else None
         return cls(catalogue or default_catalogue(), Checks.from_settings(settings), registry)
 
     # -- decoding -----------------------------------------------------------------------------

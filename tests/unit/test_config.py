@@ -93,3 +93,17 @@ def test_empty_value_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELAY_SCHEMA_REGISTRY_URL", "")
     s = load_settings()
     assert s.course_map is None and s.schema_registry_url is None
+
+
+def test_schema_dir_setting_feeds_the_decoder(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from relay.contract.catalogue import default_schema_dir
+    from relay.contract.decode import Decoder
+
+    only_xp = tmp_path / "schemas"
+    only_xp.mkdir()
+    (only_xp / "XpEarned.v1.avsc").write_text(
+        (default_schema_dir() / "XpEarned.v1.avsc").read_text()
+    )
+    monkeypatch.setenv("RELAY_SCHEMA_DIR", str(only_xp))
+    decoder = Decoder.from_settings(load_settings())
+    assert list(decoder.catalogue.names()) == ["timeback.activity.XpEarned"]
