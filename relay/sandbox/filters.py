@@ -27,7 +27,7 @@ from typing import Any, Final
 
 OPERATORS: Final = ("!=", ">=", "<=", "=", ">", "<", "~", "@")  # two-character ones first
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_BARE: Final = re.compile(r"[^\s'\"()]+")
+_BARE: Final = re.compile(r"[^\s'\"()=!<>~@][^\s'\"()]*")  # not starting like an operator
 _SPACE: Final = re.compile(r"\s+")
 _KEYWORD: Final = re.compile(r"(AND|OR)(?=\s|$)", re.IGNORECASE)
 

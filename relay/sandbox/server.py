@@ -45,10 +45,10 @@ def _url(sock: socket.socket) -> str:
 async def running(config: SandboxConfig) -> AsyncIterator[tuple[str, Sandbox]]:
     """Serve in this loop; yields the base URL and the sandbox state."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
     await runner.setup()
     sock = _bind(config.host, config.port)
-    site = web.SockSite(runner, sock, shutdown_timeout=0.5)
+    site = web.SockSite(runner, sock)
     try:
         await site.start()
         yield _url(sock), app[SANDBOX]
