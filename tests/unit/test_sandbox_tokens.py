@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import click
 import orjson
@@ -90,7 +91,7 @@ def test_delays_clients_and_presets() -> None:
 
 
 def test_build_config_merges_faults_and_validates_them() -> None:
-    common = dict(
+    common: dict[str, Any] = dict(
         host="127.0.0.1",
         port=0,
         processing_delay=None,
