@@ -178,15 +178,12 @@ class Processor:
 
     def _enrollment(self, receipt: Receipt, when: datetime) -> str | None:
         classes = {
-            sid
-            for sid, record in self.roster.tables["classes"].items()
-            if (record.data.get("course") or {}).get("sourcedId") == receipt.course_id
+            c["sourcedId"] for c in self.roster.referencing("classes", "course", receipt.course_id)
         }
         matches = [
             e
-            for e in (r.data for r in self.roster.tables["enrollments"].values())
-            if e["user"]["sourcedId"] == receipt.student_id
-            and e["class"]["sourcedId"] in classes
+            for e in self.roster.referencing("enrollments", "user", receipt.student_id)
+            if e["class"]["sourcedId"] in classes
             and e.get("status", "active") == "active"
             and _within(when, e.get("beginDate"), e.get("endDate"))
         ]

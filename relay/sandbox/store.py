@@ -16,6 +16,9 @@ from relay.sandbox.config import DEFAULT_ORG
 from relay.sandbox.schemas import SCHEMAS
 
 SHARED_BY_ID: Final = frozenset({"users"})
+# References processing follows for every event (enrollment attribution): indexed, so that an
+# event costs the same with 10 or 100 000 enrollments.
+INDEXED: Final = (("classes", "course"), ("enrollments", "user"))
 
 
 @dataclass
@@ -33,11 +36,14 @@ class Roster:
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Record]] = {name: {} for name in SCHEMAS}
+        self._refs: dict[tuple[str, str], dict[str, set[str]]] = {key: {} for key in INDEXED}
         self.reset()
 
     def reset(self) -> None:
         for table in self.tables.values():
             table.clear()
+        for index in self._refs.values():
+            index.clear()
         self.tables["orgs"][DEFAULT_ORG] = Record(
             {
                 "sourcedId": DEFAULT_ORG,
@@ -68,10 +74,24 @@ class Roster:
     def put(self, collection: str, data: dict[str, Any], owner: str) -> bool:
         """Store ``data`` (ownership already checked); True when it was created."""
         table = self.tables[collection]
-        created = data["sourcedId"] not in table
+        sourced_id = data["sourcedId"]
+        old = table.get(sourced_id)
         stored = {"status": "active", **data, "dateLastModified": _now()}
-        table[data["sourcedId"]] = Record(stored, owner)
-        return created
+        table[sourced_id] = Record(stored, owner)
+        for (indexed, field), index in self._refs.items():
+            if indexed == collection:
+                if old is not None:
+                    index.get(_ref_id(old.data, field), set()).discard(sourced_id)
+                index.setdefault(_ref_id(stored, field), set()).add(sourced_id)
+        return old is None
+
+    def referencing(
+        self, collection: str, field: str, target_id: str | None
+    ) -> list[dict[str, Any]]:
+        """Records of ``collection`` whose ``field.sourcedId`` is ``target_id`` (indexed)."""
+        ids = self._refs[(collection, field)].get(target_id or "", set())
+        table = self.tables[collection]
+        return [table[i].data for i in sorted(ids)]
 
     def known_fields(self, collection: str) -> set[str]:
         """Fields a filter, sort or ``fields`` may name: the schema's and any a record has."""
@@ -79,3 +99,8 @@ class Roster:
         for record in self.tables[collection].values():
             fields.update(record.data)
         return fields
+
+
+def _ref_id(record: dict[str, Any], field: str) -> str:
+    ref = record.get(field)
+    return str(ref.get("sourcedId", "")) if isinstance(ref, dict) else ""
