@@ -10,7 +10,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.caliper.events import event_extensions, grade_event
+from relay.caliper.events import (
+    assessment_item_event,
+    event_extensions,
+    grade_event,
+    session_event,
+    view_event,
+)
 from relay.caliper.ids import app_iri, course_iri, format_time, user_iri
 from relay.config import PRODUCTION_BASE_URL
 from relay.sandbox.config import DEFAULT_ORG
@@ -109,4 +115,76 @@ def xp_event(
         max_score=xp,
         score_type="XP",
         extensions=event_extensions(subject, course_iri(iri_base, course_id)),
+    )
+
+
+def item_event(
+    *,
+    app_id: str,
+    student_id: str,
+    course_id: str,
+    action: str = "Completed",
+    item: str = "https://app.example.invalid/q/1",
+    event_time: str = "2026-03-10T12:00:00.000Z",
+    iri_base: str = PRODUCTION_BASE_URL,
+) -> Json:
+    """An AssessmentItemEvent: Completed (a Response) or Started/Skipped (an Attempt)."""
+    event = assessment_item_event(
+        id=uuid.uuid4().urn,
+        event_time=event_time,
+        app=app_iri(iri_base, app_id),
+        student=user_iri(iri_base, student_id),
+        item_id=item,
+        item_name=None,
+        assessment_id=None,
+        assessment_name=None,
+        attempt_id=f"{item}/att/1",
+        count=1,
+        started_at=None,
+        ended_at=None,
+        response_id=f"{item}/response/1",
+        response=None,
+        extensions=event_extensions("Math", course_iri(iri_base, course_id)),
+    )
+    if action != "Completed":
+        event["action"] = action
+        event["generated"] = event["generated"]["attempt"]
+    return event
+
+
+def login_event(
+    *,
+    app_id: str,
+    student_id: str,
+    event_time: str = "2026-03-10T12:00:00.000Z",
+    iri_base: str = PRODUCTION_BASE_URL,
+) -> Json:
+    """A SessionEvent LoggedIn (processed synchronously: 200)."""
+    return session_event(
+        id=uuid.uuid4().urn,
+        event_time=event_time,
+        action="LoggedIn",
+        app=app_iri(iri_base, app_id),
+        student=user_iri(iri_base, student_id),
+        session_id=uuid.uuid4().urn,
+    )
+
+
+def viewed_event(
+    *,
+    app_id: str,
+    student_id: str,
+    resource: str = "https://app.example.invalid/lessons/1",
+    event_time: str = "2026-03-10T12:00:00.000Z",
+    iri_base: str = PRODUCTION_BASE_URL,
+) -> Json:
+    """A ViewEvent Viewed without subject or course."""
+    return view_event(
+        id=uuid.uuid4().urn,
+        event_time=event_time,
+        app=app_iri(iri_base, app_id),
+        student=user_iri(iri_base, student_id),
+        resource_id=resource,
+        resource_name=None,
+        extensions=None,
     )
