@@ -265,10 +265,22 @@ async def run_smoke(options: SmokeOptions, console: Console) -> list[StepResult]
 
 
 @click.command("smoke")
-@click.option("--base-url", required=True, help="API base URL (production or a sandbox)")
-@click.option("--client-id", required=True)
-@click.option("--client-secret", required=True, help="client secret (never printed)")
-@click.option("--app-id", required=True, help="the app's sourcedId (or its full edApp IRI)")
+@click.option(
+    "--base-url",
+    required=True,
+    envvar="RELAY_API_BASE_URL",
+    help="API base URL (production or a sandbox)",
+)
+@click.option("--client-id", required=True, envvar="RELAY_CLIENT_ID")
+@click.option(
+    "--client-secret",
+    required=True,
+    envvar="RELAY_CLIENT_SECRET",
+    help="client secret, never printed (better from RELAY_CLIENT_SECRET than the command line)",
+)
+@click.option(
+    "--app-id", required=True, envvar="RELAY_APP_ID", help="the app's sourcedId (or edApp IRI)"
+)
 @click.option("--course-id", help="use this existing course instead of creating one")
 @click.option("--timeout", default=180.0, show_default=True, help="seconds to wait for the XP")
 @click.option("--poll-interval", default=2.0, show_default=True, help="seconds between polls")

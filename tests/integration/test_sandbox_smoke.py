@@ -61,6 +61,28 @@ def test_smoke_with_body_credentials(sandbox: SandboxHandle) -> None:
     assert code == 0, out
 
 
+def test_smoke_reads_credentials_from_the_environment(sandbox: SandboxHandle) -> None:
+    env = {
+        **os.environ,
+        "RELAY_API_BASE_URL": sandbox.url,
+        "RELAY_CLIENT_ID": "other-client",
+        "RELAY_CLIENT_SECRET": "other-secret",
+        "RELAY_APP_ID": "other-app",
+    }
+    done = subprocess.run(
+        [RELAY, "smoke", "--poll-interval", "0.1", "--timeout", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "as other-client (app other-app)" in done.stdout
+    assert "other-secret" not in done.stdout + done.stderr
+    [graded] = sandbox.events(type="GradeEvent")
+    assert graded["client_id"] == "other-client" and graded["fate"] == "processed"
+
+
 def test_smoke_fails_clearly_when_the_course_is_not_owned(sandbox: SandboxHandle) -> None:
     sandbox.setup_roster("their-student", "their-course", "other-client")
     code, out = smoke(sandbox, "--course-id", "their-course")
