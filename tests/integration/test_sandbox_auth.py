@@ -13,6 +13,8 @@ from relay.sandbox.config import ALL_SCOPES, Client
 from relay.sandbox.seed import xp_event
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "/auth/1.0/token"
 GRANT = {"grant_type": "client_credentials"}
 

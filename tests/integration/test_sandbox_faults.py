@@ -11,6 +11,8 @@ import pytest
 from relay.sandbox.seed import student, xp_event
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 GRANT = {"grant_type": "client_credentials"}
 CREDS = ("sandbox-client", "sandbox-secret")
 

@@ -10,6 +10,8 @@ import pytest
 from relay.sandbox import seed
 from tests.integration.conftest import SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 COURSES = [
     # id, title, subjects, grades, credits, level
     ("math5", "Math 5", ["Math"], ["05"], 10, "9"),

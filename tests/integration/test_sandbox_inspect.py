@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from relay.sandbox.seed import xp_event
 from tests.integration.conftest import SandboxFactory, SandboxHandle
+
+pytestmark = pytest.mark.integration
 
 
 def xp(**kw: str) -> dict[str, object]:

@@ -11,6 +11,8 @@ import pytest
 from relay.sandbox import seed
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 T0 = "2026-03-10T12:00:00.000Z"
 T1 = "2026-03-11T12:00:00.000Z"
 

@@ -11,6 +11,8 @@ import pytest
 from relay.sandbox import seed
 from tests.integration.conftest import SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 R = "/rostering/1.0"
 
 

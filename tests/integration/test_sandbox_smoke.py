@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import serve
 from tests.integration.conftest import SandboxHandle
+
+pytestmark = pytest.mark.integration
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 

@@ -11,6 +11,8 @@ import pytest
 from relay.sandbox.seed import xp_event
 from tests.integration.conftest import SandboxHandle
 
+pytestmark = pytest.mark.integration
+
 MAR1, MAR2 = "2026-03-01T12:00:00.000Z", "2026-03-02T12:00:00.000Z"
 TIMES = [f"2026-03-{day:02d}T{hour:02d}:00:00.000Z" for day in (1, 2, 3) for hour in (0, 12)]
 
