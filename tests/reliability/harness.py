@@ -1,0 +1,238 @@
+"""The relay as a subprocess (``relay run``), driven and watched from a test.
+
+    relay = RelayProcess("crash", relay_env(...), workdir).start()
+    relay.wait_ready()          # /readyz answers 200
+    relay.kill()                # SIGKILL, then relay.start() again (same instance id)
+    relay.stats()               # its /metrics, parsed (RelayStats of the demo panel)
+    relay.logs()                # everything it printed, across restarts
+
+Each start writes its own log file under ``workdir``; the process runs with ``workdir`` as its
+current directory (faust writes its data directory there, and no ``.env`` of the repository is
+read) and with every ``RELAY_*`` variable of the test's environment removed, so only what the
+test sets reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from relay.tools.demo_panel import RelayStats
+from tests.conftest import free_port
+
+CLIENT_ID, CLIENT_SECRET, APP_ID = "sandbox-client", "sandbox-secret", "sandbox-app"
+ACTIVITY_BASE = "https://reliability.example"
+# Kafka consumer timings for the relay subprocesses: a SIGKILLed member is noticed quickly.
+# faust reads these from the environment too (``BROKER_*``), whatever the relay configures.
+SESSION_TIMEOUT_S = 6
+
+
+def relay_env(
+    *,
+    bootstrap: str,
+    topic: str,
+    dlq: str,
+    group: str,
+    api_url: str,
+    **overrides: str,
+) -> dict[str, str]:
+    """The ``RELAY_*`` settings of a relay under test: short retries, the sandbox, fast
+    rebalances. ``overrides`` are ``RELAY_*`` names (or any variable) with string values."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(
+        RELAY_KAFKA_BOOTSTRAP=bootstrap,
+        RELAY_TOPICS=topic,
+        RELAY_DLQ_TOPIC=dlq,
+        RELAY_GROUP_ID=group,
+        RELAY_API_BASE_URL=api_url,
+        RELAY_ALLOW_INSECURE_HTTP="true",
+        RELAY_CLIENT_ID=CLIENT_ID,
+        RELAY_CLIENT_SECRET=CLIENT_SECRET,
+        RELAY_APP_ID=APP_ID,
+        RELAY_ACTIVITY_BASE_URL=ACTIVITY_BASE,
+        RELAY_WEB_HOST="127.0.0.1",
+        RELAY_RETRY_BASE="0.05",
+        RELAY_RETRY_CAP="1",
+        RELAY_CIRCUIT_OPEN_FOR="0.5",
+        RELAY_CIRCUIT_MAX_OPEN_FOR="2",
+        RELAY_HTTP_TIMEOUT="5",
+        RELAY_SHUTDOWN_GRACE="5",
+        RELAY_LOG_LEVEL="INFO",
+        BROKER_SESSION_TIMEOUT=str(SESSION_TIMEOUT_S),
+        BROKER_HEARTBEAT_INTERVAL="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+class RelayDied(AssertionError):
+    """The relay exited while the test expected it to run."""
+
+
+class RelayProcess:
+    """One relay replica: started, killed and restarted as the test decides."""
+
+    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.env = dict(env)
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.starts = 0
+        self.kills = 0
+        self.log_files: list[Path] = []
+        self._http = httpx.Client(timeout=2.0)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> RelayProcess:
+        """Start ``relay run`` (again), on a fresh web port."""
+        assert not self.alive, f"{self.name} is already running"
+        self.port = free_port()
+        self.starts += 1
+        log = self.workdir / f"{self.name}-{self.starts}.log"
+        self.log_files.append(log)
+        env = self.env | {"RELAY_WEB_PORT": str(self.port)}
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "relay.cli", "run"],
+                env=env,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit, no goodbye to the group."""
+        assert self.proc is not None
+        if self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+            self.kills += 1
+        self.proc.wait(30)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait (SIGKILL after ``timeout``); the exit status."""
+        if self.proc is None:
+            return 0
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(30)
+
+    def close(self) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(30)
+        self._http.close()
+
+    def check_alive(self) -> None:
+        if not self.alive:
+            raise RelayDied(f"{self.name} exited with {self.returncode}:\n{self.tail()}")
+
+    # -- what it shows -------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str) -> httpx.Response | None:
+        try:
+            return self._http.get(self.url(path))
+        except httpx.HTTPError:
+            return None
+
+    def readyz(self) -> int | None:
+        """The /readyz status (200 ready, 503 not), None when it does not answer."""
+        response = self.get("/readyz")
+        return None if response is None else response.status_code
+
+    def metrics_text(self) -> str | None:
+        response = self.get("/metrics")
+        return response.text if response is not None and response.status_code == 200 else None
+
+    def stats(self) -> RelayStats | None:
+        text = self.metrics_text()
+        return None if text is None else RelayStats.parse(text)
+
+    def metric(self, name: str) -> float | None:
+        """The sum of every sample of ``timeback_relay_<name>`` (None: no answer)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.metrics_text()
+        if text is None:
+            return None
+        full = f"timeback_relay_{name}"
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == full
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        wait_for(lambda: self.readyz() == 200, timeout, f"{self.name} /readyz", self.check_alive)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.log_files if p.exists())
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_files or not self.log_files[-1].exists():
+            return "(no log)"
+        return "\n".join(self.log_files[-1].read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    check: Callable[[], None] = lambda: None,
+    interval: float = 0.25,
+) -> None:
+    """Poll ``condition`` until true; ``check`` runs each round (raise to stop early). The
+    timeout is a guard against a hang, not a measurement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check()
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def run_relay_once(
+    env: dict[str, str], workdir: Path, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``relay run`` expected to exit by itself (a configuration error): its output and status."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", "run"],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
