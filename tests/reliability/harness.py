@@ -80,8 +80,11 @@ class RelayDied(AssertionError):
 class RelayProcess:
     """One relay replica: started, killed and restarted as the test decides."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], workdir: Path, command: list[str] | None = None
+    ) -> None:
         self.name = name
+        self.command = command or [sys.executable, "-m", "relay.cli", "run"]
         self.env = dict(env)
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,7 @@ class RelayProcess:
         env = self.env | {"RELAY_WEB_PORT": str(self.port)}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "relay.cli", "run"],
+                self.command,
                 env=env,
                 cwd=self.workdir,
                 stdout=out,

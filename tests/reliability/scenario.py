@@ -94,7 +94,7 @@ class Scenario:
     def relay(self, name: str, **overrides: str) -> RelayProcess:
         """A replica (not started). Static membership: its instance id is its name."""
         overrides.setdefault("RELAY_GROUP_INSTANCE_ID", f"{self.name}-{name}")
-        relay = RelayProcess(name, self.env(**overrides), self.workdir / "relays")
+        relay = RelayProcess(name, self.env(**overrides), self.workdir / "relays" / name)
         self.relays.append(relay)
         return relay
 
