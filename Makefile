@@ -8,7 +8,9 @@ KAFKA       := deploy/local/kafka/kafka-local.sh
 STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench lint fmt clean
+PROMETHEUS  := deploy/prometheus/install.sh
+
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
@@ -29,6 +31,10 @@ $(STAMP): pyproject.toml
 kafka-fetch:
 	$(KAFKA) fetch
 
+# prometheus + promtool (Debian package) for the dashboard/alert tests; no-op when present
+prometheus:
+	$(PROMETHEUS)
+
 kafka-up:
 	$(KAFKA) start
 
@@ -40,13 +46,13 @@ run: setup kafka-up
 
 # The suite starts its own broker on free ports (tests/conftest.py) unless RELAY_KAFKA_BOOTSTRAP
 # points at one; fetching first keeps the download out of pytest's timeouts.
-test: setup kafka-fetch
+test: setup kafka-fetch prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-reliability: setup kafka-fetch
+test-reliability: setup kafka-fetch prometheus
 	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
 bench: setup kafka-fetch
