@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -42,12 +43,15 @@ from tests.unit.test_deploy_observability import (
     alert_exprs,
     dashboard_panel_exprs,
     find_prometheus_tool,
+    iter_panels,
     load_alert_rules,
+    load_dashboard,
     variable_selectors,
 )
 
 pytestmark = pytest.mark.integration
 
+RENDER_PANELS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "render_panels.py"
 JOB = "timeback-relay"  # the job name of deploy/prometheus/prometheus.yml, which the alerts select
 GRAFANA_RANGES = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}
 
@@ -296,6 +300,16 @@ def test_harness_every_panel_returns_data_and_every_alert_evaluates(
     )
     assert firing[0]["metric"]["instance"] == target
     _assert_rules_healthy(prometheus)
+
+    # the picture of the panels (deploy/grafana/render_panels.py): one chart per time series
+    picture = tmp_path / "dashboard.svg"
+    render = [str(RENDER_PANELS), f"--prometheus={prometheus.url}", f"--instance={target}"]
+    subprocess.run([sys.executable, *render, "--minutes=1", f"--out={picture}"], check=True)
+    svg = ElementTree.parse(picture).getroot()
+    charts = svg.findall(".//{http://www.w3.org/2000/svg}g[@class='panel']")
+    timeseries = [p for p in iter_panels(load_dashboard()["panels"]) if p["type"] == "timeseries"]
+    assert len(charts) == len(timeseries)
+    assert all(c.find("{http://www.w3.org/2000/svg}polyline") is not None for c in charts)
 
 
 def test_harness_target_down_matches_the_down_alert(
