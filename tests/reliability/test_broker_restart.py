@@ -14,10 +14,10 @@ from relay.tools.traffic import TrafficGenerator
 from tests.conftest import Broker
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.harness import wait_for
+from tests.reliability.harness import requires_relay, wait_for
 from tests.reliability.ledger import expectations
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(600)]
 
 RECORDS = 2000
 DOWN_FOR_S = 8.0  # longer than the relay's session timeout: the group has to be rebuilt

@@ -16,9 +16,10 @@ import pytest
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
+from tests.reliability.harness import requires_relay
 from tests.reliability.ledger import expectations
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(600)]
 
 RECORDS = int(os.environ.get("RELIABILITY_CRASH_RECORDS", "5000"))
 KILLS = 5

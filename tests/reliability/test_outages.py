@@ -19,11 +19,11 @@ import pytest
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.harness import RelayProcess, wait_for
+from tests.reliability.harness import RelayProcess, requires_relay, wait_for
 from tests.reliability.ledger import Figures, expectations
 from tests.reliability.scenario import Scenario
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300)]
 
 BEFORE, DURING = 200, 400  # records delivered before the fault, produced while it lasts
 

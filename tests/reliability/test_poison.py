@@ -9,10 +9,11 @@ import pytest
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
+from tests.reliability.harness import requires_relay
 from tests.reliability.ledger import Expected, expectations
 from tests.reliability.poison import POISON_KINDS, PoisonCorpus
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300)]
 
 GOOD = 1200
 

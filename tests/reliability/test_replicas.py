@@ -11,10 +11,10 @@ import pytest
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.harness import RelayProcess, wait_for
+from tests.reliability.harness import RelayProcess, requires_relay, wait_for
 from tests.reliability.ledger import expectations
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(420)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(420)]
 
 PARTITIONS = 4
 RECORDS = 3000

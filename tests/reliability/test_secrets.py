@@ -18,11 +18,18 @@ from relay.sandbox.config import BUILTIN_CLIENTS, Client
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.harness import CLIENT_ID, RelayProcess, relay_env, run_relay_once, wait_for
+from tests.reliability.harness import (
+    CLIENT_ID,
+    RelayProcess,
+    relay_env,
+    requires_relay,
+    run_relay_once,
+    wait_for,
+)
 from tests.reliability.ledger import expectations
 from tests.reliability.poison import PoisonCorpus
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300)]
 
 
 def distinctive(label: str) -> str:
