@@ -1,0 +1,182 @@
+"""Dead letters: the records the relay cannot deliver, kept whole with the reason why.
+
+A dead-letter record keeps the original key, value bytes and headers, and adds ``relay.*``
+headers (any previous ``relay.*`` headers are replaced, not appended; ``relay.replays`` survives):
+
+| header | value |
+|---|---|
+| relay.stage, relay.reason, relay.detail | the Rejection (detail capped, secrets masked) |
+| relay.http.status, relay.http.body | the API's answer, when it refused the event (body capped) |
+| relay.attempts | delivery attempts spent |
+| relay.source.topic / .partition / .offset / .timestamp | where the record came from |
+| relay.failure.first, relay.failure.last | UTC times of the first and last failure |
+| relay.event_ids | the Caliper event ids made from the record (comma-separated) |
+| relay.version | the relay's version |
+
+The write is acknowledged by all in-sync replicas (acks=all, idempotent producer) and awaited
+before the source offset may be acknowledged. A write that fails is counted, marks the relay not
+ready, and is retried with backoff: the record's partition waits; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from confluent_kafka import KafkaError, Producer
+
+from relay import __version__
+from relay.errors import Rejection
+from relay.logs import redact
+from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH, RECORDS_REJECTED
+from relay.timeback.policy import Backoff
+
+if TYPE_CHECKING:
+    from relay.pipeline.stages import SourceRecord
+
+log = logging.getLogger(__name__)
+
+PREFIX: Final = "relay."
+REPLAYS: Final = "relay.replays"  # kept across dead-lettering: how often a record was replayed
+DETAIL_CAP: Final = 1000
+BODY_CAP: Final = 2000
+
+
+def dead_letter_headers(
+    record: SourceRecord,
+    rejection: Rejection,
+    *,
+    event_ids: Sequence[str] = (),
+    attempts: int = 1,
+    first_failure: float,
+    last_failure: float,
+) -> list[tuple[str, bytes]]:
+    """The original headers (minus old ``relay.*`` but ``relay.replays``) plus ours."""
+    kept = [(k, v) for k, v in record.headers if not k.startswith(PREFIX) or k == REPLAYS]
+    ours: dict[str, str | None] = {
+        "relay.stage": rejection.stage,
+        "relay.reason": rejection.reason,
+        "relay.detail": redact(rejection.detail)[:DETAIL_CAP],
+        "relay.http.status": str(rejection.status) if rejection.status else None,
+        "relay.http.body": redact(rejection.body)[:BODY_CAP] if rejection.body else None,
+        "relay.attempts": str(attempts),
+        "relay.source.topic": record.topic,
+        "relay.source.partition": str(record.partition),
+        "relay.source.offset": str(record.offset),
+        "relay.source.timestamp": _iso(record.timestamp) if record.timestamp else None,
+        "relay.failure.first": _iso(first_failure),
+        "relay.failure.last": _iso(last_failure),
+        "relay.event_ids": ",".join(event_ids) or None,
+        "relay.version": __version__,
+    }
+    return kept + [(k, v.encode()) for k, v in ours.items() if v is not None]
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+class DeadLetterWriter:
+    """Writes dead letters with a confluent-kafka producer polled by a thread of its own."""
+
+    def __init__(self, config: dict[str, Any], topic: str, *, backoff: Backoff) -> None:
+        self.topic = topic
+        self.backoff = backoff
+        self._producer = Producer(
+            config
+            | {
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.max.bytes": 4 * 1024 * 1024,
+                "delivery.timeout.ms": 30000,
+            }
+        )
+        self._running = True
+        self._poller = threading.Thread(target=self._poll, name="dlq-poller", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while self._running:
+            self._producer.poll(0.1)
+
+    async def write(
+        self,
+        record: SourceRecord,
+        rejection: Rejection,
+        *,
+        event_ids: Sequence[str] = (),
+        attempts: int = 1,
+        first_failure: float,
+    ) -> None:
+        """Write and await one dead letter; retries until the broker acknowledges it."""
+        RECORDS_REJECTED.labels(rejection.stage, rejection.reason).inc()
+        log.warning(
+            "dead-lettering: %s/%s: %s",
+            rejection.stage,
+            rejection.reason,
+            redact(rejection.detail)[:300],
+        )
+        attempt = 0
+        while True:
+            headers = dead_letter_headers(
+                record,
+                rejection,
+                event_ids=event_ids,
+                attempts=attempts,
+                first_failure=first_failure,
+                last_failure=datetime.now(UTC).timestamp(),
+            )
+            error = await self._send(record.key, record.value, headers)
+            if error is None:
+                DLQ_WRITES.labels(rejection.reason).inc()
+                HEALTH.dlq_healthy = True
+                return
+            DLQ_WRITE_FAILURES.inc()
+            HEALTH.dlq_healthy = False
+            delay = self.backoff.delay(attempt)
+            log.error(
+                "dead-letter write to %s failed (%s); retrying in %.1f s; the partition waits",
+                self.topic,
+                error,
+                delay,
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _send(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> str | None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:
+            outcome = None if err is None else str(err)
+            loop.call_soon_threadsafe(_settle, done, outcome)
+
+        try:
+            # list is invariant: our bytes-valued headers are a valid list[tuple[str, str | bytes]]
+            wire_headers = cast(list[tuple[str, str | bytes | None]], headers)
+            self._producer.produce(
+                self.topic, value, key, headers=wire_headers, on_delivery=delivered
+            )
+        except (BufferError, Exception) as exc:  # queue full, unknown topic, message too large
+            return str(exc)
+        return await done
+
+    def healthy(self) -> bool:
+        return HEALTH.dlq_healthy
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.flush(timeout)
+        self._running = False
+        self._poller.join(timeout=2)
+
+
+def _settle(future: asyncio.Future[str | None], outcome: str | None) -> None:
+    if not future.done():
+        future.set_result(outcome)

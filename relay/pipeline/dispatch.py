@@ -1,0 +1,231 @@
+"""The in-flight window: records processed concurrently, acknowledged strictly in offset order.
+
+faust 0.15 can commit past a record that is still in flight when acks arrive out of order (faust
+#606), so faust must only ever see contiguous acks. The Dispatcher gives it exactly that:
+
+- **Window.** At most ``max_in_flight`` records are admitted and not yet acknowledged; ``submit``
+  waits for room. A record done early still holds its place until it is acknowledged, which
+  bounds memory when one slow record holds back its partition.
+- **Per-key order.** Records with the same key (the student) run one after another, in the order
+  they were submitted; records of different keys run concurrently.
+- **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
+  submitted (their offset order), each only once it and every record before it are done. A
+  record that finishes early waits for its predecessors.
+- **Ack gate.** ``can_ack()`` false (faust is rebalancing) holds acknowledgements back;
+  ``release_acks()`` sends what is due. Nothing is skipped, so faust never sees a gap.
+- **Revocation.** ``revoke(partitions)`` cancels the work of those partitions and forgets it,
+  unacknowledged: the partitions' next owner (perhaps this process again, after faust seeks back
+  to the committed offset) reads those records again.
+- **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
+  acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
+
+``process`` handles its own rejections (dead-lettering is part of processing). Anything it raises
+is a bug: ``on_error`` is told and the record's partition stays blocked (never acknowledged past).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from relay.metrics import IN_FLIGHT
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CANCEL_WAIT = 5.0  # seconds to let cancelled work unwind before a revocation returns
+
+
+@dataclass(eq=False, slots=True)
+class _Entry(Generic[T]):
+    item: T
+    partition: Hashable
+    key: Hashable
+    task: asyncio.Task[None] | None = None
+    done: bool = False
+    revoked: bool = False
+
+
+class Dispatcher(Generic[T]):
+    def __init__(
+        self,
+        process: Callable[[T], Awaitable[None]],
+        ack: Callable[[T], None],
+        *,
+        max_in_flight: int,
+        can_ack: Callable[[], bool] = lambda: True,
+        on_error: Callable[[T, BaseException], None] | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._process = process
+        self._ack = ack
+        self._can_ack = can_ack
+        self._on_error = on_error
+        self.max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._partitions: dict[Hashable, deque[_Entry[T]]] = {}  # unacknowledged, offset order
+        self._chains: dict[Hashable, deque[_Entry[T]]] = {}  # unfinished, per key; head runs
+        self._epochs: dict[Hashable, int] = {}  # bumped by revoke: stale submits are dropped
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self.failed: BaseException | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Records admitted and not yet acknowledged (running, waiting, or done and held)."""
+        return self._count
+
+    def partitions(self) -> set[Hashable]:
+        return set(self._partitions)
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    async def submit(self, item: T, *, partition: Hashable, key: Hashable) -> bool:
+        """Admit ``item`` once the window has room and start it when its key is free.
+
+        Returns False, without admitting it, when its partition was revoked while it waited.
+        After ``drain`` it never returns: the caller (the agent) is cancelled at shutdown.
+        """
+        epoch = self._epochs.get(partition, 0)
+        await self._wait_open()
+        await self._slots.acquire()
+        if self._closed or self._epochs.get(partition, 0) != epoch:
+            self._slots.release()
+            await self._wait_open()
+            return False
+        entry = _Entry(item, partition, key)
+        self._partitions.setdefault(partition, deque()).append(entry)
+        self._count += 1
+        IN_FLIGHT.inc()
+        self._idle.clear()
+        chain = self._chains.setdefault(key, deque())
+        chain.append(entry)
+        if len(chain) == 1:
+            self._start(entry)
+        return True
+
+    async def _wait_open(self) -> None:
+        if self._closed:
+            await asyncio.Event().wait()  # forever: a closed dispatcher admits nothing
+
+    def _start(self, entry: _Entry[T]) -> None:
+        entry.task = asyncio.create_task(self._run(entry))
+
+    async def _run(self, entry: _Entry[T]) -> None:
+        try:
+            await self._process(entry.item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not entry.revoked:
+                self._fail(entry, exc)
+            return
+        if entry.revoked:  # process swallowed the cancellation: its result is void
+            return
+        try:
+            entry.done = True
+            self._next_of_key(entry)
+            self._advance(entry.partition)
+        except Exception as exc:  # an ack callback failed: as bad as a processing bug
+            self._fail(entry, exc)
+
+    def _fail(self, entry: _Entry[T], exc: BaseException) -> None:
+        self.failed = exc
+        log.error(
+            "record processing failed unexpectedly; partition %s is blocked",
+            entry.partition,
+            exc_info=exc,
+        )
+        if self._on_error is not None:
+            self._on_error(entry.item, exc)
+
+    def _next_of_key(self, entry: _Entry[T]) -> None:
+        chain = self._chains[entry.key]
+        chain.popleft()  # the finished entry is the chain's head: only the head runs
+        if chain:
+            self._start(chain[0])
+        else:
+            del self._chains[entry.key]
+
+    # -- acknowledgement ------------------------------------------------------------------------
+
+    def _advance(self, partition: Hashable) -> None:
+        """Acknowledge the partition's done records from its head, up to the first unfinished."""
+        queue = self._partitions.get(partition)
+        while queue and queue[0].done and self._can_ack():
+            entry = queue.popleft()
+            self._ack(entry.item)
+            self._release(entry)
+        if queue is not None and not queue:
+            del self._partitions[partition]
+
+    def release_acks(self) -> None:
+        """Send the acknowledgements held back while ``can_ack()`` was false."""
+        for partition in list(self._partitions):
+            self._advance(partition)
+
+    def _release(self, entry: _Entry[T]) -> None:
+        self._count -= 1
+        IN_FLIGHT.dec()
+        self._slots.release()
+        if self._count == 0:
+            self._idle.set()
+
+    # -- revocation and shutdown ----------------------------------------------------------------
+
+    async def revoke(self, partitions: Iterable[Hashable]) -> int:
+        """Cancel and forget the unacknowledged work of ``partitions``; how many records."""
+        dropped: list[_Entry[T]] = []
+        for partition in partitions:
+            self._epochs[partition] = self._epochs.get(partition, 0) + 1
+            dropped.extend(self._partitions.pop(partition, ()))
+        touched: set[Hashable] = set()
+        for entry in dropped:
+            entry.revoked = True
+            if entry.task is not None:
+                entry.task.cancel()
+            chain = self._chains.get(entry.key)
+            if chain is not None:
+                with contextlib.suppress(ValueError):  # done entries already left their chain
+                    chain.remove(entry)
+                touched.add(entry.key)
+            self._release(entry)
+        # Let the cancelled work unwind before the next record of its key starts.
+        await _settle([e.task for e in dropped if e.task is not None])
+        for key in touched:  # a revoked head frees its key for the next record of it
+            chain = self._chains.get(key)
+            if not chain:
+                self._chains.pop(key, None)
+            elif chain[0].task is None:
+                self._start(chain[0])
+        return len(dropped)
+
+    async def drain(self, grace: float) -> bool:
+        """Stop admitting; wait up to ``grace`` s for every record to be acknowledged; cancel
+        the rest (unacknowledged). True when everything was acknowledged in time."""
+        self._closed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        finished = self._count == 0
+        if not finished:
+            left = await self.revoke(list(self._partitions))
+            log.warning(
+                "shutdown grace of %.1f s ran out: %d records not acknowledged", grace, left
+            )
+        return finished
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait (briefly) for cancelled tasks to unwind, so none still runs when we return."""
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=CANCEL_WAIT)

@@ -1,0 +1,135 @@
+"""The relay's moving parts for one process, built from Settings and started in the event loop.
+
+Source → transforms → sink: the ``Decoder`` (contract), the ``Mapper`` with its
+``CourseResolver`` (course and subject), the ``Deliverer`` over one ``TimeBackClient`` behind a
+circuit breaker, the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently
+and acknowledges them in offset order. Nothing here knows faust: the worker hands it records and
+an ``ack`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from relay.config import Settings
+from relay.contract.decode import Decoder
+from relay.courses import CourseResolver
+from relay.errors import RelayError
+from relay.mapping import Mapper
+from relay.metrics import COURSE_LOOKUPS, HEALTH, RECORDS_ACKED, RECORDS_CONSUMED
+from relay.pipeline.deadletter import DeadLetterWriter
+from relay.pipeline.dispatch import Dispatcher
+from relay.pipeline.kafka_config import confluent_config
+from relay.pipeline.stages import Pipeline, SourceRecord, predecode
+from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.delivery import Deliverer
+from relay.timeback.policy import Backoff, CircuitBreaker
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[Any], None]  # acknowledges the transport's own handle of a record
+
+
+class Runtime:
+    def __init__(self, settings: Settings, ack: Ack) -> None:
+        self.settings = settings
+        self.decoder = Decoder.from_settings(settings)
+        self._ack_handle = ack
+        self._started: asyncio.Future[None] | None = None
+        self.client: TimeBackClient | None = None
+        self.dispatcher: Dispatcher[SourceRecord] | None = None
+        self.dead_letters: DeadLetterWriter | None = None
+        self._token_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Build what needs the running loop (HTTP pool, producer, dispatcher); idempotent."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                self._build()
+                self._started.set_result(None)
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                raise
+            self._token_task = asyncio.create_task(self._first_token())
+        await self._started
+
+    def _build(self) -> None:
+        s = self.settings
+        backoff = Backoff(s.retry_base, s.retry_cap)
+        self.client = TimeBackClient(ClientConfig.from_settings(s))
+        breaker = CircuitBreaker(
+            s.circuit_failures, s.circuit_open_for, max_open_for=s.circuit_max_open_for
+        )
+        deliverer = Deliverer(self.client, breaker, backoff, s.retry_budget, s.retry_after_cap)
+        resolver = CourseResolver.from_settings(s, self.client, observe=_observe_lookup)
+        self.dead_letters = DeadLetterWriter(confluent_config(s), s.dlq_topic, backoff=backoff)
+        pipeline = Pipeline(
+            self.decoder,
+            Mapper.from_settings(s, resolver),
+            deliverer,
+            self.dead_letters,
+            backoff=backoff,
+        )
+        self.dispatcher = Dispatcher(pipeline.handle, self._ack, max_in_flight=s.max_in_flight)
+
+    async def _first_token(self) -> None:
+        """Ready needs a valid token: ask for one now rather than on the first record."""
+        assert self.client is not None
+        while True:
+            try:
+                await self.client.auth.token()
+                return
+            except RelayError as exc:
+                log.warning("no token yet: %s", exc)
+                await asyncio.sleep(min(self.settings.retry_cap, 5.0))
+
+    # -- records in, acknowledgements out -------------------------------------------------------
+
+    async def submit(self, record: SourceRecord) -> None:
+        """Admit one record (waits for room in the window); its ``handle`` is acknowledged once
+        it is done and every earlier record of its partition is done."""
+        await self.start()
+        assert self.dispatcher is not None
+        RECORDS_CONSUMED.labels(record.topic).inc()
+        record.predecoded = predecode(self.decoder, record.value)
+        partition = (record.topic, record.partition)
+        # False: its partition was revoked while it waited; the next owner reads it again.
+        await self.dispatcher.submit(record, partition=partition, key=record.order_key)
+
+    def _ack(self, record: SourceRecord) -> None:
+        self._ack_handle(record.handle)
+        RECORDS_ACKED.labels(record.topic).inc()
+        HEALTH.progressed()
+
+    async def revoke(self, partitions: Iterable[Hashable]) -> None:
+        if self.dispatcher is None:
+            return
+        dropped = await self.dispatcher.revoke(list(partitions))
+        if dropped:
+            log.info("revoked: %d records in flight cancelled, to be redelivered", dropped)
+
+    async def drain(self, grace: float) -> bool:
+        """Stop admitting and let in-flight records finish within ``grace`` seconds."""
+        if self.dispatcher is None:
+            return True
+        finished = await self.dispatcher.drain(grace)
+        log.info("drained: %s", "all acknowledged" if finished else "some left for redelivery")
+        return finished
+
+    async def close(self) -> None:
+        if self._token_task is not None:
+            self._token_task.cancel()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+        if self.dead_letters is not None:
+            self.dead_letters.close()
+
+
+def _observe_lookup(source: str, result: str) -> None:
+    COURSE_LOOKUPS.labels(source, result).inc()

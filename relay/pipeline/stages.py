@@ -1,0 +1,124 @@
+"""The path of one record: decode → validate → enrich → map → validate → deliver, or dead-letter.
+
+Vector-style: a source record goes through stages; each either hands a value on or raises a
+``Rejection``. A rejection is dead-lettered (and that write awaited) before the record counts as
+done, so the dispatcher acknowledges it only then. Transient trouble (Schema Registry or
+rostering down) is retried here with backoff and never becomes a rejection; the API's own
+transient failures are retried by the ``Deliverer`` behind its circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from relay.contract.activity import Activity, record_name
+from relay.contract.decode import Decoder, RegistryLookupRequired
+from relay.errors import Rejection, SystemicError, TransientError
+from relay.logs import bind_record
+from relay.mapping import CaliperEvent, Mapper
+from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
+from relay.pipeline.deadletter import DeadLetterWriter
+from relay.timeback.delivery import Deliverer
+from relay.timeback.policy import Backoff
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One Kafka record as the pipeline sees it (faust's event stays with the agent)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None  # Kafka timestamp, seconds
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
+    # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
+    predecoded: Activity | Rejection | None = None
+
+    @property
+    def order_key(self) -> object:
+        """Records of one student run in order; undecodable ones by their Kafka key."""
+        decoded = self.predecoded
+        if decoded is not None and not isinstance(decoded, Rejection):
+            return ("student", decoded.student_id)
+        return ("key", self.key) if self.key else ("partition", self.topic, self.partition)
+
+
+def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
+    """Decode without I/O when possible; None when the Schema Registry must be asked."""
+    try:
+        return decoder.decode_sync(value)
+    except Rejection as rejection:
+        return rejection
+    except RegistryLookupRequired:
+        return None
+
+
+class Pipeline:
+    """The stages for one process; ``handle`` is the dispatcher's ``process``."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        mapper: Mapper,
+        deliverer: Deliverer,
+        dead_letters: DeadLetterWriter,
+        *,
+        backoff: Backoff,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.decoder, self.mapper, self.deliverer = decoder, mapper, deliverer
+        self.dead_letters = dead_letters
+        self.backoff = backoff
+        self._sleep = sleep
+
+    async def handle(self, record: SourceRecord) -> None:
+        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        events: list[CaliperEvent] = []
+        first_failure = time.time()
+        try:
+            activity = await self._decode(record)
+            bind_record(event_id=activity.event_id, record_type=record_name(activity))
+            events = await self._retrying("enrich", lambda: self.mapper.map(activity))
+            for event in events:
+                await self.deliverer.deliver(event.payload, event_type=event.type)
+            DELIVERY_LAG.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
+        except Rejection as rejection:
+            await self.dead_letters.write(
+                record, rejection, event_ids=[e.id for e in events], first_failure=first_failure
+            )
+
+    async def _decode(self, record: SourceRecord) -> Activity:
+        decoded = record.predecoded
+        if decoded is None:
+            decoded = await self._retrying("decode", lambda: self.decoder.decode(record.value))
+        if isinstance(decoded, Rejection):
+            raise decoded
+        RECORDS_DECODED.labels(decoded.__class__.__name__).inc()
+        return decoded
+
+    async def _retrying(self, stage: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run ``step`` until it answers or rejects: a registry or rostering outage is waited
+        out (consumption stalls, lag grows) rather than dead-lettering good records."""
+        attempt = 0
+        while True:
+            try:
+                return await step()
+            except (TransientError, SystemicError) as exc:
+                delay = self.backoff.delay(attempt)
+                if isinstance(exc, TransientError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                RETRIES.labels(stage, type(exc).__name__).inc()
+                log.warning("%s stage: %s; retrying in %.1f s", stage, exc, delay)
+                attempt += 1
+                await self._sleep(delay)

@@ -1,0 +1,194 @@
+"""The faust app of the relay: its topics, its one agent, its web views, and ``relay run``.
+
+One agent, ``concurrency=1``, reads with ``noack()``; the Runtime's dispatcher runs up to
+RELAY_MAX_IN_FLIGHT records at once and acknowledges each partition's records strictly in offset
+order, so faust only ever sees contiguous acks (faust #606 cannot bite). On revocation the
+in-flight work of the revoked partitions is cancelled, unacknowledged; on SIGTERM the relay stops
+admitting and drains for RELAY_SHUTDOWN_GRACE seconds before faust commits and stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+import faust
+from faust.types import TP
+from prometheus_client import generate_latest
+
+from relay import __version__
+from relay.config import Settings, load_settings
+from relay.errors import ConfigError
+from relay.logs import configure
+from relay.metrics import ASSIGNED_PARTITIONS, CONSUMER_LAG, HEALTH, REGISTRY
+from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
+from relay.pipeline.runtime import Runtime
+from relay.pipeline.stages import SourceRecord
+
+log = logging.getLogger(__name__)
+LAG_EVERY = 5.0  # seconds between consumer-lag updates
+METRICS_TYPE = "text/plain; version=0.0.4"
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    app = faust.App(
+        settings.group_id,
+        broker=broker_urls(settings),
+        broker_credentials=faust_credentials(settings),
+        consumer_group_instance_id=settings.group_instance_id,  # static membership
+        store="memory://",
+        autodiscover=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # in-flight work is ours to cancel on revocation
+        broker_commit_interval=1.0,
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        stream_buffer_maxsize=max(4096, settings.max_in_flight * 4),
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+    )
+    runtime = Runtime(settings, ack=lambda event: event.ack())
+    source = app.topic(
+        *settings.topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(source, concurrency=1)
+    async def relay(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            await runtime.submit(_source_record(event))
+
+    # faust sends the partitions positionally: handler(app, partitions, signal=...)
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        await runtime.revoke((tp.topic, tp.partition) for tp in revoked)
+        _forget_lag(revoked)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        HEALTH.assigned = bool(assigned)
+        ASSIGNED_PARTITIONS.set(len(assigned))
+        log.info("assigned %d partitions", len(assigned))
+
+    @app.timer(LAG_EVERY)
+    async def update_lag() -> None:
+        _update_lag(app)
+
+    @app.page("/metrics")
+    async def metrics(self: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; exposition text is UTF-8 anyway
+        return self.bytes(generate_latest(REGISTRY), content_type=METRICS_TYPE)
+
+    @app.page("/livez")
+    async def livez(self: Any, request: Any) -> Any:
+        lagging = _total_lag() > 0
+        return self.json(
+            {"live": HEALTH.live(lagging)}, status=200 if HEALTH.live(lagging) else 503
+        )
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        ready = HEALTH.ready
+        return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
+
+    return app, runtime
+
+
+def _source_record(event: Any) -> SourceRecord:
+    message = event.message
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp=message.timestamp,
+        key=message.key,
+        value=message.value or b"",
+        headers=list(message.headers or []),
+        handle=event,
+    )
+
+
+def _update_lag(app: faust.App) -> None:
+    consumer: Any = app.consumer  # faust keeps committed offsets in a private dict
+    for tp in consumer.assignment():
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            continue
+        committed = consumer._committed_offset.get(tp) or 0
+        CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, (end or 0) - committed))
+
+
+def _total_lag() -> float:
+    return sum(s.value for m in CONSUMER_LAG.collect() for s in m.samples)
+
+
+def _forget_lag(revoked: set[TP]) -> None:
+    for tp in revoked:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
+
+class RelayWorker(faust.Worker):
+    """faust's worker, with a drain before the stop: in-flight records get RELAY_SHUTDOWN_GRACE
+    seconds to finish and be acknowledged, so their offsets are committed on the way out."""
+
+    def __init__(self, app: faust.App, runtime: Runtime, grace: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.runtime, self.grace = runtime, grace
+
+    async def _stop_on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: draining in-flight records for up to %.0f s", sig.name, self.grace)
+        await self.runtime.drain(self.grace)
+        await self.app.commit(None)  # type: ignore[attr-defined]
+        await self.runtime.close()
+        await super()._stop_on_signal(sig)
+
+
+@click.command(name="run")
+def run_command() -> None:
+    """Consume RELAY_TOPICS and deliver Caliper events to the Partner API until stopped."""
+    try:
+        settings = load_settings()
+        settings.require("client_id", "client_secret", "app_id")
+        if not settings.activity_base_url:
+            log.info("RELAY_ACTIVITY_BASE_URL unset: activity ids must be absolute IRIs")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure(settings.log_level)
+    app, runtime = create_app(settings)
+    log.info(
+        "timeback-relay %s: %s -> %s, group %s, kafka %s",
+        __version__,
+        ",".join(settings.topics),
+        settings.api_base_url,
+        settings.group_id,
+        describe(settings),
+    )
+    worker = RelayWorker(
+        app,
+        runtime,
+        settings.shutdown_grace,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    sys.exit(run_command())

@@ -1,0 +1,291 @@
+"""The Dispatcher: per-key order, contiguous per-partition acks, revocation, ack gate, drain.
+
+Each record's processing waits for a release the test controls, so hypothesis chooses the
+completion order; the dispatcher decides when a record may start and when it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from relay.pipeline.dispatch import Dispatcher
+
+
+@dataclass(frozen=True)
+class Rec:
+    n: int  # submission index: the offset order within its partition
+    partition: int
+    key: int
+
+
+@dataclass
+class Harness:
+    """Records that finish when released; everything the dispatcher did, in order."""
+
+    records: list[Rec]
+    window: int
+    gate: bool = True
+    released: dict[int, asyncio.Event] = field(default_factory=dict)
+    started: list[Rec] = field(default_factory=list)
+    finished: set[int] = field(default_factory=set)
+    cancelled: set[int] = field(default_factory=set)
+    acked: list[Rec] = field(default_factory=list)
+    running_keys: set[int] = field(default_factory=set)
+    max_seen: int = 0
+
+    def __post_init__(self) -> None:
+        self.released = {r.n: asyncio.Event() for r in self.records}
+        self.dispatcher: Dispatcher[Rec] = Dispatcher(
+            self.process, self.ack, max_in_flight=self.window, can_ack=lambda: self.gate
+        )
+
+    async def process(self, rec: Rec) -> None:
+        assert rec.key not in self.running_keys, "two records of one key ran at once"
+        self.running_keys.add(rec.key)
+        self.started.append(rec)
+        try:
+            await self.released[rec.n].wait()
+        except asyncio.CancelledError:
+            self.cancelled.add(rec.n)
+            raise
+        finally:
+            self.running_keys.discard(rec.key)
+        self.finished.add(rec.n)
+
+    def ack(self, rec: Rec) -> None:
+        assert rec.n in self.finished, "acknowledged before it finished"
+        earlier = [r for r in self.records if r.partition == rec.partition and r.n < rec.n]
+        acked = {r.n for r in self.acked}
+        assert all(r.n in acked for r in earlier), "acknowledged past an unacknowledged record"
+        self.acked.append(rec)
+
+    async def feed(self) -> None:
+        for rec in self.records:
+            await self.dispatcher.submit(rec, partition=rec.partition, key=rec.key)
+            self.max_seen = max(self.max_seen, self.dispatcher.in_flight)
+
+    def release(self, n: int) -> None:
+        self.released[n].set()
+
+
+async def settle(rounds: int = 6) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+def by_partition(recs: list[Rec]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for r in recs:
+        out[r.partition].append(r.n)
+    return out
+
+
+def by_key(recs: list[Rec]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for r in recs:
+        out[r.key].append(r.n)
+    return out
+
+
+records_st = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4)), min_size=1, max_size=25).map(
+    lambda pairs: [Rec(n, p, k) for n, (p, k) in enumerate(pairs)]
+)
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[list[Rec], list[int], int]:
+    records = draw(records_st)
+    order = draw(st.permutations([r.n for r in records]))
+    window = draw(st.integers(1, 8))
+    return records, order, window
+
+
+RUN = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@RUN
+@given(scenario())
+def test_any_completion_order_acks_contiguously_and_keeps_key_order(
+    case: tuple[list[Rec], list[int], int],
+) -> None:
+    records, order, window = case
+
+    async def run() -> Harness:
+        h = Harness(records, window)
+        feeder = asyncio.create_task(h.feed())
+        for n in order:
+            h.release(n)
+            await settle()
+        await asyncio.wait_for(feeder, 5)
+        assert await h.dispatcher.drain(5)
+        return h
+
+    h = asyncio.run(run())
+    assert sorted(r.n for r in h.acked) == [r.n for r in records]  # each exactly once
+    assert by_partition(h.acked) == by_partition(records)  # offset order per partition
+    assert by_key(h.started) == by_key(records)  # submission order per key
+    assert h.max_seen <= window
+
+
+@RUN
+@given(scenario(), st.data())
+def test_held_acks_are_sent_in_order_when_the_gate_opens(
+    case: tuple[list[Rec], list[int], int], data: st.DataObject
+) -> None:
+    records, order, window = case
+    close_at, open_at = sorted(data.draw(st.lists(st.integers(0, len(order)), min_size=2,
+                                                  max_size=2)))  # fmt: skip
+
+    async def run() -> Harness:
+        h = Harness(records, window)
+        feeder = asyncio.create_task(h.feed())
+        acked_when_closed = 0
+        for i, n in enumerate(order):
+            if i == close_at:
+                h.gate, acked_when_closed = False, len(h.acked)
+            if i == open_at and not h.gate:
+                assert len(h.acked) == acked_when_closed  # nothing slipped through
+                h.gate = True
+                h.dispatcher.release_acks()
+            h.release(n)
+            await settle()
+        if not h.gate:
+            assert len(h.acked) == acked_when_closed
+            h.gate = True
+            h.dispatcher.release_acks()
+        await asyncio.wait_for(feeder, 5)
+        assert await h.dispatcher.drain(5)
+        return h
+
+    h = asyncio.run(run())
+    assert by_partition(h.acked) == by_partition(records)
+
+
+@RUN
+@given(scenario(), st.data())
+def test_revoked_partitions_are_cancelled_and_never_acknowledged(
+    case: tuple[list[Rec], list[int], int], data: st.DataObject
+) -> None:
+    records, order, _ = case
+    window = len(records)  # everything admitted before the revocation
+    revoke_at = data.draw(st.integers(0, len(order)))
+    revoked = set(data.draw(st.lists(st.integers(0, 2), max_size=3)))
+
+    async def run() -> tuple[Harness, list[Rec], int]:
+        h = Harness(records, window)
+        await h.feed()
+        acked_before: list[Rec] = []
+        started_before = 0
+        for i, n in enumerate([*order, None]):
+            if i == revoke_at:
+                acked_before, started_before = list(h.acked), len(h.started)
+                await h.dispatcher.revoke(revoked)
+                # whatever of them was running was cancelled, not left to finish
+                running = {r.n for r in h.started if r.partition in revoked} - h.finished
+                assert running <= h.cancelled
+            if n is not None:
+                h.release(n)
+                await settle()
+        assert await h.dispatcher.drain(5)
+        return h, acked_before, started_before
+
+    h, acked_before, started_before = asyncio.run(run())
+    kept = [r for r in records if r.partition not in revoked]
+    late = [r for r in h.acked if r.partition in revoked and r not in acked_before]
+    assert not late, "a revoked record was acknowledged after the revocation"
+    assert not [r for r in h.started[started_before:] if r.partition in revoked]
+    assert by_partition([r for r in h.acked if r.partition not in revoked]) == by_partition(kept)
+    for p in revoked:  # what was acknowledged before is a prefix of the partition
+        mine = [r.n for r in records if r.partition == p]
+        done = [r.n for r in h.acked if r.partition == p]
+        assert done == mine[: len(done)]
+    assert by_key([r for r in h.started if r.partition not in revoked]) == by_key(kept)
+
+
+async def test_a_slow_first_record_holds_back_the_acks_of_its_partition() -> None:
+    """The faust #606 scenario: later records finish first; nothing is acknowledged past the
+    slow one until it is done."""
+    recs = [Rec(0, 0, 0), Rec(1, 0, 1), Rec(2, 0, 2), Rec(3, 1, 3)]
+    h = Harness(recs, window=8)
+    await h.feed()
+    for n in (1, 2, 3):
+        h.release(n)
+    await settle()
+    assert [r.n for r in h.acked] == [3]  # the other partition is not held back
+    assert h.dispatcher.in_flight == 3
+    h.release(0)
+    await settle()
+    assert [r.n for r in h.acked] == [3, 0, 1, 2]
+    assert h.dispatcher.in_flight == 0
+
+
+async def test_drain_acknowledges_what_finishes_in_time_and_cancels_the_rest() -> None:
+    recs = [Rec(0, 0, 0), Rec(1, 0, 1), Rec(2, 1, 2)]
+    h = Harness(recs, window=8)
+    await h.feed()
+    h.release(1)
+    h.release(2)
+    assert not await h.dispatcher.drain(0.2)  # record 0 never finishes
+    assert [r.n for r in h.acked] == [2]
+    assert h.cancelled == {0}
+    assert h.dispatcher.in_flight == 0
+    late = asyncio.create_task(h.dispatcher.submit(Rec(9, 0, 9), partition=0, key=9))
+    await settle()
+    assert not late.done()  # a drained dispatcher admits nothing
+    late.cancel()
+
+
+async def test_drain_waits_for_in_flight_records_within_the_grace() -> None:
+    recs = [Rec(0, 0, 0), Rec(1, 0, 0)]
+    h = Harness(recs, window=8)
+    await h.feed()
+    drained = asyncio.create_task(h.dispatcher.drain(5))
+    await settle()
+    h.release(0)
+    h.release(1)
+    assert await drained
+    assert [r.n for r in h.acked] == [0, 1]
+
+
+async def test_a_submit_waiting_for_room_is_dropped_when_its_partition_is_revoked() -> None:
+    recs = [Rec(0, 0, 0), Rec(1, 0, 1)]
+    h = Harness(recs, window=1)
+    await h.dispatcher.submit(recs[0], partition=0, key=0)
+    waiting = asyncio.create_task(h.dispatcher.submit(recs[1], partition=0, key=1))
+    await settle()
+    assert not waiting.done()
+    assert await h.dispatcher.revoke([0]) == 1
+    assert await asyncio.wait_for(waiting, 1) is False
+    assert h.dispatcher.in_flight == 0
+    assert [r.n for r in h.started] == [0]
+
+
+async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> None:
+    errors: list[tuple[int, BaseException]] = []
+    acked: list[int] = []
+
+    async def process(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("bug")
+
+    d: Dispatcher[int] = Dispatcher(
+        process, acked.append, max_in_flight=4, on_error=lambda n, e: errors.append((n, e))
+    )
+    for n in range(3):
+        await d.submit(n, partition=0, key=n)
+    await settle()
+    assert [n for n, _ in errors] == [0]
+    assert acked == []  # nothing past the failed record
+    assert d.in_flight == 3
+    assert isinstance(d.failed, RuntimeError)
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=0)
