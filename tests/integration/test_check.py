@@ -1,0 +1,60 @@
+"""``relay check`` against the real broker and sandbox: passes when all is well, names the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", "check", "--timeout", "10"],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+@pytest.fixture
+def relay_env(kafka_bootstrap, make_topic, sandbox) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {
+        "RELAY_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "RELAY_TOPICS": make_topic("check-in"),
+        "RELAY_DLQ_TOPIC": make_topic("check-dlq"),
+        "RELAY_API_BASE_URL": sandbox.url,
+        "RELAY_ALLOW_INSECURE_HTTP": "true",
+        "RELAY_CLIENT_ID": "sandbox-client",
+        "RELAY_CLIENT_SECRET": "sandbox-secret",
+        "RELAY_APP_ID": "sandbox-app",
+    }
+
+
+def test_all_checks_pass(relay_env: dict[str, str]) -> None:
+    result = run_check(relay_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "failed", "hint"),
+    [
+        ({"RELAY_CLIENT_ID": ""}, "configuration", "RELAY_CLIENT_ID"),
+        ({"RELAY_TOPICS": "no-such-topic-xyz"}, "topics", "no-such-topic-xyz"),
+        ({"RELAY_CLIENT_SECRET": "wrong-Quokka-991"}, "token", "RELAY_CLIENT_SECRET"),
+        ({"RELAY_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "kafka", "RELAY_KAFKA_BOOTSTRAP"),
+    ],
+)
+def test_first_failure_names_the_fix(
+    relay_env: dict[str, str], change: dict[str, str], failed: str, hint: str
+) -> None:
+    result = run_check(relay_env | change)
+    assert result.returncode == 1
+    assert f"✗ {failed}" in result.stdout and hint in result.stdout
+    assert "wrong-Quokka-991" not in result.stdout + result.stderr  # secrets never printed
