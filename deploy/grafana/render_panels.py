@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     dashboard = json.loads(args.dashboard.read_text())
     panels = collect(args.prometheus.rstrip("/"), dashboard, args.minutes, args.job, args.instance)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_svg(panels, f"{dashboard['title']}: last {args.minutes:g} min"))
+    span = f"{args.minutes:.0f} min" if args.minutes >= 2 else f"{args.minutes * 60:.0f} s"
+    args.out.write_text(render_svg(panels, f"{dashboard['title']}: last {span}"))
     with_data = sum(1 for p in panels if p.series)
     print(f"{args.out}: {len(panels)} panels, {with_data} with data")
     return 0
