@@ -38,8 +38,7 @@ requires_relay = pytest.mark.skipif(
 
 CLIENT_ID, CLIENT_SECRET, APP_ID = "sandbox-client", "sandbox-secret", "sandbox-app"
 ACTIVITY_BASE = "https://reliability.example"
-# Kafka consumer timings for the relay subprocesses: a SIGKILLed member is noticed quickly.
-# faust reads these from the environment too (``BROKER_*``), whatever the relay configures.
+# The consumer group session of the relays under test: a SIGKILLed member is noticed quickly.
 SESSION_TIMEOUT_S = 6
 
 
@@ -74,8 +73,7 @@ def relay_env(
         RELAY_HTTP_TIMEOUT="5",
         RELAY_SHUTDOWN_GRACE="5",
         RELAY_LOG_LEVEL="INFO",
-        BROKER_SESSION_TIMEOUT=str(SESSION_TIMEOUT_S),
-        BROKER_HEARTBEAT_INTERVAL="1",
+        RELAY_KAFKA_SESSION_TIMEOUT=str(SESSION_TIMEOUT_S),
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
@@ -107,9 +105,11 @@ class RelayProcess:
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> RelayProcess:
-        """Start ``relay run`` (again), on a fresh web port."""
+        """Start ``relay run`` (again). A restart keeps the web port, as a restarted pod keeps
+        its name and port: faust puts that URL in its group metadata, and a static member
+        rejoining with another URL trips faust's assignor (see the suite's report)."""
         assert not self.alive, f"{self.name} is already running"
-        self.port = free_port()
+        self.port = self.port or free_port()
         self.starts += 1
         log = self.workdir / f"{self.name}-{self.starts}.log"
         self.log_files.append(log)
@@ -204,7 +204,25 @@ class RelayProcess:
         )
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        wait_for(lambda: self.readyz() == 200, timeout, f"{self.name} /readyz", self.check_alive)
+        """Until /readyz answers 200 (assigned, token valid, circuit closed, DLQ healthy)."""
+        try:
+            wait_for(
+                lambda: self.readyz() == 200, timeout, f"{self.name} /readyz", self.check_alive
+            )
+        except AssertionError as exc:
+            response = self.get("/readyz")
+            body = response.text if response is not None else "no answer"
+            raise AssertionError(f"{exc}: /readyz says {body}\n{self.tail(10)}") from None
+
+    def wait_assigned(self, timeout: float = 120.0) -> None:
+        """Until the replica has joined its group and owns partitions (it may not be ready yet:
+        readiness also needs a token, which the relay only asks for once records arrive)."""
+        wait_for(
+            lambda: (self.metric("assigned_partitions") or 0) > 0,
+            timeout,
+            f"{self.name} assigned partitions",
+            self.check_alive,
+        )
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_files if p.exists())

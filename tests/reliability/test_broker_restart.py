@@ -35,7 +35,7 @@ def test_relay_recovers_from_a_broker_restart(
     s.seed_roster(plan)
 
     relay = s.relay("a").start()
-    relay.wait_ready()
+    relay.wait_assigned()
     s.produce(expected, rate=100)  # ~20 s of traffic: the restart lands in the middle
     s.wait_progress(0.25, timeout=120, alive=[relay])
 

@@ -37,7 +37,7 @@ def test_sigkill_five_times_while_records_flow(
     s.seed_roster(plan)
 
     relay = s.relay("a").start()
-    relay.wait_ready()
+    relay.wait_assigned()
     s.produce(expected, rate=1000)
 
     # Kill points: progress shares, spread over the run, each at least a little after the last

@@ -42,9 +42,10 @@ def run_fault(
     expected = expectations(plan)
     s.seed_roster(plan)
     relay.start()
-    relay.wait_ready()
+    relay.wait_assigned()
     s.produce(expected[:BEFORE], wait=True)
     s.wait_progress(1.0, timeout=120, alive=[relay])
+    relay.wait_ready(60)  # ready before the fault, so "not ready during" means something
 
     inject()
     s.produce(expected[BEFORE:], rate=DURING / seconds)

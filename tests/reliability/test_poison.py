@@ -48,7 +48,7 @@ def test_poison_corpus_is_dead_lettered_and_good_records_keep_flowing(
     assert len(records) == len(good) + len(poison)
 
     relay = s.relay("a").start()
-    relay.wait_ready()
+    relay.wait_assigned()
     s.produce(records, rate=300)
     s.wait_complete(timeout=240, alive=[relay])
     assert relay.starts == 1

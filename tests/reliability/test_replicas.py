@@ -34,8 +34,6 @@ def test_two_replicas_one_killed_partitions_move(
     s.seed_roster(plan)
 
     a, b = s.relay("a").start(), s.relay("b").start()
-    a.wait_ready()
-    b.wait_ready()
 
     def both_alive() -> None:
         a.check_alive()

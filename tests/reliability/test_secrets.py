@@ -65,7 +65,7 @@ def test_secret_never_appears_in_logs_metrics_health_or_dlq(
     s.seed_roster(plan)
 
     relay = s.relay("a", RELAY_CLIENT_SECRET=secret, RELAY_LOG_LEVEL="DEBUG").start()
-    relay.wait_ready()
+    relay.wait_assigned()
     s.produce(expected[:150], wait=True)
     # Every credential path: revoked tokens (401, refresh), the token endpoint failing.
     box.revoke_tokens()
