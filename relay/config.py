@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     group_instance_id: str | None = Field(
         None, description="static group membership id (the pod name on Kubernetes)"
     )
+    kafka_session_timeout: float | None = Field(
+        None, gt=0, description="consumer group session timeout in seconds (default: faust's)"
+    )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
     schema_registry_url: str | None = Field(
         None, description="Schema Registry for Confluent-framed records"

@@ -46,8 +46,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,  # in-flight work is ours to cancel on revocation
         broker_commit_interval=1.0,
-        broker_session_timeout=10,
-        broker_heartbeat_interval=2,
+        **_session(settings),
         stream_buffer_maxsize=max(4096, settings.max_in_flight * 4),
         web_enabled=True,
         web_port=settings.web_port,
@@ -83,6 +82,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         ASSIGNED_PARTITIONS.set(len(assigned))
         log.info("assigned %d partitions", len(assigned))
 
+    @app.task
+    async def start_runtime() -> None:
+        await runtime.start()  # HTTP pool, producer, first token: ready before any record
+
     @app.timer(LAG_EVERY)
     async def update_lag() -> None:
         _update_lag(app)
@@ -105,6 +108,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
 
     return app, runtime
+
+
+def _session(settings: Settings) -> dict[str, Any]:
+    """RELAY_KAFKA_SESSION_TIMEOUT, heartbeats at a tenth of it; unset: faust's defaults."""
+    timeout = settings.kafka_session_timeout
+    if timeout is None:
+        return {}
+    return {"broker_session_timeout": timeout, "broker_heartbeat_interval": timeout / 10}
 
 
 def _source_record(event: Any) -> SourceRecord:

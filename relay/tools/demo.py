@@ -30,6 +30,7 @@ from rich.table import Table
 
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
+from relay.pipeline.deadletter import dead_letters
 from relay.sandbox import seed
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
@@ -37,7 +38,7 @@ from relay.sandbox.testing import SandboxControl
 from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.tools.demo_panel import RelayStats, panel
 from relay.tools.produce import confluent_config, make_producer, produce_records
-from relay.tools.reconcile import Reconciliation, dead_letters, materialized_xp, reconcile
+from relay.tools.reconcile import Reconciliation, materialized_xp, reconcile
 from relay.tools.traffic import TrafficGenerator, TrafficPlan
 
 CLIENT_ID, CLIENT_SECRET, APP_ID = "sandbox-client", "sandbox-secret", "sandbox-app"
@@ -92,23 +93,9 @@ class Demo:
         return 0 if result.ok else 1
 
     async def _seed(self, plan: TrafficPlan) -> None:
-        """Test students (metadata.isTestUser), owned courses, a class each, enrollments."""
         async with self._client() as api:
-            for course in plan.courses:
-                await api.put(
-                    "courses", course.id, seed.course(course.id, course.title, (course.subject,))
-                )
-                await api.put(
-                    "classes", f"{course.id}-class", seed.klass(f"{course.id}-class", course.id)
-                )
-            for n, student in enumerate(plan.students):
-                await api.put("users", student, seed.student(student, "Demo", f"Student{n}"))
-                enrollment = f"{student}-{plan.enrollments[student]}"
-                await api.put(
-                    "enrollments",
-                    enrollment,
-                    seed.enrollment(enrollment, student, f"{plan.enrollments[student]}-class"),
-                )
+            for collection, record in roster(plan):
+                await api.put(collection, record["sourcedId"], record)
         self.console.print(
             f"roster: {len(plan.students)} test students, "
             f"{len(plan.courses)} courses, classes and enrollments"
@@ -250,6 +237,25 @@ class Demo:
                 self.relay.kill()
         if self.sandbox is not None:
             self.sandbox.stop()
+
+
+def roster(plan: TrafficPlan) -> list[tuple[str, dict[str, Any]]]:
+    """The plan's roster as (collection, record) PUTs, in dependency order: owned courses, a
+    class each, test students (``metadata.isTestUser``), and their enrollments."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    for course in plan.courses:
+        records.append(("courses", seed.course(course.id, course.title, (course.subject,))))
+        records.append(("classes", seed.klass(f"{course.id}-class", course.id)))
+    for n, student in enumerate(plan.students):
+        course_id = plan.enrollments[student]
+        records.append(("users", seed.student(student, "Demo", f"Student{n}")))
+        records.append(
+            (
+                "enrollments",
+                seed.enrollment(f"{student}-{course_id}", student, f"{course_id}-class"),
+            )
+        )
+    return records
 
 
 def _xp_table(result: Reconciliation) -> Table:

@@ -7,81 +7,12 @@ dead-letter topic keeps with the relay's stage and reason.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
-
+from relay.pipeline.deadletter import DeadLetterView
 from relay.timeback.client import TimeBackClient
 from relay.tools.traffic import PlannedRecord, TrafficPlan
-
-STAGE_HEADER = "relay.stage"
-REASON_HEADER = "relay.reason"
-
-
-@dataclass(frozen=True)
-class DeadLetterView:
-    """A dead-letter record as an operator sees it."""
-
-    key: bytes | None
-    value: bytes
-    stage: str
-    reason: str
-    headers: dict[str, bytes]
-
-
-def read_topic(config: dict[str, Any], topic: str, timeout: float = 30.0) -> list[Message]:
-    """Every record of ``topic`` from the beginning to the end offsets seen at the start."""
-    consumer = Consumer(
-        config | {"group.id": f"reconcile-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        ends: dict[int, int] = {}
-        for partition in metadata.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-            if high > 0:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        messages: list[Message] = []
-        remaining = dict(ends)
-        while remaining:
-            message = consumer.poll(timeout)
-            if message is None:
-                raise TimeoutError(f"{topic}: no record within {timeout}s, {remaining} left")
-            if message.error():
-                continue
-            messages.append(message)
-            partition, offset = message.partition() or 0, message.offset() or 0
-            if offset + 1 >= remaining.get(partition, 0):
-                remaining.pop(partition, None)
-        return messages
-    finally:
-        consumer.close()
-
-
-def dead_letters(config: dict[str, Any], topic: str) -> list[DeadLetterView]:
-    views = []
-    for message in read_topic(config, topic):
-        raw = message.headers() or []
-        pairs = raw.items() if isinstance(raw, dict) else raw
-        headers = {str(k): _bytes(v) for k, v in pairs}
-        views.append(
-            DeadLetterView(
-                key=message.key(),
-                value=message.value() or b"",
-                stage=headers.get(STAGE_HEADER, b"").decode(),
-                reason=headers.get(REASON_HEADER, b"").decode(),
-                headers=headers,
-            )
-        )
-    return views
-
-
-def _bytes(value: str | bytes | None) -> bytes:
-    return value.encode() if isinstance(value, str) else value or b""
 
 
 async def materialized_xp(
