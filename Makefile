@@ -59,13 +59,13 @@ bench: setup kafka-fetch
 	$(PY) -m bench
 
 lint: setup
-	$(VENV)/bin/ruff check relay tests bench
-	$(VENV)/bin/ruff format --check relay tests bench
+	$(VENV)/bin/ruff check relay tests bench deploy
+	$(VENV)/bin/ruff format --check relay tests bench deploy
 	$(VENV)/bin/mypy
 
 fmt: setup
-	$(VENV)/bin/ruff check --fix relay tests bench
-	$(VENV)/bin/ruff format relay tests bench
+	$(VENV)/bin/ruff check --fix relay tests bench deploy
+	$(VENV)/bin/ruff format relay tests bench deploy
 
 clean:
 	-$(KAFKA) stop

@@ -64,6 +64,18 @@ def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
         return None
 
 
+# The service behind each retried stage, as the RETRIES ``endpoint`` label names it.
+_ENDPOINT = {"decode": "registry", "enrich": "rostering"}
+
+
+def _cause(exc: Exception) -> str:
+    """The catalogue's ``cause`` label: the API client's own (status, timeout, connect...)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, str):
+        return cause
+    return "systemic" if isinstance(exc, SystemicError) else "other"
+
+
 class Pipeline:
     """The stages for one process; ``handle`` is the dispatcher's ``process``."""
 
@@ -118,7 +130,7 @@ class Pipeline:
                 delay = self.backoff.delay(attempt)
                 if isinstance(exc, TransientError) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
-                RETRIES.labels(stage, type(exc).__name__).inc()
+                RETRIES.labels(_ENDPOINT[stage], _cause(exc)).inc()
                 log.warning("%s stage: %s; retrying in %.1f s", stage, exc, delay)
                 attempt += 1
                 await self._sleep(delay)

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 from prometheus_client import generate_latest
 
@@ -56,6 +57,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         web_graph_enabled=False,
         web_stats_enabled=False,
     )
+    # faust's own sensor (messages, commits, rebalances) joins our registry under faust_*;
+    # its page is a duplicate of /metrics, so it is mounted out of the way.
+    setup_prometheus_sensors(app, pattern="/faust/metrics", registry=REGISTRY, name_prefix="faust")
     runtime = Runtime(settings, ack=lambda event: event.ack())
     source = app.topic(
         *settings.topics,
