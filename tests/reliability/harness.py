@@ -195,12 +195,12 @@ class RelayProcess:
         text = self.metrics_text()
         if text is None:
             return None
-        full = f"timeback_relay_{name}"
+        names = {f"timeback_relay_{name}", f"timeback_relay_{name}_total"}  # counters: _total
         return sum(
             s.value
             for family in text_string_to_metric_families(text)
             for s in family.samples
-            if s.name == full
+            if s.name in names
         )
 
     def wait_ready(self, timeout: float = 120.0) -> None:

@@ -3,8 +3,9 @@ Retry-After, the token endpoint down. While it lasts /readyz reports not ready; 
 dead-lettered for a transient reason (only the planted records are in the DLQ); afterwards
 every record is delivered.
 
-The durations are shortened for CI (the issue's 30 s outage and 20 s token outage become 12 s
-and 10 s): long enough for the circuit to open, probes to fail and tokens to expire.
+Durations as in the issue: a 30 s outage (15 s of 503s, 15 s of connection resets), the token
+endpoint down for 20 s (tokens live 3 s, so the relay's token expires meanwhile), a 10 s storm of
+429s with Retry-After: 2.
 """
 
 from __future__ import annotations
@@ -84,11 +85,11 @@ def test_api_outage(
     s = scenario("api-outage", box)
     relay = s.relay("a")
     outages: list[dict[str, Any]] = [
-        {"start_in_s": 0, "duration_s": 6, "mode": "503"},
-        {"start_in_s": 6, "duration_s": 6, "mode": "reset"},
+        {"start_in_s": 0, "duration_s": 15, "mode": "503"},
+        {"start_in_s": 15, "duration_s": 15, "mode": "reset"},
     ]
     figures, samples = run_fault(
-        s, relay, 41, lambda: box.faults(outages=outages), box.clear_faults, 12.0
+        s, relay, 41, lambda: box.faults(outages=outages), box.clear_faults, 30.0
     )
     report(figures)
     check(figures, samples)
@@ -101,7 +102,7 @@ def test_429_storm_with_retry_after(
     s = scenario("429-storm", box)
     relay = s.relay("a")
     storm = {"rate_limit": {"rate": 1.0, "retry_after_s": 2}, "paths": ["/events/1.0"]}
-    figures, samples = run_fault(s, relay, 42, lambda: box.faults(storm), box.clear_faults, 8.0)
+    figures, samples = run_fault(s, relay, 42, lambda: box.faults(storm), box.clear_faults, 10.0)
     report(figures)
     check(figures, samples)
 
@@ -119,7 +120,7 @@ def test_token_endpoint_down(
         43,
         lambda: box.faults(token_endpoint_down="503"),
         box.clear_faults,
-        10.0,
+        20.0,
     )
     report(figures)
     check(figures, samples)

@@ -65,6 +65,21 @@ def test_poison_corpus_is_dead_lettered_and_good_records_keep_flowing(
     # Every kind of the corpus was tried.
     assert {p.kind for p in poison} == set(POISON_KINDS)
 
+    # Each dead letter says where the record came from and why, in its headers.
+    by_value = {letter.value: letter for letter in s.dlq_watch.letters}
+    for record in poison:
+        h = by_value[record.value].headers
+        assert h["relay.source.topic"].decode() == s.topic, record.kind
+        assert int(h["relay.source.offset"]) >= 0 and int(h["relay.source.partition"]) >= 0
+        assert h.get("relay.detail"), f"{record.kind}: no detail"
+        if record.kind in ("nan-xp", "inf-xp", "-inf-xp"):
+            assert h["relay.detail"].startswith(b"xp:"), h["relay.detail"]
+        if record.kind == "far-future":
+            assert h["relay.detail"].startswith(b"occurred_at:"), h["relay.detail"]
+        if record.kind == "oversized-2mb":
+            assert h["relay.http.status"] == b"413", h.get("relay.http.status")
+            assert h["relay.event_ids"].decode() == record.first_event_id()
+
 
 def _unique(records: list[Expected]) -> list[Expected]:
     """Planted records are matched in the DLQ by value: keep one of identical values."""

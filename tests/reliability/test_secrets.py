@@ -94,36 +94,32 @@ def test_secret_never_appears_in_logs_metrics_health_or_dlq(
     assert figures.ok, figures.problems
 
 
-def test_wrong_secret_and_refused_credentials_are_not_echoed(
-    sandbox: SandboxHandle, kafka_bootstrap: str, tmp_path: Path
+def test_wrong_secret_is_not_echoed_and_nothing_is_dead_lettered(
+    scenario: ScenarioFactory, sandbox: SandboxHandle
 ) -> None:
-    """A secret the API refuses (401 at the token endpoint): the relay says so, without it."""
+    """A secret the API refuses (401 at the token endpoint): the relay says so without the
+    secret, is not ready, and dead-letters nothing (bad credentials are no record's fault)."""
     wrong = distinctive("wrong-secret")
-    env = relay_env(
-        bootstrap=kafka_bootstrap,
-        topic=f"rel-secrets-{uuid.uuid4().hex[:8]}",
-        dlq=f"rel-secrets-dlq-{uuid.uuid4().hex[:8]}",
-        group=f"rel-secrets-{uuid.uuid4().hex[:8]}",
-        api_url=sandbox.url,
-        RELAY_CLIENT_SECRET=wrong,
-        RELAY_LOG_LEVEL="DEBUG",
+    s = scenario("wrong-secret", sandbox)
+    plan = TrafficGenerator(students=4, seed=72).plan(20)
+    s.produce(expectations(plan), wait=True)
+    relay = s.relay("a", RELAY_CLIENT_SECRET=wrong, RELAY_LOG_LEVEL="DEBUG").start()
+    wait_for(
+        lambda: (relay.metric("token_refreshes") or 0) >= 2,
+        90,
+        "refused token requests",
+        relay.check_alive,
     )
-    relay = RelayProcess("wrong-secret", env, tmp_path)
-    try:
-        relay.start()
-        # The relay asked for a token and was refused (or gave up and exited).
-        wait_for(
-            lambda: not relay.alive or (relay.metric("token_refreshes") or 0) > 0,
-            90,
-            "a token request",
-        )
-        time.sleep(2)  # a few retries' worth of log lines
-        metrics = relay.metrics_text() or ""
-        assert relay.readyz() != 200 or not relay.alive
-        relay.terminate()
-    finally:
-        relay.close()
+    metrics = relay.metrics_text() or ""
+    readyz = relay.get("/readyz")
+    assert readyz is not None and readyz.status_code == 503, readyz
+    s.poll()
+    assert s.watch.receipts == [], "an event reached the API without a token"
+    relay.terminate()
+    s.dlq_watch.drain()
+    assert s.dlq_watch.letters == [], [x.reason for x in s.dlq_watch.letters]
     assert_absent(wrong, "/metrics", metrics)
+    assert_absent(wrong, "/readyz", readyz.content)
     assert_absent(wrong, "the relay's logs", relay.logs())
 
 
