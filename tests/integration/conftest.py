@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from relay.sandbox import seed
 from relay.sandbox.config import Client, Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
 from relay.sandbox.testing import SandboxControl
@@ -70,3 +72,24 @@ def sandbox_factory() -> Iterator[SandboxFactory]:
 def sandbox(sandbox_factory: SandboxFactory) -> SandboxHandle:
     """A fresh sandbox with the default test configuration."""
     return sandbox_factory()
+
+
+@pytest.fixture
+def http(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
+    """An httpx.Client on a fresh sandbox, carrying sandbox-client's bearer token."""
+    with sandbox.api() as client:
+        yield client
+
+
+# Shared by the events and processing tests: two event times a day apart, an XP event, a ledger.
+T0 = "2026-03-10T12:00:00.000Z"
+T1 = "2026-03-11T12:00:00.000Z"
+
+
+def xp(student: str = "student-1", course: str = "course-1", **kw: Any) -> dict[str, Any]:
+    kw.setdefault("app_id", "sandbox-app")
+    return seed.xp_event(student_id=student, course_id=course, **kw)
+
+
+def entries(http: httpx.Client, student: str = "student-1") -> list[dict[str, Any]]:
+    return list(http.get(f"/xp/1.0/users/{student}/entries").json()["entries"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,12 +14,6 @@ pytestmark = pytest.mark.integration
 
 GRANT = {"grant_type": "client_credentials"}
 CREDS = ("sandbox-client", "sandbox-secret")
-
-
-@pytest.fixture
-def http(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    with sandbox.api() as client:
-        yield client
 
 
 def event() -> dict[str, object]:

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
 import pytest
 
 from relay.sandbox import seed
-from tests.integration.conftest import SandboxFactory, SandboxHandle
+from tests.integration.conftest import T0, T1, SandboxFactory, SandboxHandle, entries, xp
 
 pytestmark = pytest.mark.integration
-
-T0 = "2026-03-10T12:00:00.000Z"
-T1 = "2026-03-11T12:00:00.000Z"
-
-
-@pytest.fixture
-def http(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    with sandbox.api() as client:
-        yield client
-
-
-def xp(student: str = "student-1", course: str = "course-1", **kw: Any) -> dict[str, Any]:
-    kw.setdefault("app_id", "sandbox-app")
-    return seed.xp_event(student_id=student, course_id=course, **kw)
-
-
-def entries(http: httpx.Client, student: str = "student-1") -> list[dict[str, Any]]:
-    return list(http.get(f"/xp/1.0/users/{student}/entries").json()["entries"])
 
 
 # --- processing rules ---------------------------------------------------------------------------

@@ -17,12 +17,6 @@ R = "/rostering/1.0"
 
 
 @pytest.fixture
-def http(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
-    with sandbox.api() as client:
-        yield client
-
-
-@pytest.fixture
 def other(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
     with sandbox.api("other-client") as client:
         yield client
