@@ -190,6 +190,7 @@ class DlqWatch:
                 "enable.auto.commit": False,
                 "fetch.max.bytes": 8 * 1024 * 1024,
                 "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                "log_level": 2,  # quiet while a broker restart is under test
             }
         )
         metadata = self.consumer.list_topics(topic, timeout=30).topics[topic]

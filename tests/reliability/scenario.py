@@ -137,6 +137,7 @@ class Scenario:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.max.bytes": MAX_MESSAGE,
+                "log_level": 2,  # quiet while a broker restart is under test
             }
         )
         errors: list[str] = []
