@@ -1,13 +1,90 @@
-"""`make bench`: placeholder until the benchmark issue lands; runs the scenarios that exist."""
+"""``make bench``: the benchmark of issue 9. Writes bench/results/latest.json, prints a table.
+
+    python -m bench                       # every scenario, default sizes (~10 min on 2 cores)
+    python -m bench --only S1,S3 --size small
+    python -m bench --set s5_records=50000 --set in_flight=32
+    python -m bench --profile             # also pyinstrument profiles in bench/results/
+
+S1 needs nothing; S2-S5 use the Kafka broker at RELAY_KAFKA_BOOTSTRAP (default 127.0.0.1:9092),
+or start one of their own when none answers, and run the sandbox and ``relay run`` as processes.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from collections.abc import Callable
+
+from bench import report
+from bench.common import Sizes, say
+from bench.report import Result
+
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
 
 
-def main() -> int:
-    print("bench: the benchmark scenarios arrive with the benchmark issue (#9)", file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="e.g. S1,S3 (default: all)")
+    parser.add_argument("--size", default="default", choices=["small", "default", "tiny"])
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one size (see bench/common.py Sizes)")  # fmt: skip
+    parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles")
+    parser.add_argument("--output", default=None, help="JSON path (default results/latest.json)")
+    args = parser.parse_args(argv)
+    only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+    try:
+        sizes = Sizes.named(args.size).override(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
+    started = time.monotonic()
+    results = run(only, sizes, args.profile)
+    from pathlib import Path
+
+    path = report.write(results, Path(args.output) if args.output else None)
+    report.show(results)
+    say(f"wrote {path} in {time.monotonic() - started:.0f}s")
     return 0
+
+
+def run(only: set[str], sizes: Sizes, profile: bool = False) -> list[Result]:
+    results: list[Result] = []
+    if "S1" in only:
+        from bench import s1_pipeline
+
+        results.append(s1_pipeline.run(sizes))
+        if profile:
+            from bench.profiles import s1_profile
+
+            s1_profile(sizes)
+    rest = [s for s in SCENARIOS[1:] if s in only]
+    if not rest:
+        return results
+    from bench import s2_throughput, s3_latency, s4_naive, s5_memory
+    from bench.lab import Lab, lab
+
+    steps: dict[str, Callable[[Lab], Result]] = {
+        "S2": s2_throughput.run,
+        "S3": s3_latency.run,
+        "S4": s4_naive.run,
+        "S5": s5_memory.run,
+    }
+    with lab(sizes, only, profile) as env:
+        for name in rest:
+            try:
+                results.append(steps[name](env))
+            except Exception as exc:  # one broken scenario must not cost the others' figures
+                say(f"{name} failed: {type(exc).__name__}: {exc}")
+                results.append(Result(name, f"FAILED: {exc}"[:80], 0.0, "-", 0, "higher",
+                                      {"error": repr(exc)}))  # fmt: skip
+        if profile:
+            from bench.profiles import relay_profile
+
+            relay_profile(env)
+    return results
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ class Result:
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("faust-streaming", "aiokafka", "confluent-kafka", "fastavro", "httpx", "orjson"):
         try:
             versions[dist] = metadata.version(dist)

@@ -1,0 +1,97 @@
+"""Shared pieces of the scenarios: settings, traffic, sizes, progress output.
+
+Every scenario takes a ``Sizes`` and returns a ``bench.report.Result``; ``bench.__main__`` runs the
+ones asked for. Figures that depend on this machine's speed are reported as ratios of two things
+measured side by side in one run, because the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any, Final
+
+from relay.config import Settings, load_settings
+from relay.tools.traffic import TrafficGenerator, TrafficPlan
+
+CLIENT_ID: Final = "sandbox-client"
+CLIENT_SECRET: Final = "sandbox-secret"  # the sandbox's public built-in test credentials
+APP_ID: Final = "sandbox-app"
+ACTIVITY_BASE: Final = "https://bench-app.example"
+# Many students: per-student ordering must not be what limits concurrency.
+STUDENTS: Final = 2000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does. ``default`` fits in ~10 minutes on 2 cores."""
+
+    s1_records: int = 20_000  # records in the S1 mix (per-type rows use the same records)
+    s1_passes: int = 3  # best of N passes (least disturbed by the neighbours)
+    s2_records: int = 30_000  # backlog the relay drains in S2 (processing on)
+    s2_sink_seconds: float = 8.0  # each bare-httpx sink measurement
+    sink_records: int = 10_000  # spare records (same students) the sink loops POST as events
+    s3_records: int = 12_000  # backlog the relay drains with 50 ms latency
+    in_flight: int = 64  # RELAY_MAX_IN_FLIGHT in S2/S3/S4 (and the sink loop's concurrency)
+    latency_ms: float = 50.0  # S3/S4 injected latency
+    s4_naive_records: int = 300  # the naive relay is slow: a prefix of the same records
+    s4_naive_fast: int = 2_000  # ... and against the sink without injected latency
+    s5_records: int = 200_000  # S5 backlog (issue 9: 200,000)
+    partitions: int = 4
+
+    @classmethod
+    def named(cls, name: str) -> Sizes:
+        if name == "default":
+            return cls()
+        if name == "small":
+            return cls(
+                s1_records=3_000,
+                s1_passes=2,
+                s2_records=4_000,
+                s2_sink_seconds=3.0,
+                s3_records=3_000,
+                s4_naive_records=60,
+                s4_naive_fast=500,
+                sink_records=3_000,
+                s5_records=20_000,
+            )
+        if name == "tiny":  # the smoke test
+            return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
+                       s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
+                       sink_records=300)  # fmt: skip
+        raise ValueError(f"unknown size {name!r}: small, default or tiny")
+
+    def override(self, assignments: list[str]) -> Sizes:
+        """``["s5_records=50000", ...]`` on top of these sizes."""
+        types = {f.name: f.type for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for text in assignments:
+            key, _, raw = text.partition("=")
+            if key not in types:
+                raise ValueError(f"unknown size {key!r}; one of {sorted(types)}")
+            changes[key] = float(raw) if types[key] in (float, "float") else int(raw)
+        return replace(self, **changes)
+
+
+def bench_settings(**overrides: Any) -> Settings:
+    """Settings as the relay under test gets them (no network is touched by building them)."""
+    values: dict[str, Any] = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "app_id": APP_ID,
+        "activity_base_url": ACTIVITY_BASE,
+        "allow_insecure_http": True,
+    }
+    return load_settings(**(values | overrides))
+
+
+def traffic(count: int, *, seed: int = 11, students: int = STUDENTS) -> TrafficPlan:
+    """Realistic valid records (sessions, lessons, questions, quizzes, views) with course_id and
+    subject in the records, so enrichment needs no network."""
+    return TrafficGenerator(students=students, invalid_ratio=0.0, seed=seed).plan(count)
+
+
+def say(message: str) -> None:
+    """Progress on stderr (the table goes to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,117 @@
+"""What the end-to-end scenarios share in one run: the broker, topics, sandboxes, and the runs of
+the relay that more than one scenario reads (S3 and S4 compare against the same latency run).
+
+Everything started here is stopped by ``close`` (by pid, never by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bench.common import Sizes, bench_settings, say, traffic
+from bench.drain import Drain, drain, produce_backlog
+from bench.procs import Sandbox, Topics, kafka_broker
+from bench.s1_pipeline import Chain
+from relay.sandbox.testing import SandboxControl
+from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.tools.demo import roster
+from relay.tools.traffic import PlannedRecord, TrafficPlan
+
+PROCESSING_DELAY = 0.5  # seconds from the 202 to processing (the demo's; "processing on")
+
+
+@dataclass
+class Backlog:
+    topic: str
+    plan: TrafficPlan  # what was produced to the topic
+    spare: list[PlannedRecord]  # more records of the same students, never produced (sink loops)
+
+    def spare_events(self) -> list[bytes]:
+        """The spare records as serialized events: the sink loops POST these, so they name the
+        same (seeded) students and courses as the relay's, with ids the relay never sends."""
+        chain = Chain()
+        return [e.payload for r in self.spare for e in chain.full(r.value)]
+
+
+class Lab:
+    def __init__(self, sizes: Sizes, bootstrap: str, only: set[str], profile: bool = False) -> None:
+        self.sizes = sizes
+        self.only = only
+        self.bootstrap = bootstrap
+        self.profile = profile
+        self.topics = Topics(bootstrap)
+        self._sandboxes: list[Sandbox] = []
+        self._cache: dict[str, Any] = {}
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    def sandbox(self, name: str, plan: TrafficPlan, latency_ms: float = 0.0) -> Sandbox:
+        """A fresh sandbox process (its journal starts empty), roster seeded for ``plan``."""
+        sandbox = Sandbox(f"sandbox-{name}", PROCESSING_DELAY)
+        self._sandboxes.append(sandbox)
+        asyncio.run(_seed(sandbox.url, plan))
+        if latency_ms:
+            with SandboxControl(sandbox.url) as control:
+                control.faults(latency_ms={"fixed": latency_ms, "jitter": 0}, paths=["/events/1.0"])
+        return sandbox
+
+    def backlog(self, name: str, count: int, seed: int, spare: int = 0) -> Backlog:
+        full = traffic(count + spare, seed=seed)
+        plan = replace(full, records=full.records[:count])
+        topic = self.topics.create(name, self.sizes.partitions)
+        produce_backlog(self.bootstrap, topic, plan)
+        return Backlog(topic, plan, full.records[count:])
+
+    def drain(self, name: str, backlog: Backlog, api: str, **kwargs: Any) -> Drain:
+        records = len(backlog.plan.records)
+        kwargs.setdefault("in_flight", self.sizes.in_flight)
+        kwargs.setdefault("timeout", max(180.0, records / 20))
+        return drain(name, self.bootstrap, self.topics, backlog.topic, records, api, **kwargs)
+
+    def wants(self, scenario: str) -> bool:
+        return scenario in self.only
+
+    def note(self, key: str, value: Any) -> None:
+        """Keep a measurement for another scenario of this run (S4 reads S2's and S3's)."""
+        self._cache[key] = value
+
+    def noted(self, key: str) -> Any:
+        return self._cache.get(key)
+
+    def close(self) -> None:
+        for sandbox in self._sandboxes:
+            sandbox.stop()
+        self.topics.delete_all()
+
+
+async def _seed(url: str, plan: TrafficPlan) -> None:
+    """Courses, classes, test students and enrollments, so processing finds what events name."""
+    settings = bench_settings(api_base_url=url)
+    async with TimeBackClient(ClientConfig.from_settings(settings)) as api:
+        records = roster(plan)
+        ordered = [r for r in records if r[0] in ("courses", "classes")]
+        rest = [r for r in records if r[0] not in ("courses", "classes")]
+        for collection, record in ordered:  # classes name courses: in order
+            await api.put(collection, record["sourcedId"], record)
+        users = [r for r in rest if r[0] == "users"]
+        enrollments = [r for r in rest if r[0] == "enrollments"]
+        for batch in (users, enrollments):  # enrollments name users: users first
+            for start in range(0, len(batch), 8):
+                await asyncio.gather(
+                    *(api.put(c, r["sourcedId"], r) for c, r in batch[start : start + 8])
+                )
+
+
+@contextlib.contextmanager
+def lab(sizes: Sizes, only: set[str], profile: bool = False) -> Iterator[Lab]:
+    with kafka_broker() as bootstrap:
+        instance = Lab(sizes, bootstrap, only, profile)
+        try:
+            yield instance
+        finally:
+            say("stopping what the benchmark started")
+            instance.close()

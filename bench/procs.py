@@ -1,0 +1,195 @@
+"""The processes a scenario needs: a Kafka broker, a sandbox, the relay; each stopped by its pid.
+
+The sandbox runs in its own process (``relay sandbox``) so it never shares a GIL with the load
+generator or the relay: on two cores, the sink's capacity and the relay's throughput are then
+limited by the same things (one core for the sink, one for the client side).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.common import ACTIVITY_BASE, APP_ID, CLIENT_ID, CLIENT_SECRET, say
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"
+WORK = ROOT / "bench" / "results" / "run"  # logs of the processes of the last run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=2):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def kafka_broker() -> Iterator[str]:
+    """The broker at RELAY_KAFKA_BOOTSTRAP (default 127.0.0.1:9092) if one answers; else one of
+    our own on free ports in a temporary directory, stopped at the end."""
+    bootstrap = os.environ.get("RELAY_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    if _answers(bootstrap):
+        say(f"kafka: using the broker at {bootstrap}")
+        yield bootstrap
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
+        env = dict(
+            os.environ,
+            KAFKA_RUN_DIR=run_dir,
+            KAFKA_PORT=str(free_port()),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+        )
+        say(f"kafka: no broker at {bootstrap}; starting one on port {env['KAFKA_PORT']}")
+        subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, timeout=900)
+        try:
+            yield f"127.0.0.1:{env['KAFKA_PORT']}"
+        finally:
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=False, timeout=120)
+
+
+class Topics:
+    """Uniquely named topics for one run, deleted at the end (best effort)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.run = uuid.uuid4().hex[:8]
+        self.created: list[str] = []
+
+    def create(self, name: str, partitions: int) -> str:
+        topic = f"bench-{self.run}-{name}"
+        futures = self.admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)
+        futures[topic].result(timeout=60)
+        self.created.append(topic)
+        return topic
+
+    def delete_all(self) -> None:
+        if not self.created:
+            return
+        for future in self.admin.delete_topics(self.created, operation_timeout=30).values():
+            with contextlib.suppress(Exception):  # a leftover topic only costs disk
+                future.result(timeout=30)
+
+
+class Child:
+    """A subprocess of ours, in its own session, logging to a file; stopped by its pid only."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = WORK / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+            code = self.proc.returncode
+            raise RuntimeError(f"{self.name} exited with {code}:\n" + "\n".join(tail))
+
+    def stop(self, grace: float = 30.0) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def status(self, field: str) -> int:
+        """A ``/proc/<pid>/status`` figure in kB (VmHWM: peak resident set, VmRSS: now)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+
+class Sandbox(Child):
+    """``relay sandbox`` in its own process, with processing on (a delay after the 202)."""
+
+    def __init__(self, name: str, processing_delay: float = 0.5) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", "relay.cli", "sandbox", "--port", str(self.port),
+                "--processing-delay", str(processing_delay), "--seed", "1"]  # fmt: skip
+        super().__init__(name, argv)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{self.url}/sandbox/1.0/stats", timeout=1).raise_for_status()
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the sandbox did not answer on {self.url} within 30 s")
+
+
+def relay_env(
+    bootstrap: str, topic: str, dlq: str, api: str, web_port: int, **extra: Any
+) -> dict[str, str]:
+    """The relay's configuration, RELAY_* only (a fresh group reads the backlog from the start)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env |= {
+        "RELAY_KAFKA_BOOTSTRAP": bootstrap,
+        "RELAY_TOPICS": topic,
+        "RELAY_DLQ_TOPIC": dlq,
+        "RELAY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "RELAY_API_BASE_URL": api,
+        "RELAY_ALLOW_INSECURE_HTTP": "true",
+        "RELAY_CLIENT_ID": CLIENT_ID,
+        "RELAY_CLIENT_SECRET": CLIENT_SECRET,
+        "RELAY_APP_ID": APP_ID,
+        "RELAY_ACTIVITY_BASE_URL": ACTIVITY_BASE,
+        "RELAY_WEB_PORT": str(web_port),
+        "RELAY_WEB_HOST": "127.0.0.1",
+        "RELAY_LOG_LEVEL": "WARNING",  # the relay's own default is INFO; records log nothing
+    }
+    env |= {f"RELAY_{k.upper()}": str(v) for k, v in extra.items()}
+    return env
+
+
+class Relay(Child):
+    """``relay run`` as a subprocess (optionally under pyinstrument, for a profile)."""
+
+    def __init__(self, name: str, env: dict[str, str], profile_to: Path | None = None) -> None:
+        self.metrics_url = f"http://127.0.0.1:{env['RELAY_WEB_PORT']}/metrics"
+        if profile_to is None:
+            argv = [sys.executable, "-m", "relay.cli", "run"]
+        else:
+            argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001", "-r", "text",
+                    "--show-all", "-o", str(profile_to), "-m", "relay.cli", "run"]  # fmt: skip
+        super().__init__(name, argv, env)

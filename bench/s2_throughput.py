@@ -1,0 +1,61 @@
+"""S2: end-to-end throughput of ``relay run`` against the sandbox (processing on), versus the
+sink's capacity measured in the same run by a bare httpx loop at the same concurrency.
+
+Order: sink loop, relay drain, sink loop again; the relay is compared with the mean of the two
+sink figures (both are in the detail: their spread is the machine's noise). Throughput is in
+Caliper events per second (what the sink counts); the relay's records/s is in the detail.
+Target (issue 9): relay / sink >= 0.8.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bench.common import say
+from bench.lab import Lab
+from bench.naive import naive_relay
+from bench.report import Result
+from bench.sink import sink_rate
+
+TARGET: Final = 0.8
+
+
+def run(lab: Lab) -> Result:
+    sizes = lab.sizes
+    say(f"S2: backlog of {sizes.s2_records:,} records, in flight {sizes.in_flight}")
+    backlog = lab.backlog("s2", sizes.s2_records, seed=21, spare=sizes.sink_records)
+    sandbox = lab.sandbox("s2", backlog.plan)
+    events = backlog.spare_events()
+    say(f"  sink loop: {len(events):,} pre-built events, {sizes.in_flight} concurrent POSTs")
+    before = sink_rate(sandbox.url, events, sizes.in_flight, sizes.s2_sink_seconds)
+    naive = None
+    if lab.wants("S4"):  # the naive relay reads a prefix of the same records first (S4 detail)
+        naive = naive_relay(lab.bootstrap, backlog.topic, sandbox.url, sizes.s4_naive_fast)
+        lab.note("naive_no_latency", naive)
+    say("  relay drain")
+    sandbox_cpu = sandbox.cpu_seconds()
+    relay = lab.drain("s2", backlog, sandbox.url)
+    sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
+    lab.note("relay_no_latency", relay)
+    after = sink_rate(sandbox.url, events[::-1], sizes.in_flight, sizes.s2_sink_seconds)
+    sink = (before.rate + after.rate) / 2
+    value = relay.events_per_s / sink if relay.finished else 0.0
+    return Result(
+        "S2",
+        "relay / sink throughput (processing on)",
+        round(value, 3),
+        "ratio",
+        TARGET,
+        "higher",
+        {
+            "relay_events_per_s": round(relay.events_per_s, 1) if relay.finished else None,
+            "sink_events_per_s": round(sink, 1),
+            "sink_before": before.summary(),
+            "sink_after": after.summary(),
+            "in_flight": sizes.in_flight,
+            "relay": relay.summary(),
+            # how busy the sink was while the relay drained (1.0 = one core all the time)
+            "sandbox_cpu_seconds_during_drain": round(sandbox_cpu, 1),
+            "naive_ran_first": naive is not None,
+        },
+    )

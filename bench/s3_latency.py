@@ -1,0 +1,66 @@
+"""S3: throughput with 50 ms latency injected in the sandbox, versus the ideal
+``RELAY_MAX_IN_FLIGHT / 0.050`` POSTs per second (each POST takes at least 50 ms, and at most
+``RELAY_MAX_IN_FLIGHT`` are outstanding).
+
+A bare httpx loop at the same concurrency against the same sink is measured too (detail): it shows
+what the HTTP client alone reaches under that latency, i.e. how much of any shortfall is the
+client's and how much the relay's. Target (issue 9): relay / ideal >= 0.8.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bench.common import say
+from bench.lab import Lab
+from bench.naive import naive_relay
+from bench.report import Result
+from bench.sink import sink_rate
+
+TARGET: Final = 0.8
+
+
+def latency_run(lab: Lab) -> None:
+    """One backlog, one 50 ms sandbox: the naive relay (if S4 is asked for) reads a prefix first,
+    then the relay drains it all, then the bare loop. S3 and S4 both read these figures."""
+    if lab.noted("relay_latency") is not None:
+        return
+    sizes = lab.sizes
+    say(f"S3/S4: backlog of {sizes.s3_records:,} records, {sizes.latency_ms:g} ms latency")
+    backlog = lab.backlog("s3", sizes.s3_records, seed=31, spare=sizes.sink_records // 2)
+    sandbox = lab.sandbox("s3", backlog.plan, latency_ms=sizes.latency_ms)
+    if lab.wants("S4"):
+        lab.note(
+            "naive_latency",
+            naive_relay(lab.bootstrap, backlog.topic, sandbox.url, sizes.s4_naive_records),
+        )
+    say("  relay drain")
+    lab.note("relay_latency", lab.drain("s3", backlog, sandbox.url))
+    say("  bare httpx loop under the same latency")
+    seconds = max(2.0, sizes.s2_sink_seconds / 2)
+    loop = sink_rate(sandbox.url, backlog.spare_events(), sizes.in_flight, seconds)
+    lab.note("sink_latency", loop)
+
+
+def run(lab: Lab) -> Result:
+    latency_run(lab)
+    sizes = lab.sizes
+    relay, sink = lab.noted("relay_latency"), lab.noted("sink_latency")
+    ideal = sizes.in_flight / (sizes.latency_ms / 1000)
+    value = relay.events_per_s / ideal if relay.finished else 0.0
+    return Result(
+        "S3",
+        f"throughput / (in-flight / {sizes.latency_ms:g} ms)",
+        round(value, 3),
+        "ratio",
+        TARGET,
+        "higher",
+        {
+            "relay_events_per_s": round(relay.events_per_s, 1) if relay.finished else None,
+            "ideal_events_per_s": ideal,
+            "in_flight": sizes.in_flight,
+            "latency_ms": sizes.latency_ms,
+            "bare_httpx_loop": sink.summary() | {"ratio_to_ideal": round(sink.rate / ideal, 3)},
+            "relay": relay.summary(),
+        },
+    )

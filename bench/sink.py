@@ -1,0 +1,74 @@
+"""The sink's capacity: a bare httpx loop POSTing pre-built events at a fixed concurrency.
+
+No Kafka, no decoding, no mapping, no retries, no metrics: ``concurrency`` tasks share one
+``httpx.AsyncClient`` (pool sized like the relay's), one bearer token, and a list of serialized
+Caliper events built beforehand. What it reaches is what the sandbox (and an httpx client on one
+core) can take at that concurrency: the ceiling the relay is compared with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from bench.common import CLIENT_ID, CLIENT_SECRET
+
+
+@dataclass(frozen=True)
+class SinkRun:
+    events: int
+    seconds: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def summary(self) -> dict[str, float]:
+        return {"events_per_s": round(self.rate, 1), "events": self.events,
+                "seconds": round(self.seconds, 2), "errors": self.errors}  # fmt: skip
+
+
+def sink_rate(url: str, events: list[bytes], concurrency: int, seconds: float) -> SinkRun:
+    return asyncio.run(_sink(url, events, concurrency, seconds))
+
+
+async def _sink(url: str, events: list[bytes], concurrency: int, seconds: float) -> SinkRun:
+    size = concurrency + 1
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        reply = await http.post(
+            "/auth/1.0/token",
+            data={"grant_type": "client_credentials"},
+            auth=(CLIENT_ID, CLIENT_SECRET),
+        )
+        reply.raise_for_status()
+        headers = {
+            "Authorization": f"Bearer {reply.json()['access_token']}",
+            "Content-Type": "application/json",
+        }
+        position, done, errors = 0, 0, 0
+        stop_at = 0.0
+
+        async def worker() -> None:
+            nonlocal position, done, errors
+            while time.perf_counter() < stop_at:
+                body = events[position % len(events)]
+                position += 1
+                response = await http.post("/events/1.0", content=body, headers=headers)
+                if 200 <= response.status_code < 300:
+                    done += 1
+                else:
+                    errors += 1
+
+        # a short warm-up opens the pool's connections before the clock starts
+        stop_at = time.perf_counter() + 0.5
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        done = errors = 0
+        start = time.perf_counter()
+        stop_at = start + seconds
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return SinkRun(done, time.perf_counter() - start, errors)
