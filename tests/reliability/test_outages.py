@@ -124,3 +124,14 @@ def test_token_endpoint_down(
     )
     report(figures)
     check(figures, samples)
+
+
+def test_an_idle_relay_becomes_ready(
+    scenario: ScenarioFactory, sandbox_factory: SandboxFactory
+) -> None:
+    """Ready before any record arrives (assigned, token obtained, circuit closed, DLQ healthy):
+    the fault tests' "not ready during" starts from ready."""
+    s = scenario("idle-ready", sandbox_factory())
+    relay = s.relay("a").start()
+    relay.wait_assigned()
+    relay.wait_ready(30)
