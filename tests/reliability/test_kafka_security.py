@@ -229,3 +229,52 @@ def test_sasl_without_credentials_is_refused(missing: str) -> None:
         load_settings(_env_file=None, **values)
     assert f"RELAY_{missing.upper()}" in str(error.value)
     assert PASSWORD not in str(error.value)
+
+
+async def test_the_relay_wires_both_clients_from_these_settings(
+    ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``relay run``'s faust app gets the credentials, and its dead-letter producer the
+    confluent configuration, of the same RELAY_KAFKA_* settings."""
+    pytest.importorskip("relay.pipeline.worker")
+    from faust.auth import SASLCredentials
+
+    from relay.pipeline import runtime as runtime_module
+    from relay.pipeline.worker import create_app
+
+    s = settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=PASSWORD,
+        kafka_ssl_ca_file=ca_file,
+        client_id="c",
+        client_secret="unused-secret",
+        app_id="a",
+        api_base_url="https://127.0.0.1:9",
+        activity_base_url="https://reliability.example",
+    )
+    app, runtime = create_app(s)
+    credentials = app.conf.broker_credentials
+    assert isinstance(credentials, SASLCredentials)
+    assert (credentials.username, credentials.password) == (USER, PASSWORD)
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    assert credentials.protocol.value == "SASL_SSL"
+    assert "reliability-test-ca" in ca_subjects(credentials.ssl_context)
+    assert [str(url) for url in app.conf.broker] == kafka_config.broker_urls(s)
+
+    seen: dict[str, Any] = {}
+
+    class Recorder:
+        def __init__(self, config: dict[str, Any], topic: str, **_: Any) -> None:
+            seen.update(config=config, topic=topic)
+
+        def close(self, timeout: float = 0) -> None:
+            pass
+
+    monkeypatch.setattr(runtime_module, "DeadLetterWriter", Recorder)
+    await runtime.start()
+    await runtime.close()
+    assert seen["topic"] == s.dlq_topic
+    assert seen["config"] == kafka_config.confluent_config(s)
+    assert seen["config"]["sasl.password"] == PASSWORD
