@@ -260,6 +260,7 @@ async def test_the_relay_wires_both_clients_from_these_settings(
     assert (credentials.username, credentials.password) == (USER, PASSWORD)
     assert credentials.mechanism.value == "SCRAM-SHA-512"
     assert credentials.protocol.value == "SASL_SSL"
+    assert credentials.ssl_context is not None
     assert "reliability-test-ca" in ca_subjects(credentials.ssl_context)
     assert [str(url) for url in app.conf.broker] == kafka_config.broker_urls(s)
 
