@@ -141,6 +141,7 @@ class SandboxWatch:
         self.receipts: list[tuple[str | None, str, int]] = []  # (event id, fate, status)
         self.accepted: Counter[str] = Counter()  # event id -> accepted receipts
         self.refused: Counter[str] = Counter()  # event id -> 400 receipts
+        self.fates: Counter[str] = Counter()
 
     def poll(self) -> None:
         start = len(self.receipts)
@@ -151,6 +152,7 @@ class SandboxWatch:
         new = self.sandbox.thread.run_in_loop(read)
         self.receipts.extend(new)
         for ident, fate, _ in new:
+            self.fates[fate] += 1
             if ident is None:
                 continue
             (self.refused if fate == REFUSED else self.accepted)[ident] += 1
@@ -250,6 +252,7 @@ class Figures:
     lost: int = 0  # valid records with an event id the sandbox never accepted
     duplicates: int = 0  # receipts beyond the first of an id (redeliveries)
     duplicate_records: int = 0  # records with at least one duplicated event
+    duplicate_mismatch: int = 0  # a repeated id with a different body: ids not deterministic
     sandbox_refused: int = 0  # 400s for valid records' events (mapping bugs)
     planted_leaked: int = 0  # planted records whose first event reached the sandbox
     dlq_total: int = 0
@@ -267,6 +270,7 @@ class Figures:
     def ok(self) -> bool:
         return not (
             self.lost
+            or self.duplicate_mismatch
             or self.sandbox_refused
             or self.planted_leaked
             or self.dlq_missing
@@ -316,6 +320,7 @@ def reconcile(
         f.duplicates += extra
         f.duplicate_records += 1 if extra else 0
         f.sandbox_refused += sum(1 for i in record.event_ids if sandbox.refused[i])
+    f.duplicate_mismatch = sandbox.fates["duplicate_mismatch"]
     f.planted_leaked = sum(1 for e in planted if sandbox.accepted[e.first_event_id()])
 
     f.dlq_total = len(letters)
