@@ -15,6 +15,8 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.common import Sizes, say
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one size (see bench/common.py Sizes)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles")
+    parser.add_argument("--variants", action="store_true",
+                        help="also drain with candidate fixes (bench/variants.py)")  # fmt: skip
     parser.add_argument("--output", default=None, help="JSON path (default results/latest.json)")
     args = parser.parse_args(argv)
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
@@ -41,16 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     started = time.monotonic()
-    results = run(only, sizes, args.profile)
-    from pathlib import Path
-
-    path = report.write(results, Path(args.output) if args.output else None)
+    extra: dict[str, Any] = {}
+    results = run(only, sizes, args.profile, extra if args.variants else None)
+    path = report.write(results, Path(args.output) if args.output else None, extra)
     report.show(results)
     say(f"wrote {path} in {time.monotonic() - started:.0f}s")
     return 0
 
 
-def run(only: set[str], sizes: Sizes, profile: bool = False) -> list[Result]:
+def run(
+    only: set[str],
+    sizes: Sizes,
+    profile: bool = False,
+    experiments: dict[str, Any] | None = None,
+) -> list[Result]:
+    """The scenarios in ``only``; with ``experiments`` (a dict), the variants are run too and
+    their figures put there."""
     results: list[Result] = []
     if "S1" in only:
         from bench import s1_pipeline
@@ -61,7 +71,7 @@ def run(only: set[str], sizes: Sizes, profile: bool = False) -> list[Result]:
 
             s1_profile(sizes)
     rest = [s for s in SCENARIOS[1:] if s in only]
-    if not rest:
+    if not rest and experiments is None:
         return results
     from bench import s2_throughput, s3_latency, s4_naive, s5_memory
     from bench.lab import Lab, lab
@@ -84,6 +94,10 @@ def run(only: set[str], sizes: Sizes, profile: bool = False) -> list[Result]:
             from bench.profiles import relay_profile
 
             relay_profile(env)
+        if experiments is not None:
+            from bench import experiments as variants
+
+            experiments["experiments"] = variants.run(env)
     return results
 
 

@@ -185,11 +185,19 @@ def relay_env(
 class Relay(Child):
     """``relay run`` as a subprocess (optionally under pyinstrument, for a profile)."""
 
-    def __init__(self, name: str, env: dict[str, str], profile_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        profile_to: Path | None = None,
+        variant: str | None = None,
+    ) -> None:
         self.metrics_url = f"http://127.0.0.1:{env['RELAY_WEB_PORT']}/metrics"
+        # a variant: the relay with a candidate fix patched in memory (bench/variants.py)
+        command = ["relay.cli", "run"] if variant is None else ["bench.variants", variant, "run"]
         if profile_to is None:
-            argv = [sys.executable, "-m", "relay.cli", "run"]
+            argv = [sys.executable, "-m", *command]
         else:
-            argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001", "-r", "text",
-                    "--show-all", "-o", str(profile_to), "-m", "relay.cli", "run"]  # fmt: skip
+            argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001",
+                    "-r", "pyisession", "-o", str(profile_to), "-m", *command]  # fmt: skip
         super().__init__(name, argv, env)

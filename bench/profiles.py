@@ -3,27 +3,49 @@
 - ``s1_profile.txt``: the in-process chain (decode .. serialize) over the S1 records.
 - ``relay_profile.txt``: ``relay run`` itself (under pyinstrument) draining a backlog against a
   sandbox without latency: the whole process, Kafka consumption and HTTP included.
+
+Each report has the call tree (library frames folded) and then the flat list of self time.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pyinstrument.renderers import ConsoleRenderer
+from pyinstrument.session import Session
+
 from bench.common import Sizes, say
 from bench.lab import Lab
 from bench.report import RESULTS
-from bench.s1_pipeline import profile
+from bench.s1_pipeline import profile_session
+
+FLAT_LINES = 45
 
 
-def s1_profile(sizes: Sizes) -> None:
+def render(session: Session) -> str:
+    tree = ConsoleRenderer(unicode=False, color=False).render(session)
+    flat = ConsoleRenderer(unicode=False, color=False, flat=True, show_all=True).render(session)
+    head = "\n".join(flat.splitlines()[: FLAT_LINES + 8])
+    return f"{tree}\n\n=== self time, flat (top {FLAT_LINES}) ===\n{head}\n"
+
+
+def s1_profile(sizes: Sizes) -> Path:
     path = RESULTS / "s1_profile.txt"
-    path.write_text(profile(sizes))
+    path.write_text(render(profile_session(sizes)))
     say(f"profile of the S1 chain: {path}")
+    return path
 
 
-def relay_profile(lab: Lab) -> None:
-    path = RESULTS / "relay_profile.txt"
+def relay_profile(lab: Lab, variant: str | None = None) -> Path:
+    suffix = f"_{variant}" if variant else ""
+    path = RESULTS / f"relay_profile{suffix}.txt"
+    session_path = path.with_suffix(".pyisession")
     records = max(1_000, lab.sizes.s2_records // 3)
-    say(f"profiling relay run over {records:,} records")
-    backlog = lab.backlog("profile", records, seed=61)
-    sandbox = lab.sandbox("profile", backlog.plan)
-    lab.drain("profile", backlog, sandbox.url, profile_to=path)
+    say(f"profiling relay run{' (' + variant + ')' if variant else ''} over {records:,} records")
+    backlog = lab.backlog(f"profile{suffix}", records, seed=61)
+    sandbox = lab.sandbox(f"profile{suffix}", backlog.plan)
+    lab.drain(f"profile{suffix}", backlog, sandbox.url, profile_to=session_path, variant=variant)
+    path.write_text(render(Session.load(str(session_path))))
+    session_path.unlink(missing_ok=True)
     say(f"profile of relay run: {path}")
+    return path

@@ -61,10 +61,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write(results: list[Result], path: Path | None = None) -> Path:
+def write(
+    results: list[Result], path: Path | None = None, extra: dict[str, Any] | None = None
+) -> Path:
+    """``extra``: more top-level sections (e.g. ``experiments``) next to machine and scenarios."""
     path = path or RESULTS / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "scenarios": {r.name: r.as_json() for r in results}}
+    report |= extra or {}
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
 

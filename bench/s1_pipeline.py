@@ -119,8 +119,8 @@ def _row(chain: Chain, values: list[bytes], passes: int) -> dict[str, Any]:
     }
 
 
-def profile(sizes: Sizes, top: int = 25) -> str:
-    """A pyinstrument profile of the chain over the mixed records (text, for the report)."""
+def profile_session(sizes: Sizes) -> Any:
+    """A pyinstrument session of the chain over the mixed records (``bench.profiles`` renders)."""
     from pyinstrument import Profiler
 
     chain = Chain()
@@ -132,5 +132,4 @@ def profile(sizes: Sizes, top: int = 25) -> str:
         for _ in range(max(1, sizes.s1_passes)):
             for value in mixed:
                 chain.full(value)
-    del top
-    return str(profiler.output_text(unicode=False, color=False, show_all=False))
+    return profiler.last_session

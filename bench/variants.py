@@ -1,0 +1,102 @@
+"""``relay run`` with a candidate hot-path fix applied in memory: measure a fix before making it.
+
+    python -m bench.variants VARIANT run      # instead of python -m relay.cli run
+
+The relay's code is not edited: the patch is applied before ``relay.cli`` starts, so the same
+backlog can be drained by the relay as it is and by the relay with the fix, side by side
+(``python -m bench --variants``). Variants:
+
+- ``sniffio``: what installing ``sniffio`` does. httpcore 1.0.9 runs ``import sniffio`` each time
+  it sets up an async lock or event (several per request); with sniffio absent (anyio 4.16 no
+  longer pulls it in) every one of those is a failed import that searches sys.path. Marking the
+  module absent in ``sys.modules`` makes that import fail at once, as installing it makes it
+  succeed at once.
+- ``aiohttp``: the TimeBackClient's httpx.AsyncClient over an aiohttp connector (an httpx
+  transport; aiohttp is already a dependency, the sandbox uses it), instead of httpcore's pool,
+  whose request assignment scans every connection for every queued request.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import httpx
+
+VARIANTS = ("sniffio", "aiohttp")
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx requests sent through one ``aiohttp.ClientSession`` (connection pool of ``limit``)."""
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit, self.timeout = limit, timeout
+        self._session: Any = None
+
+    def _client(self) -> Any:
+        import aiohttp
+
+        if self._session is None:  # created inside the running loop, on first use
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.limit),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Content-Type"),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
+        try:
+            async with self._client().request(
+                request.method,
+                str(request.url),
+                headers=list(request.headers.multi_items()),
+                data=await request.aread(),
+                allow_redirects=False,
+            ) as reply:
+                body = await reply.read()
+                headers = [(k, v) for k, v in reply.raw_headers]
+                return httpx.Response(reply.status, headers=headers, content=body)
+        except TimeoutError:  # asyncio.TimeoutError is TimeoutError on 3.11
+            raise httpx.ReadTimeout("timed out", request=request) from None
+        except aiohttp.ClientConnectionError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+        except aiohttp.ClientError as exc:
+            raise httpx.NetworkError(str(exc), request=request) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def apply(variant: str) -> None:
+    if variant == "sniffio":
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+    elif variant == "aiohttp":
+        from relay.timeback import client
+
+        original = client.TimeBackClient.__init__
+
+        def init(self: Any, config: Any, *, transport: Any = None, auth: Any = None) -> None:
+            if transport is None:
+                transport = AiohttpTransport(config.max_in_flight + 1, config.timeout)
+            original(self, config, transport=transport, auth=auth)
+
+        client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+
+
+def main() -> None:
+    variant = sys.argv.pop(1)
+    for one in variant.split("+"):
+        apply(one)
+    from relay.cli import main as relay_main
+
+    relay_main()
+
+
+if __name__ == "__main__":
+    main()
