@@ -225,9 +225,9 @@ class Scenario:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def stop_relays(self) -> None:
-        for relay in self.relays:
-            relay.terminate()
+    def stop_relays(self) -> dict[str, int | None]:
+        """SIGTERM every replica still running; the exit status of each (None: was dead)."""
+        return {r.name: r.terminate() if r.alive else None for r in self.relays}
 
     def reconcile(self, trials: int = 1) -> Figures:
         self.watch.poll()
@@ -240,9 +240,11 @@ class Scenario:
     def finish(self, trials: int = 1) -> Figures:
         """Stop every replica (so no late duplicate is missed), read the whole DLQ, reconcile."""
         self.join_producer()
-        self.stop_relays()
+        exits = self.stop_relays()
         self.dlq_watch.drain()
-        return self.reconcile(trials)
+        figures = self.reconcile(trials)
+        figures.notes["sigterm_exit"] = exits
+        return figures
 
     def close(self) -> None:
         for relay in self.relays:

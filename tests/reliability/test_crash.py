@@ -60,6 +60,7 @@ def test_sigkill_five_times_while_records_flow(
 
     assert relay.kills == KILLS
     assert figures.lost == 0, figures.problems
+    assert figures.notes["sigterm_exit"] == {"a": 0}, "SIGTERM: a clean exit"
     assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
     assert figures.dlq_unexpected == 0, figures.problems

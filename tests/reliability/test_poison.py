@@ -60,6 +60,7 @@ def test_poison_corpus_is_dead_lettered_and_good_records_keep_flowing(
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
     assert figures.dlq_unexpected == 0, figures.problems
     assert figures.lost == 0, figures.problems
+    assert figures.notes["sigterm_exit"] == {"a": 0}, "SIGTERM: a clean exit"
     assert figures.planted_leaked == 0, "a poison record's event reached the API"
     assert figures.ok
     # Every kind of the corpus was tried.

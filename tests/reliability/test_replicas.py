@@ -62,6 +62,7 @@ def test_two_replicas_one_killed_partitions_move(
     report(figures)
 
     assert figures.lost == 0, figures.problems
+    assert figures.notes["sigterm_exit"] == {"a": 0, "b": None}, "SIGTERM: a clean exit"
     assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
     assert figures.dlq_unexpected == 0, figures.problems
