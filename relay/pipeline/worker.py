@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker=broker_urls(settings),
         broker_credentials=faust_credentials(settings),
         consumer_group_instance_id=settings.group_instance_id,  # static membership
+        **_canonical_url(settings),
         store="memory://",
         autodiscover=False,
         topic_disable_leader=True,
@@ -112,6 +113,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
 
     return app, runtime
+
+
+def _canonical_url(settings: Settings) -> dict[str, Any]:
+    """A static member is handed back its previous assignment, and faust's assignor asserts that
+    the assignment's worker URL is its own: one derived from the web host and port would change
+    across restarts (a new port, a new pod IP) and wedge the consumer. Tie it to the member id."""
+    if settings.group_instance_id is None:
+        return {}
+    return {"canonical_url": f"http://{settings.group_instance_id}"}
 
 
 def _session(settings: Settings) -> dict[str, Any]:

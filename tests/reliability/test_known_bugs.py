@@ -1,5 +1,9 @@
-"""Relay behaviours the suite found wrong, kept as strict xfails: each turns into a failure (XPASS)
-once the relay is fixed, so the marker gets removed with the fix."""
+"""Relay behaviours the suite found wrong, now fixed and kept as regression tests.
+
+A static member (RELAY_GROUP_INSTANCE_ID) restarted on another web port used to be handed its
+previous assignment with the old worker URL; faust's assignor asserted they match, the aiokafka
+coordinator routine died and the process stayed up consuming nothing. The worker now derives
+faust's canonical_url from the member id, not the web port."""
 
 from __future__ import annotations
 
@@ -14,15 +18,6 @@ from tests.reliability.ledger import expectations
 pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(180)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faust's PartitionAssignor.on_assignment asserts the assignment's worker URL equals "
-    "its own; a static member (RELAY_GROUP_INSTANCE_ID) restarted with another web URL "
-    "(RELAY_WEB_PORT, or hostname) is handed its previous assignment, the assertion kills the "
-    "aiokafka coordinator routine, and the process stays up consuming nothing (/livez 200, "
-    "/readyz 503 assigned=false) instead of failing; relay/pipeline/worker.py create_app sets "
-    "no stable canonical_url",
-)
 def test_a_static_member_restarted_on_another_port_consumes(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory
 ) -> None:
