@@ -25,25 +25,29 @@ STUDENTS: Final = 2000
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each scenario does. ``default`` fits in ~10 minutes on 2 cores."""
+    """How much work each scenario does. ``default`` fits in 10 minutes on 2 cores."""
 
     s1_records: int = 20_000  # records in the S1 mix (per-type rows use the same records)
     s1_passes: int = 3  # best of N passes (least disturbed by the neighbours)
-    s2_records: int = 30_000  # backlog the relay drains in S2 (processing on)
+    s2_records: int = 15_000  # backlog the relay drains in S2 (processing on)
     s2_sink_seconds: float = 8.0  # each bare-httpx sink measurement
     sink_records: int = 10_000  # spare records (same students) the sink loops POST as events
-    s3_records: int = 12_000  # backlog the relay drains with 50 ms latency
+    s3_records: int = 10_000  # backlog the relay drains with 50 ms latency
     in_flight: int = 64  # RELAY_MAX_IN_FLIGHT in S2/S3/S4 (and the sink loop's concurrency)
     latency_ms: float = 50.0  # S3/S4 injected latency
     s4_naive_records: int = 300  # the naive relay is slow: a prefix of the same records
     s4_naive_fast: int = 2_000  # ... and against the sink without injected latency
-    s5_records: int = 200_000  # S5 backlog (issue 9: 200,000)
+    # S5 backlog. Issue 9 asks for 200,000 (``--size full``); at the relay's present ~400
+    # records/s that drain alone takes ~9 minutes, so the default (10-minute budget) is smaller.
+    s5_records: int = 60_000
     partitions: int = 4
 
     @classmethod
     def named(cls, name: str) -> Sizes:
         if name == "default":
             return cls()
+        if name == "full":  # issue 9's S5 backlog
+            return cls(s5_records=200_000)
         if name == "small":
             return cls(
                 s1_records=3_000,
@@ -60,7 +64,7 @@ class Sizes:
             return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
                        s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
                        sink_records=300)  # fmt: skip
-        raise ValueError(f"unknown size {name!r}: small, default or tiny")
+        raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:
         """``["s5_records=50000", ...]`` on top of these sizes."""

@@ -32,8 +32,13 @@ class SinkRun:
                 "seconds": round(self.seconds, 2), "errors": self.errors}  # fmt: skip
 
 
-def sink_rate(url: str, events: list[bytes], concurrency: int, seconds: float) -> SinkRun:
-    return asyncio.run(_sink(url, events, concurrency, seconds))
+def sink_rate(
+    url: str, events: list[bytes], concurrency: int, seconds: float, client: str = "httpx"
+) -> SinkRun:
+    """``client="aiohttp"``: the same loop over an aiohttp session, a second opinion on the
+    sink's capacity (it shows how much of the httpx figure is the client's own cost)."""
+    loop = _sink if client == "httpx" else _aiohttp_sink
+    return asyncio.run(loop(url, events, concurrency, seconds))
 
 
 async def _sink(url: str, events: list[bytes], concurrency: int, seconds: float) -> SinkRun:
@@ -65,6 +70,41 @@ async def _sink(url: str, events: list[bytes], concurrency: int, seconds: float)
                     errors += 1
 
         # a short warm-up opens the pool's connections before the clock starts
+        stop_at = time.perf_counter() + 0.5
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        done = errors = 0
+        start = time.perf_counter()
+        stop_at = start + seconds
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return SinkRun(done, time.perf_counter() - start, errors)
+
+
+async def _aiohttp_sink(url: str, events: list[bytes], concurrency: int, seconds: float) -> SinkRun:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency + 1)
+    async with aiohttp.ClientSession(url, connector=connector) as http:
+        token_form = {"grant_type": "client_credentials"}
+        credentials = aiohttp.BasicAuth(CLIENT_ID, CLIENT_SECRET)
+        async with http.post("/auth/1.0/token", data=token_form, auth=credentials) as reply:
+            reply.raise_for_status()
+            token = (await reply.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        position, done, errors = 0, 0, 0
+        stop_at = 0.0
+
+        async def worker() -> None:
+            nonlocal position, done, errors
+            while time.perf_counter() < stop_at:
+                body = events[position % len(events)]
+                position += 1
+                async with http.post("/events/1.0", data=body, headers=headers) as response:
+                    await response.read()
+                    if 200 <= response.status < 300:
+                        done += 1
+                    else:
+                        errors += 1
+
         stop_at = time.perf_counter() + 0.5
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         done = errors = 0
