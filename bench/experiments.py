@@ -13,7 +13,7 @@ from typing import Any
 from bench.common import say
 from bench.lab import Lab
 
-VARIANTS: tuple[str | None, ...] = (None, "sniffio", "aiohttp")
+VARIANTS: tuple[str | None, ...] = (None, "sniffio", "sharded", "aiohttp")
 
 
 def run(lab: Lab) -> dict[str, Any]:

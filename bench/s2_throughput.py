@@ -41,7 +41,7 @@ def run(lab: Lab) -> Result:
     # A second opinion on the sink's capacity: the same loop over aiohttp. It repeats ids the
     # httpx loops sent; the sandbox's duplicate path costs it more, so this understates.
     other = sink_rate(sandbox.url, events, sizes.in_flight, sizes.s2_sink_seconds / 2, "aiohttp")
-    ratio_other = relay.events_per_s / other.rate if relay.finished else None
+    ratio_other = round(relay.events_per_s / other.rate, 3) if relay.finished else None
     sink = (before.rate + after.rate) / 2
     value = relay.events_per_s / sink if relay.finished else 0.0
     return Result(

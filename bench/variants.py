@@ -14,6 +14,8 @@ backlog can be drained by the relay as it is and by the relay with the fix, side
 - ``aiohttp``: the TimeBackClient's httpx.AsyncClient over an aiohttp connector (an httpx
   transport; aiohttp is already a dependency, the sandbox uses it), instead of httpcore's pool,
   whose request assignment scans every connection for every queued request.
+- ``sharded``: still httpcore, but 16 small pools used in turn instead of one pool of
+  in-flight + 1 connections, so each scan is over a few connections.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 
 import httpx
 
-VARIANTS = ("sniffio", "aiohttp")
+VARIANTS = ("sniffio", "aiohttp", "sharded")
+SHARDS = 16
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -71,20 +74,43 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Requests spread over ``shards`` httpcore pools in turn (each ``per_shard`` connections)."""
+
+    def __init__(self, shards: int, per_shard: int) -> None:
+        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+        self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        self._next = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self._pools[self._next]
+        self._next = (self._next + 1) % len(self._pools)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+def _with_transport(make: Any) -> None:
+    """TimeBackClient gets ``make(config)`` as its transport unless one is given."""
+    from relay.timeback import client
+
+    original = client.TimeBackClient.__init__
+
+    def init(self: Any, config: Any, *, transport: Any = None, auth: Any = None) -> None:
+        original(self, config, transport=transport or make(config), auth=auth)
+
+    client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
+
+
 def apply(variant: str) -> None:
     if variant == "sniffio":
         sys.modules["sniffio"] = None  # type: ignore[assignment]
     elif variant == "aiohttp":
-        from relay.timeback import client
-
-        original = client.TimeBackClient.__init__
-
-        def init(self: Any, config: Any, *, transport: Any = None, auth: Any = None) -> None:
-            if transport is None:
-                transport = AiohttpTransport(config.max_in_flight + 1, config.timeout)
-            original(self, config, transport=transport, auth=auth)
-
-        client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
+        _with_transport(lambda c: AiohttpTransport(c.max_in_flight + 1, c.timeout))
+    elif variant == "sharded":
+        _with_transport(lambda c: ShardedTransport(SHARDS, -(-(c.max_in_flight + 1) // SHARDS)))
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
 
