@@ -24,7 +24,7 @@ from relay.metrics import COURSE_LOOKUPS, HEALTH, RECORDS_ACKED, RECORDS_CONSUME
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.kafka_config import confluent_config
-from relay.pipeline.stages import Pipeline, SourceRecord, predecode
+from relay.pipeline.stages import CountingSender, Pipeline, SourceRecord, predecode
 from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.timeback.delivery import Deliverer
 from relay.timeback.policy import Backoff, CircuitBreaker
@@ -65,7 +65,8 @@ class Runtime:
         breaker = CircuitBreaker(
             s.circuit_failures, s.circuit_open_for, max_open_for=s.circuit_max_open_for
         )
-        deliverer = Deliverer(self.client, breaker, backoff, s.retry_budget, s.retry_after_cap)
+        sender = CountingSender(self.client)  # attempts per record, for its dead letter
+        deliverer = Deliverer(sender, breaker, backoff, s.retry_budget, s.retry_after_cap)
         resolver = CourseResolver.from_settings(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(confluent_config(s), s.dlq_topic, backoff=backoff)
         pipeline = Pipeline(

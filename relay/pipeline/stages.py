@@ -10,8 +10,10 @@ transient failures are retried by the ``Deliverer`` behind its circuit breaker.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +25,8 @@ from relay.logs import bind_record
 from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
-from relay.timeback.delivery import Deliverer
+from relay.timeback.client import SendResult
+from relay.timeback.delivery import Deliverer, EventSender
 from relay.timeback.policy import Backoff
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,41 @@ def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
         return None
 
 
+@dataclass
+class Trace:
+    """What one record went through, for its dead letter: attempts per stage, first failure."""
+
+    attempts: Counter[str] = field(default_factory=Counter)
+    first_failure: float | None = None
+
+    def failed(self) -> None:
+        if self.first_failure is None:
+            self.first_failure = time.time()
+
+
+# Each record runs in its own task (the dispatcher's), so a context variable is per record.
+_TRACE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("relay_trace", default=None)
+
+
+class CountingSender:
+    """The API client as the Deliverer sees it, counting each record's send attempts and noting
+    its first failure (the Deliverer retries inside, out of the pipeline's sight)."""
+
+    def __init__(self, client: EventSender) -> None:
+        self._client = client
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        trace = _TRACE.get()
+        if trace is not None:
+            trace.attempts["deliver"] += 1
+        try:
+            return await self._client.send_event(payload, event_type=event_type)
+        except Exception:
+            if trace is not None:
+                trace.failed()
+            raise
+
+
 # The service behind each retried stage, as the RETRIES ``endpoint`` label names it.
 _ENDPOINT = {"decode": "registry", "enrich": "rostering"}
 
@@ -97,7 +135,8 @@ class Pipeline:
     async def handle(self, record: SourceRecord) -> None:
         bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
         events: list[CaliperEvent] = []
-        first_failure = time.time()
+        trace = Trace()
+        _TRACE.set(trace)
         try:
             activity = await self._decode(record)
             bind_record(event_id=activity.event_id, record_type=record_name(activity))
@@ -106,8 +145,13 @@ class Pipeline:
                 await self.deliverer.deliver(event.payload, event_type=event.type)
             DELIVERY_LAG.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
         except Rejection as rejection:
+            trace.failed()
             await self.dead_letters.write(
-                record, rejection, event_ids=[e.id for e in events], first_failure=first_failure
+                record,
+                rejection,
+                event_ids=[e.id for e in events],
+                attempts=max(1, trace.attempts[rejection.stage]),
+                first_failure=trace.first_failure or time.time(),
             )
 
     async def _decode(self, record: SourceRecord) -> Activity:
@@ -123,10 +167,15 @@ class Pipeline:
         """Run ``step`` until it answers or rejects: a registry or rostering outage is waited
         out (consumption stalls, lag grows) rather than dead-lettering good records."""
         attempt = 0
+        trace = _TRACE.get()
         while True:
+            if trace is not None:
+                trace.attempts[stage] += 1
             try:
                 return await step()
             except (TransientError, SystemicError) as exc:
+                if trace is not None:
+                    trace.failed()
                 delay = self.backoff.delay(attempt)
                 if isinstance(exc, TransientError) and exc.retry_after:
                     delay = max(delay, exc.retry_after)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -61,7 +62,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     # faust's own sensor (messages, commits, rebalances) joins our registry under faust_*;
     # its page is a duplicate of /metrics, so it is mounted out of the way.
     setup_prometheus_sensors(app, pattern="/faust/metrics", registry=REGISTRY, name_prefix="faust")
-    runtime = Runtime(settings, ack=lambda event: event.ack())
+    runtime = Runtime(settings, ack=_acknowledger(app))
     source = app.topic(
         *settings.topics,
         key_type=bytes,
@@ -113,6 +114,18 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
 
     return app, runtime
+
+
+def _acknowledger(app: faust.App) -> Callable[[Any], None]:
+    """Acknowledge a faust event; a noack stream skips faust's own bookkeeping of the message
+    leaving, so its sensor (faust_active_messages) is told here."""
+
+    def ack(event: Any) -> None:
+        if event.ack():  # the last reference: the offset is now committable
+            message = event.message
+            app.sensors.on_message_out(message.tp, message.offset, message)
+
+    return ack
 
 
 def _canonical_url(settings: Settings) -> dict[str, Any]:
