@@ -1,0 +1,81 @@
+"""The dead-letter writer against the real broker: a write the broker refuses is counted, marks
+the relay not ready and is retried (the record waits, it is never skipped); once the broker takes
+it, exactly one dead letter is there and the relay is healthy again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
+
+from relay.errors import Rejection
+from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH
+from relay.pipeline.deadletter import DeadLetterWriter, dead_letters
+from relay.pipeline.stages import SourceRecord
+from relay.timeback.policy import Backoff
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tiny_topic(kafka_bootstrap: str) -> Iterator[tuple[AdminClient, str]]:
+    """A DLQ topic that refuses any record over 512 bytes (MESSAGE_TOO_LARGE)."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    name = f"dlq-tiny-{uuid.uuid4().hex[:10]}"
+    topic = NewTopic(name, 1, 1, config={"max.message.bytes": "512"})
+    admin.create_topics([topic], operation_timeout=30)[name].result(timeout=60)
+    yield admin, name
+    admin.delete_topics([name], operation_timeout=30)
+
+
+def _failures() -> float:
+    return DLQ_WRITE_FAILURES._value.get()
+
+
+async def test_a_refused_write_blocks_counts_and_recovers(
+    kafka_bootstrap: str, tiny_topic: tuple[AdminClient, str]
+) -> None:
+    admin, topic = tiny_topic
+    config = {"bootstrap.servers": kafka_bootstrap}
+    writer = DeadLetterWriter(config, topic, backoff=Backoff(0.05, 0.2))
+    record = SourceRecord("in", 0, 7, None, b"student-1", b"x" * 2000, [("h", b"1")])
+    rejection = Rejection("enrich", "course-unresolved", "no course")
+    failures_before = _failures()
+    writes_before = DLQ_WRITES.labels("course-unresolved")._value.get()
+    try:
+        write = asyncio.create_task(writer.write(record, rejection, first_failure=0.0))
+        while _failures() < failures_before + 2:  # refused, retried, refused again
+            assert not write.done(), "the write returned although the broker refused it"
+            await asyncio.sleep(0.05)
+        assert not HEALTH.dlq_healthy
+        assert not write.done()
+
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes", "1048576", incremental_operation=AlterConfigOpType.SET
+                )
+            ],
+        )
+        admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+        await asyncio.wait_for(write, 60)
+    finally:
+        writer.close()
+    assert HEALTH.dlq_healthy
+    assert DLQ_WRITES.labels("course-unresolved")._value.get() == writes_before + 1
+    [letter] = dead_letters(config, topic)
+    assert letter.value == record.value and letter.key == record.key
+    assert (letter.stage, letter.reason) == ("enrich", "course-unresolved")
+    assert letter.headers["h"] == b"1"
+    assert letter.headers["relay.source.offset"] == b"7"
