@@ -1,0 +1,118 @@
+"""Helpers of the ``relay run`` integration tests: records, a relay subprocess, what Kafka and
+the relay's /metrics say. The relay process itself is the reliability suite's harness."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from relay.contract import encode
+from relay.pipeline.deadletter import DeadLetterView, dead_letters
+from relay.tools.produce import produce_records
+from relay.tools.traffic import PlannedRecord
+from tests.reliability.harness import RelayProcess, relay_env, wait_for
+
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+__all__ = ["RelayProcess", "wait_for"]
+
+
+def xp_record(
+    student: str,
+    seq: int,
+    *,
+    course: str | None = "course-1",
+    subject: str | None = "Math",
+    xp: float = 1.0,
+) -> PlannedRecord:
+    """An XpEarned of ``student``; ``seq`` orders one student's records (occurred_at + seq s)."""
+    event_id = str(uuid.uuid4())
+    value = {
+        "event_id": event_id,
+        "occurred_at": BASE + timedelta(seconds=seq),
+        "student_id": student,
+        "activity": {"id": f"lessons/{student}/{seq}", "name": f"Lesson {seq}"},
+        "xp": xp,
+        "course_id": course,
+        "subject": subject,
+    }
+    return PlannedRecord(
+        student.encode(), encode("XpEarned", value), event_id, "XpEarned", student, xp=xp
+    )
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[PlannedRecord], rate: float = 0) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    produce_records(producer, topic, records, rate=rate)
+
+
+def start_relay(
+    workdir: Path, bootstrap: str, topic: str, dlq: str, api_url: str, **env: str
+) -> RelayProcess:
+    """``relay run`` on ``topic`` as a subprocess, assigned its partitions."""
+    relay = RelayProcess(
+        "relay",
+        relay_env(
+            bootstrap=bootstrap,
+            topic=topic,
+            dlq=dlq,
+            group=f"pipeline-{uuid.uuid4().hex[:8]}",
+            api_url=api_url,
+            **env,
+        ),
+        workdir,
+    ).start()
+    relay.wait_assigned()
+    return relay
+
+
+def wait_acked(relay: RelayProcess, count: int, timeout: float = 120) -> None:
+    wait_for(
+        lambda: (relay.metric("records_acked") or 0) >= count,
+        timeout,
+        f"{count} records acknowledged",
+        relay.check_alive,
+    )
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
+    """The group's committed offsets on ``topic`` (-1001: nothing committed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
+    finally:
+        consumer.close()
+
+
+def letters(bootstrap: str, dlq: str) -> list[DeadLetterView]:
+    return dead_letters({"bootstrap.servers": bootstrap}, dlq)
+
+
+def samples(relay: RelayProcess, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample of ``timeback_relay_<name>`` (counters: ``_total``) by its label set."""
+    text = relay.metrics_text() or ""
+    wanted = {f"timeback_relay_{name}", f"timeback_relay_{name}_total"}
+    return {
+        frozenset(s.labels.items()): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in wanted
+    }
+
+
+def sample(relay: RelayProcess, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for k, v in samples(relay, name).items() if want <= k)
+
+
+def seed_students(control: object, students: Iterable[str], course: str = "course-1") -> None:
+    setup: Callable[..., object] = control.setup_roster  # type: ignore[attr-defined]
+    for student in students:
+        setup(student, course)
