@@ -94,8 +94,14 @@ def replay_command(reason: str | None, since: str | None, dry_run: bool) -> None
     with Progress(console=console) as progress:
         task = progress.add_task("replaying", total=len(letters))
         for letter in letters:
-            topic, headers = replay_target(letter)
-            producer.produce(topic, letter.value, letter.key, headers=headers)  # type: ignore[arg-type]
+            topic, partition, headers = replay_target(letter)
+            producer.produce(
+                topic,
+                letter.value,
+                letter.key,
+                partition=partition,
+                headers=headers,  # type: ignore[arg-type]
+            )
             producer.poll(0)
             progress.advance(task)
     left = producer.flush(60)
@@ -113,14 +119,18 @@ def selected(letter: DeadLetterView, reason: str | None, since: datetime | None)
     return True
 
 
-def replay_target(letter: DeadLetterView) -> tuple[str, list[tuple[str, bytes]]]:
-    """The source topic and the original headers, with ``relay.replays`` incremented."""
+def replay_target(letter: DeadLetterView) -> tuple[str, int, list[tuple[str, bytes]]]:
+    """The source topic and partition, and the original headers with ``relay.replays``
+    incremented. Back to its own partition: our producer's key hash need not be the original
+    producer's (librdkafka's CRC32 vs the Java client's murmur2), and one student's records must
+    stay in one partition to stay in order."""
     topic = _header(letter, "relay.source.topic")
     if not topic:
         raise click.ClickException("a dead letter without relay.source.topic cannot be replayed")
+    partition = int(_header(letter, "relay.source.partition") or -1)  # -1: by key
     replays = int(_header(letter, REPLAYS) or 0) + 1
     headers = [(k, v) for k, v in letter.headers.items() if not k.startswith(PREFIX)]
-    return topic, [*headers, (REPLAYS, str(replays).encode())]
+    return topic, partition, [*headers, (REPLAYS, str(replays).encode())]
 
 
 def _header(letter: DeadLetterView, name: str) -> str:
