@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one size (see bench/common.py Sizes)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles")
-    parser.add_argument("--variants", action="store_true",
-                        help="also drain with candidate fixes (bench/variants.py)")  # fmt: skip
+    parser.add_argument("--variants", nargs="?", const="all", default=None, metavar="V1,V2",
+                        help="also drain with candidate fixes (bench/variants.py): all, "
+                             "or a list: aiohttp,aiohttp+window (as-is always runs)")  # fmt: skip
     parser.add_argument("--output", default=None, help="JSON path (default results/latest.json)")
     args = parser.parse_args(argv)
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     started = time.monotonic()
     extra: dict[str, Any] = {}
-    results = run(only, sizes, args.profile, extra if args.variants else None)
+    if args.variants is not None:
+        extra["variants_wanted"] = args.variants
+    results = run(only, sizes, args.profile, extra if args.variants is not None else None)
+    extra.pop("variants_wanted", None)
     path = report.write(results, Path(args.output) if args.output else None, extra)
     report.show(results)
     say(f"wrote {path} in {time.monotonic() - started:.0f}s")
@@ -97,7 +101,12 @@ def run(
         if experiments is not None:
             from bench import experiments as variants
 
-            experiments["experiments"] = variants.run(env)
+            wanted = experiments.get("variants_wanted", "all")
+            try:
+                experiments["experiments"] = variants.run(env, None if wanted == "all" else wanted)
+            except Exception as exc:  # the scenarios' figures are still written
+                say(f"variants failed: {type(exc).__name__}: {exc}")
+                experiments["experiments"] = {"error": repr(exc)}
             if profile:  # where the time goes once the HTTP client is replaced
                 relay_profile(env, "aiohttp")
     return results

@@ -13,16 +13,18 @@ from typing import Any
 from bench.common import say
 from bench.lab import Lab
 
-VARIANTS: tuple[str | None, ...] = (None, "sniffio", "sharded", "aiohttp")
+VARIANTS: tuple[str | None, ...] = (None, "sniffio", "sharded", "aiohttp", "aiohttp+window")
 
 
-def run(lab: Lab) -> dict[str, Any]:
+def run(lab: Lab, wanted: str | None = None) -> dict[str, Any]:
+    """Every variant, or the comma-separated ``wanted`` ones; the relay as it is always runs."""
     sizes = lab.sizes
+    names = VARIANTS if wanted is None else (None, *(w for w in wanted.split(",") if w))
     records = max(1_000, sizes.s3_records // 2)
     ideal = sizes.in_flight / (sizes.latency_ms / 1000)
     backlog = lab.backlog("variants", records, seed=71)
     rows: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in names:
         name = variant or "as-is"
         row: dict[str, Any] = {}
         for latency in (0.0, sizes.latency_ms):

@@ -76,7 +76,9 @@ class Topics:
         self.created: list[str] = []
 
     def create(self, name: str, partitions: int) -> str:
-        topic = f"bench-{self.run}-{name}"
+        # Kafka topic names: ASCII letters, digits, '.', '_' and '-' only
+        safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+        topic = f"bench-{self.run}-{safe}"
         futures = self.admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)
         futures[topic].result(timeout=60)
         self.created.append(topic)

@@ -16,6 +16,13 @@ backlog can be drained by the relay as it is and by the relay with the fix, side
   whose request assignment scans every connection for every queued request.
 - ``sharded``: still httpcore, but 16 small pools used in turn instead of one pool of
   in-flight + 1 connections, so each scan is over a few connections.
+- ``window``: the dispatcher's window counts records being *processed* (at most
+  RELAY_MAX_IN_FLIGHT) instead of records admitted and not yet acknowledged; admitted records
+  are still capped, at 4x, to bound memory. Today a record that is done but waits for an earlier
+  offset of its partition to be acknowledged, or waits behind its student's previous record,
+  holds a slot without using the API.
+
+Variants combine with ``+`` (``aiohttp+window``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from typing import Any
 
 import httpx
 
-VARIANTS = ("sniffio", "aiohttp", "sharded")
+VARIANTS = ("sniffio", "aiohttp", "sharded", "window")
+ADMITTED = 4  # the window variant's cap on admitted records, in multiples of the in-flight limit
 SHARDS = 16
 
 
@@ -104,6 +112,25 @@ def _with_transport(make: Any) -> None:
     client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
 
 
+def _window_counts_processing() -> None:
+    import asyncio
+
+    from relay.pipeline.dispatch import Dispatcher
+
+    original = Dispatcher.__init__
+
+    def init(self: Any, process: Any, ack: Any, *, max_in_flight: int, **kwargs: Any) -> None:
+        running = asyncio.Semaphore(max_in_flight)
+
+        async def limited(item: Any) -> None:
+            async with running:
+                await process(item)
+
+        original(self, limited, ack, max_in_flight=max_in_flight * ADMITTED, **kwargs)
+
+    Dispatcher.__init__ = init  # type: ignore[method-assign]
+
+
 def apply(variant: str) -> None:
     if variant == "sniffio":
         sys.modules["sniffio"] = None  # type: ignore[assignment]
@@ -111,6 +138,8 @@ def apply(variant: str) -> None:
         _with_transport(lambda c: AiohttpTransport(c.max_in_flight + 1, c.timeout))
     elif variant == "sharded":
         _with_transport(lambda c: ShardedTransport(SHARDS, -(-(c.max_in_flight + 1) // SHARDS)))
+    elif variant == "window":
+        _window_counts_processing()
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
 
