@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one size (see bench/common.py Sizes)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles")
     parser.add_argument("--variants", nargs="?", const="all", default=None, metavar="V1,V2",
-                        help="also drain with candidate fixes (bench/variants.py): all, "
-                             "or a list: aiohttp,aiohttp+window (as-is always runs)")  # fmt: skip
+                        help="also drain with the alternatives of bench/variants.py: all, "
+                             "or a list: httpcore,held-window (as-is always runs)")  # fmt: skip
     parser.add_argument("--output", default=None, help="JSON path (default results/latest.json)")
     args = parser.parse_args(argv)
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
@@ -107,8 +107,8 @@ def run(
             except Exception as exc:  # the scenarios' figures are still written
                 say(f"variants failed: {type(exc).__name__}: {exc}")
                 experiments["experiments"] = {"error": repr(exc)}
-            if profile:  # where the time goes once the HTTP client is replaced
-                relay_profile(env, "aiohttp")
+            if profile:  # where the time went with the previous HTTP pool
+                relay_profile(env, "httpcore")
     return results
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from bench.common import say
 from bench.lab import Lab
 
-VARIANTS: tuple[str | None, ...] = (None, "sniffio", "sharded", "aiohttp", "aiohttp+window")
+VARIANTS: tuple[str | None, ...] = (None, "httpcore", "held-window", "httpcore+held-window")
 
 
 def run(lab: Lab, wanted: str | None = None) -> dict[str, Any]:

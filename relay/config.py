@@ -125,7 +125,15 @@ class Settings(BaseSettings):
     )
 
     # Delivery
-    max_in_flight: int = Field(64, ge=1, le=10000, description="records in flight per process")
+    max_in_flight: int = Field(
+        64, ge=1, le=10000, description="records processed at once (overlapping API calls)"
+    )
+    max_pending: int | None = Field(
+        None,
+        ge=1,
+        le=100000,
+        description="records read and not yet acknowledged per process (default 4 x max_in_flight)",
+    )
     http_timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
     retry_base: float = Field(0.5, gt=0, description="backoff base (seconds)")
     retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")
@@ -181,6 +189,8 @@ class Settings(BaseSettings):
                     f"RELAY_{name.upper()}: must be https:// "
                     "(set RELAY_ALLOW_INSECURE_HTTP=true for a local sandbox)"
                 )
+        if self.max_pending is not None and self.max_pending < self.max_in_flight:
+            raise ValueError("RELAY_MAX_PENDING: must be at least RELAY_MAX_IN_FLIGHT")
         if not self.topics:
             raise ValueError("RELAY_TOPICS: at least one topic is required")
         if self.kafka_security_protocol.startswith("SASL") and not (

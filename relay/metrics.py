@@ -58,7 +58,15 @@ RETRIES = Counter(
     ["endpoint", "cause"],
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge(_P + "in_flight", "Records in flight in this process", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    _P + "in_flight", "Records being processed now (at most RELAY_MAX_IN_FLIGHT)", registry=REGISTRY
+)
+PENDING = Gauge(
+    _P + "pending",
+    "Records read and not yet acknowledged: processing, waiting for the student's previous "
+    "record, or done and waiting for an earlier offset (at most RELAY_MAX_PENDING)",
+    registry=REGISTRY,
+)
 CIRCUIT_STATE = Gauge(
     _P + "circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open", registry=REGISTRY
 )

@@ -3,9 +3,12 @@
 faust 0.15 can commit past a record that is still in flight when acks arrive out of order (faust
 #606), so faust must only ever see contiguous acks. The Dispatcher gives it exactly that:
 
-- **Window.** At most ``max_in_flight`` records are admitted and not yet acknowledged; ``submit``
-  waits for room. A record done early still holds its place until it is acknowledged, which
-  bounds memory when one slow record holds back its partition.
+- **Window.** At most ``max_in_flight`` records are processed at once (the API round trips that
+  overlap: throughput is about ``max_in_flight / latency``). At most ``max_pending`` records are
+  admitted and not yet acknowledged; ``submit`` waits for room. A record waiting behind its
+  student's previous record, or done and waiting for an earlier offset to be acknowledged, holds a
+  pending place but not a processing one: the API stays busy while one slow record holds back its
+  partition, and memory stays bounded.
 - **Per-key order.** Records with the same key (the student) run one after another, in the order
   they were submitted; records of different keys run concurrently.
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
@@ -33,13 +36,14 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from relay.metrics import IN_FLIGHT
+from relay.metrics import IN_FLIGHT, PENDING
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 CANCEL_WAIT = 5.0  # seconds to let cancelled work unwind before a revocation returns
+PENDING_PER_SLOT = 4  # default max_pending, in multiples of max_in_flight
 
 
 @dataclass(eq=False, slots=True)
@@ -59,30 +63,43 @@ class Dispatcher(Generic[T]):
         ack: Callable[[T], None],
         *,
         max_in_flight: int,
+        max_pending: int | None = None,
         can_ack: Callable[[], bool] = lambda: True,
         on_error: Callable[[T, BaseException], None] | None = None,
     ) -> None:
+        if max_pending is None:
+            max_pending = max_in_flight * PENDING_PER_SLOT
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        if max_pending < max_in_flight:
+            raise ValueError("max_pending must be >= max_in_flight")
         self._process = process
         self._ack = ack
         self._can_ack = can_ack
         self._on_error = on_error
         self.max_in_flight = max_in_flight
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self.max_pending = max_pending
+        self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
+        self._running = asyncio.Semaphore(max_in_flight)  # being processed
         self._partitions: dict[Hashable, deque[_Entry[T]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T]]] = {}  # unfinished, per key; head runs
         self._epochs: dict[Hashable, int] = {}  # bumped by revoke: stale submits are dropped
         self._count = 0
+        self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
         self.failed: BaseException | None = None
 
     @property
-    def in_flight(self) -> int:
+    def pending(self) -> int:
         """Records admitted and not yet acknowledged (running, waiting, or done and held)."""
         return self._count
+
+    @property
+    def running(self) -> int:
+        """Records being processed now (at most ``max_in_flight``)."""
+        return self._busy
 
     def partitions(self) -> set[Hashable]:
         return set(self._partitions)
@@ -105,7 +122,7 @@ class Dispatcher(Generic[T]):
         entry = _Entry(item, partition, key)
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
-        IN_FLIGHT.inc()
+        PENDING.inc()
         self._idle.clear()
         chain = self._chains.setdefault(key, deque())
         chain.append(entry)
@@ -122,7 +139,8 @@ class Dispatcher(Generic[T]):
 
     async def _run(self, entry: _Entry[T]) -> None:
         try:
-            await self._process(entry.item)
+            async with self._running:
+                await self._processing(entry.item)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -137,6 +155,15 @@ class Dispatcher(Generic[T]):
             self._advance(entry.partition)
         except Exception as exc:  # an ack callback failed: as bad as a processing bug
             self._fail(entry, exc)
+
+    async def _processing(self, item: T) -> None:
+        self._busy += 1
+        IN_FLIGHT.inc()
+        try:
+            await self._process(item)
+        finally:
+            self._busy -= 1
+            IN_FLIGHT.dec()
 
     def _fail(self, entry: _Entry[T], exc: BaseException) -> None:
         self.failed = exc
@@ -175,7 +202,7 @@ class Dispatcher(Generic[T]):
 
     def _release(self, entry: _Entry[T]) -> None:
         self._count -= 1
-        IN_FLIGHT.dec()
+        PENDING.dec()
         self._slots.release()
         if self._count == 0:
             self._idle.set()

@@ -76,7 +76,9 @@ class Runtime:
             self.dead_letters,
             backoff=backoff,
         )
-        self.dispatcher = Dispatcher(pipeline.handle, self._ack, max_in_flight=s.max_in_flight)
+        self.dispatcher = Dispatcher(
+            pipeline.handle, self._ack, max_in_flight=s.max_in_flight, max_pending=s.max_pending
+        )
 
     async def _first_token(self) -> None:
         """Ready needs a valid token: ask for one now rather than on the first record."""

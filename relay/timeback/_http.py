@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+import aiohttp
 import httpx
 import orjson
 
@@ -21,6 +22,15 @@ def observe(endpoint: str, status: int | None, started: float) -> None:
 
 def network_cause(exc: httpx.TransportError) -> str:
     """A bounded label for a request that got no response."""
+    origin = exc.__cause__
+    if isinstance(origin, aiohttp.ClientError):
+        # httpx_aiohttp maps every aiohttp connection error (a reset, a closed keep-alive
+        # connection) to httpx.ConnectTimeout; the aiohttp exception tells what happened.
+        if isinstance(origin, aiohttp.ServerTimeoutError):
+            return "timeout"
+        if isinstance(origin, aiohttp.ClientConnectorError):
+            return "connect"
+        return "network"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, httpx.ConnectError):

@@ -1,5 +1,10 @@
 """The Partner API client: events, rostering and xp calls over one ``httpx.AsyncClient``.
 
+The client speaks httpx; its connections are aiohttp's (``httpx_aiohttp``). httpcore's pool costs
+most of the relay's CPU at 64 requests in flight (bench/results/relay_profile.txt: its request
+assignment scans every connection for every queued request); aiohttp's connector does the same
+work at about a third of the cost (``make bench --variants``).
+
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
 business (``relay.timeback.delivery``). Each call either returns, or raises one of:
 
@@ -26,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from relay import __version__
@@ -126,7 +132,7 @@ class RequestRejected(RelayError):
 
 
 class TimeBackClient:
-    """The Partner API over one pooled ``httpx.AsyncClient``. Use as an async context manager."""
+    """The Partner API over one pooled httpx client. Use as an async context manager."""
 
     def __init__(
         self,
@@ -136,7 +142,8 @@ class TimeBackClient:
         auth: TokenManager | None = None,
     ) -> None:
         self.config = config
-        self._http = httpx.AsyncClient(
+        # An httpx.AsyncClient whose default transport is aiohttp's pool (``transport`` overrides).
+        self._http: httpx.AsyncClient = HttpxAiohttpClient(
             base_url=config.base_url,
             timeout=config.timeouts(),
             limits=config.limits(),

@@ -24,6 +24,7 @@ class RelayStats:
     rejected: dict[str, float] = field(default_factory=dict)  # "stage/reason" -> records
     retries: float = 0
     in_flight: float = 0
+    pending: float = 0
     lag: float = 0
     circuit: int = 0
     circuit_opened: float = 0
@@ -55,6 +56,8 @@ class RelayStats:
                     stats.retries += value
                 elif name == P + "in_flight":
                     stats.in_flight = value
+                elif name == P + "pending":
+                    stats.pending = value
                 elif name == P + "consumer_lag":
                     stats.lag += value
                 elif name == P + "circuit_state":
@@ -85,7 +88,7 @@ def panel(
     for reason, count in sorted(stats.rejected.items()):
         table.add_row(f"  {reason}", f"{count:,.0f}")
     table.add_row("retries", f"{stats.retries:,.0f}")
-    table.add_row("in flight", f"{stats.in_flight:,.0f}")
+    table.add_row("in flight / pending", f"{stats.in_flight:,.0f} / {stats.pending:,.0f}")
     table.add_row("consumer lag", f"{stats.lag:,.0f}")
     circuit = CIRCUIT.get(stats.circuit, str(stats.circuit))
     table.add_row("circuit", f"{circuit} (opened {stats.circuit_opened:.0f}x)")

@@ -1,7 +1,7 @@
 """Transient API trouble through ``relay run``: nothing is dead-lettered, everything is delivered.
 
-- A 503 outage on /events/1.0, 8 s here (the issue says 30 s; the reliability suite runs the full
-  30 s with 503s then connection resets): the circuit opens, then closes, as /metrics shows.
+- A 30 s 503 outage on /events/1.0 while records arrive: the circuit opens, then closes, as
+  /metrics shows (the reliability suite also runs 503s followed by connection resets).
 - 429 with ``Retry-After: 2`` on a share of the requests: waited out and retried.
 - Tokens that live 3 s: refreshed ahead of expiry, no request refused for an expired token.
 """
@@ -59,9 +59,9 @@ def test_a_503_outage_opens_then_closes_the_circuit_and_loses_nothing(
     records = _records()
     try:
         box.faults(
-            paths=["/events/1.0"], outages=[{"start_in_s": 0, "duration_s": 8, "mode": "503"}]
+            paths=["/events/1.0"], outages=[{"start_in_s": 0, "duration_s": 30, "mode": "503"}]
         )
-        produce(kafka_bootstrap, topic, records, rate=len(records) / 6)
+        produce(kafka_bootstrap, topic, records, rate=len(records) / 20)
         wait_for(lambda: relay.readyz() == 503, 30, "not ready while the circuit is open")
         wait_acked(relay, len(records))
         wait_for(lambda: relay.readyz() == 200, 30, "ready again", relay.check_alive)

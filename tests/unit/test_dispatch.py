@@ -30,6 +30,7 @@ class Harness:
 
     records: list[Rec]
     window: int
+    pending: int | None = None  # the dispatcher's max_pending (None: its default)
     gate: bool = True
     released: dict[int, asyncio.Event] = field(default_factory=dict)
     started: list[Rec] = field(default_factory=list)
@@ -37,17 +38,23 @@ class Harness:
     cancelled: set[int] = field(default_factory=set)
     acked: list[Rec] = field(default_factory=list)
     running_keys: set[int] = field(default_factory=set)
-    max_seen: int = 0
+    max_seen: int = 0  # most records pending (admitted, not acknowledged) at once
+    max_running: int = 0  # most records processed at once
 
     def __post_init__(self) -> None:
         self.released = {r.n: asyncio.Event() for r in self.records}
         self.dispatcher: Dispatcher[Rec] = Dispatcher(
-            self.process, self.ack, max_in_flight=self.window, can_ack=lambda: self.gate
+            self.process,
+            self.ack,
+            max_in_flight=self.window,
+            max_pending=self.pending,
+            can_ack=lambda: self.gate,
         )
 
     async def process(self, rec: Rec) -> None:
         assert rec.key not in self.running_keys, "two records of one key ran at once"
         self.running_keys.add(rec.key)
+        self.max_running = max(self.max_running, len(self.running_keys))
         self.started.append(rec)
         try:
             await self.released[rec.n].wait()
@@ -68,7 +75,7 @@ class Harness:
     async def feed(self) -> None:
         for rec in self.records:
             await self.dispatcher.submit(rec, partition=rec.partition, key=rec.key)
-            self.max_seen = max(self.max_seen, self.dispatcher.in_flight)
+            self.max_seen = max(self.max_seen, self.dispatcher.pending)
 
     def release(self, n: int) -> None:
         self.released[n].set()
@@ -99,11 +106,12 @@ records_st = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4)), min_size=
 
 
 @st.composite
-def scenario(draw: st.DrawFn) -> tuple[list[Rec], list[int], int]:
+def scenario(draw: st.DrawFn) -> tuple[list[Rec], list[int], int, int]:
     records = draw(records_st)
     order = draw(st.permutations([r.n for r in records]))
     window = draw(st.integers(1, 8))
-    return records, order, window
+    pending = draw(st.integers(window, 3 * window))
+    return records, order, window, pending
 
 
 RUN = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,12 +120,12 @@ RUN = settings(max_examples=150, deadline=None, suppress_health_check=[HealthChe
 @RUN
 @given(scenario())
 def test_any_completion_order_acks_contiguously_and_keeps_key_order(
-    case: tuple[list[Rec], list[int], int],
+    case: tuple[list[Rec], list[int], int, int],
 ) -> None:
-    records, order, window = case
+    records, order, window, pending = case
 
     async def run() -> Harness:
-        h = Harness(records, window)
+        h = Harness(records, window, pending)
         feeder = asyncio.create_task(h.feed())
         for n in order:
             h.release(n)
@@ -130,20 +138,21 @@ def test_any_completion_order_acks_contiguously_and_keeps_key_order(
     assert sorted(r.n for r in h.acked) == [r.n for r in records]  # each exactly once
     assert by_partition(h.acked) == by_partition(records)  # offset order per partition
     assert by_key(h.started) == by_key(records)  # submission order per key
-    assert h.max_seen <= window
+    assert h.max_seen <= pending
+    assert h.max_running <= window
 
 
 @RUN
 @given(scenario(), st.data())
 def test_held_acks_are_sent_in_order_when_the_gate_opens(
-    case: tuple[list[Rec], list[int], int], data: st.DataObject
+    case: tuple[list[Rec], list[int], int, int], data: st.DataObject
 ) -> None:
-    records, order, window = case
+    records, order, window, pending = case
     close_at, open_at = sorted(data.draw(st.lists(st.integers(0, len(order)), min_size=2,
                                                   max_size=2)))  # fmt: skip
 
     async def run() -> Harness:
-        h = Harness(records, window)
+        h = Harness(records, window, pending)
         feeder = asyncio.create_task(h.feed())
         acked_when_closed = 0
         for i, n in enumerate(order):
@@ -170,15 +179,15 @@ def test_held_acks_are_sent_in_order_when_the_gate_opens(
 @RUN
 @given(scenario(), st.data())
 def test_revoked_partitions_are_cancelled_and_never_acknowledged(
-    case: tuple[list[Rec], list[int], int], data: st.DataObject
+    case: tuple[list[Rec], list[int], int, int], data: st.DataObject
 ) -> None:
-    records, order, _ = case
-    window = len(records)  # everything admitted before the revocation
+    records, order, window, _ = case
+    pending = len(records) + window  # everything admitted before the revocation
     revoke_at = data.draw(st.integers(0, len(order)))
     revoked = set(data.draw(st.lists(st.integers(0, 2), max_size=3)))
 
     async def run() -> tuple[Harness, list[Rec], int]:
-        h = Harness(records, window)
+        h = Harness(records, window, pending)
         await h.feed()
         acked_before: list[Rec] = []
         started_before = 0
@@ -218,11 +227,33 @@ async def test_a_slow_first_record_holds_back_the_acks_of_its_partition() -> Non
         h.release(n)
     await settle()
     assert [r.n for r in h.acked] == [3]  # the other partition is not held back
-    assert h.dispatcher.in_flight == 3
+    assert (h.dispatcher.pending, h.dispatcher.running) == (3, 1)
     h.release(0)
     await settle()
     assert [r.n for r in h.acked] == [3, 0, 1, 2]
-    assert h.dispatcher.in_flight == 0
+    assert (h.dispatcher.pending, h.dispatcher.running) == (0, 0)
+
+
+async def test_records_held_for_acknowledgement_leave_the_processing_slots_free() -> None:
+    """One slow record holds back its partition's acks, not the API: with two processing slots
+    and room for four pending records, the three after it are processed in the other slot."""
+    recs = [Rec(n, 0, n) for n in range(5)]
+    h = Harness(recs, window=2, pending=4)
+    feeder = asyncio.create_task(h.feed())
+    await settle()
+    for n in (1, 2, 3):
+        h.release(n)
+        await settle()
+    assert [r.n for r in h.started] == [0, 1, 2, 3]  # 1, 2 and 3 ran beside the slow 0
+    assert h.acked == [] and h.dispatcher.pending == 4 and h.dispatcher.running == 1
+    assert not feeder.done()  # record 4 waits for a pending place, not a processing slot
+    h.release(0)
+    await settle()
+    assert [r.n for r in h.acked] == [0, 1, 2, 3]
+    await asyncio.wait_for(feeder, 1)
+    h.release(4)
+    assert await h.dispatcher.drain(1)
+    assert h.max_running <= 2
 
 
 async def test_drain_acknowledges_what_finishes_in_time_and_cancels_the_rest() -> None:
@@ -234,7 +265,7 @@ async def test_drain_acknowledges_what_finishes_in_time_and_cancels_the_rest() -
     assert not await h.dispatcher.drain(0.2)  # record 0 never finishes
     assert [r.n for r in h.acked] == [2]
     assert h.cancelled == {0}
-    assert h.dispatcher.in_flight == 0
+    assert h.dispatcher.pending == 0
     late = asyncio.create_task(h.dispatcher.submit(Rec(9, 0, 9), partition=0, key=9))
     await settle()
     assert not late.done()  # a drained dispatcher admits nothing
@@ -255,14 +286,14 @@ async def test_drain_waits_for_in_flight_records_within_the_grace() -> None:
 
 async def test_a_submit_waiting_for_room_is_dropped_when_its_partition_is_revoked() -> None:
     recs = [Rec(0, 0, 0), Rec(1, 0, 1)]
-    h = Harness(recs, window=1)
+    h = Harness(recs, window=1, pending=1)
     await h.dispatcher.submit(recs[0], partition=0, key=0)
     waiting = asyncio.create_task(h.dispatcher.submit(recs[1], partition=0, key=1))
     await settle()
     assert not waiting.done()
     assert await h.dispatcher.revoke([0]) == 1
     assert await asyncio.wait_for(waiting, 1) is False
-    assert h.dispatcher.in_flight == 0
+    assert h.dispatcher.pending == 0
     assert [r.n for r in h.started] == [0]
 
 
@@ -282,10 +313,15 @@ async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> Non
     await settle()
     assert [n for n, _ in errors] == [0]
     assert acked == []  # nothing past the failed record
-    assert d.in_flight == 3
+    assert d.pending == 3
     assert isinstance(d.failed, RuntimeError)
 
 
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=0)
+
+
+def test_pending_cannot_be_smaller_than_the_window() -> None:
+    with pytest.raises(ValueError, match="max_pending"):
+        Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=8, max_pending=4)
