@@ -37,6 +37,8 @@ DEFAULT_SUBJECTS = (
     "None",
 )
 # Fixed so every replica and every replay derives the same event ids.
+# RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (the README table says "4 x")
+PENDING_PER_SLOT = 4
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
@@ -201,6 +203,11 @@ class Settings(BaseSettings):
                 "RELAY_KAFKA_SASL_PASSWORD are required with a SASL security protocol"
             )
         return self
+
+    @property
+    def pending_limit(self) -> int:
+        """RELAY_MAX_PENDING, or its default of PENDING_PER_SLOT x RELAY_MAX_IN_FLIGHT."""
+        return self.max_pending or self.max_in_flight * PENDING_PER_SLOT
 
     @property
     def effective_token_url(self) -> str:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CANCEL_WAIT = 5.0  # seconds to let cancelled work unwind before a revocation returns
-PENDING_PER_SLOT = 4  # default max_pending, in multiples of max_in_flight
 
 
 @dataclass(eq=False, slots=True)
@@ -63,12 +62,10 @@ class Dispatcher(Generic[T]):
         ack: Callable[[T], None],
         *,
         max_in_flight: int,
-        max_pending: int | None = None,
+        max_pending: int,
         can_ack: Callable[[], bool] = lambda: True,
         on_error: Callable[[T, BaseException], None] | None = None,
     ) -> None:
-        if max_pending is None:
-            max_pending = max_in_flight * PENDING_PER_SLOT
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
         if max_pending < max_in_flight:

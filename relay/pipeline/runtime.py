@@ -77,7 +77,7 @@ class Runtime:
             backoff=backoff,
         )
         self.dispatcher = Dispatcher(
-            pipeline.handle, self._ack, max_in_flight=s.max_in_flight, max_pending=s.max_pending
+            pipeline.handle, self._ack, max_in_flight=s.max_in_flight, max_pending=s.pending_limit
         )
 
     async def _first_token(self) -> None:

@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         stream_wait_empty=False,  # in-flight work is ours to cancel on revocation
         broker_commit_interval=1.0,
         **_session(settings),
-        stream_buffer_maxsize=max(4096, settings.max_pending or settings.max_in_flight * 4),
+        stream_buffer_maxsize=max(4096, settings.pending_limit),
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,

@@ -45,6 +45,7 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_TOKEN_URL", "http://api.example/token", "RELAY_TOKEN_URL: must be https://"),
         ("RELAY_ID_NAMESPACE", "not-a-uuid", "RELAY_ID_NAMESPACE"),
         ("RELAY_TOPICS", " , ", "RELAY_TOPICS"),
+        ("RELAY_MAX_PENDING", "8", "RELAY_MAX_PENDING: must be at least RELAY_MAX_IN_FLIGHT"),
     ],
 )
 def test_errors_name_the_variable(
@@ -53,6 +54,13 @@ def test_errors_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_pending_defaults_to_four_times_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_MAX_IN_FLIGHT", "32")
+    assert load_settings().pending_limit == 128
+    monkeypatch.setenv("RELAY_MAX_PENDING", "40")
+    assert load_settings().pending_limit == 40
 
 
 def test_insecure_http_only_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:

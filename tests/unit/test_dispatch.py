@@ -30,7 +30,7 @@ class Harness:
 
     records: list[Rec]
     window: int
-    pending: int | None = None  # the dispatcher's max_pending (None: its default)
+    pending: int = 0  # the dispatcher's max_pending (0: 4x the window, the relay's default)
     gate: bool = True
     released: dict[int, asyncio.Event] = field(default_factory=dict)
     started: list[Rec] = field(default_factory=list)
@@ -47,7 +47,7 @@ class Harness:
             self.process,
             self.ack,
             max_in_flight=self.window,
-            max_pending=self.pending,
+            max_pending=self.pending or 4 * self.window,
             can_ack=lambda: self.gate,
         )
 
@@ -306,7 +306,11 @@ async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> Non
             raise RuntimeError("bug")
 
     d: Dispatcher[int] = Dispatcher(
-        process, acked.append, max_in_flight=4, on_error=lambda n, e: errors.append((n, e))
+        process,
+        acked.append,
+        max_in_flight=4,
+        max_pending=4,
+        on_error=lambda n, e: errors.append((n, e)),
     )
     for n in range(3):
         await d.submit(n, partition=0, key=n)
@@ -319,7 +323,7 @@ async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> Non
 
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=0)
+        Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=0, max_pending=1)
 
 
 def test_pending_cannot_be_smaller_than_the_window() -> None:
