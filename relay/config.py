@@ -37,9 +37,9 @@ DEFAULT_SUBJECTS = (
     "None",
 )
 # Fixed so every replica and every replay derives the same event ids.
+DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
 # RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (the README table says "4 x")
 PENDING_PER_SLOT = 4
-DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
 

@@ -140,6 +140,7 @@ class Health:
     dlq_healthy: bool = True
     last_progress: float = field(default_factory=time.monotonic)  # last commit or idle moment
     stall_after: float = 300.0
+    broken: str | None = None  # a processing bug blocked a partition: restart the process
 
     def progressed(self) -> None:
         self.last_progress = time.monotonic()
@@ -159,7 +160,10 @@ class Health:
         return ok
 
     def live(self, lagging: bool) -> bool:
-        """Live unless commits stopped advancing for ``stall_after`` seconds while there is lag."""
+        """Live unless a bug blocked a partition, or commits stopped advancing for
+        ``stall_after`` seconds while there is lag."""
+        if self.broken is not None:
+            return False
         return not lagging or time.monotonic() - self.last_progress < self.stall_after
 
 

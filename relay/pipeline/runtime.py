@@ -77,7 +77,11 @@ class Runtime:
             backoff=backoff,
         )
         self.dispatcher = Dispatcher(
-            pipeline.handle, self._ack, max_in_flight=s.max_in_flight, max_pending=s.pending_limit
+            pipeline.handle,
+            self._ack,
+            max_in_flight=s.max_in_flight,
+            max_pending=s.pending_limit,
+            on_error=processing_bug,
         )
 
     async def _first_token(self) -> None:
@@ -132,6 +136,17 @@ class Runtime:
                 await self.client.aclose()
         if self.dead_letters is not None:
             self.dead_letters.close()
+
+
+def processing_bug(record: SourceRecord, exc: BaseException) -> None:
+    """A record's processing raised instead of dead-lettering: a bug. Its partition is blocked
+    (acknowledging past it would lose it), so /livez turns 503 and the orchestrator restarts the
+    process, which reads the record again. Only the exception's type is kept: no payload."""
+    HEALTH.broken = (
+        f"processing {record.topic}[{record.partition}]@{record.offset} raised "
+        f"{type(exc).__name__}; the partition is blocked"
+    )
+    log.critical("%s: restart the relay (liveness now fails)", HEALTH.broken)
 
 
 def _observe_lookup(source: str, result: str) -> None:

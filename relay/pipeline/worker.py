@@ -103,10 +103,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/livez")
     async def livez(self: Any, request: Any) -> Any:
-        lagging = _total_lag() > 0
-        return self.json(
-            {"live": HEALTH.live(lagging)}, status=200 if HEALTH.live(lagging) else 503
-        )
+        live = HEALTH.live(lagging=_total_lag() > 0)
+        body: dict[str, Any] = {"live": live}
+        if HEALTH.broken is not None:
+            body["error"] = HEALTH.broken
+        return self.json(body, status=200 if live else 503)
 
     @app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:

@@ -1,9 +1,10 @@
 """The Partner API client: events, rostering and xp calls over one ``httpx.AsyncClient``.
 
-The client speaks httpx; its connections are aiohttp's (``httpx_aiohttp``). httpcore's pool costs
-most of the relay's CPU at 64 requests in flight (bench/results/relay_profile.txt: its request
-assignment scans every connection for every queued request); aiohttp's connector does the same
-work at about a third of the cost (``make bench --variants``).
+The client speaks httpx; its connections are aiohttp's (``httpx_aiohttp``). At 64 requests in
+flight httpcore's pool was most of the relay's CPU (bench/results/relay_profile_httpcore.txt: its
+request assignment scans every connection for every queued request); over aiohttp the relay
+spends about 0.4 of the CPU per record and delivers 2.7x the events (``python -m bench
+--variants``).
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
 business (``relay.timeback.delivery``). Each call either returns, or raises one of:
