@@ -98,6 +98,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
+        if HEALTH.assigned:  # fresh at every scrape, not up to LAG_EVERY old
+            _update_lag(app)
         # aiohttp refuses a charset inside content_type; exposition text is UTF-8 anyway
         return self.bytes(generate_latest(REGISTRY), content_type=METRICS_TYPE)
 

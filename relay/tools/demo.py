@@ -43,6 +43,7 @@ from relay.tools.traffic import TrafficGenerator, TrafficPlan
 
 CLIENT_ID, CLIENT_SECRET, APP_ID = "sandbox-client", "sandbox-secret", "sandbox-app"
 ACTIVITY_BASE = "https://demo-app.example"
+COMMIT_WAIT = 5.0  # seconds to let the last commits (every second) reach the lag gauge
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,10 @@ class Demo:
         )
 
     def _watch(self, plan: TrafficPlan) -> RelayStats | None:
-        """Live panel until every record is acknowledged (delivered or dead-lettered)."""
+        """Live panel until every record is acknowledged (delivered or dead-lettered) and, for a
+        few seconds more at most, until its offsets are committed (consumer lag 0)."""
         deadline = time.monotonic() + self.o.timeout
+        settled_by: float | None = None
         stats: RelayStats | None = None
         previous: RelayStats | None = None
         with httpx.Client() as http, Live(console=self.console, refresh_per_second=4) as live:
@@ -175,7 +178,9 @@ class Demo:
                     previous, stats = stats, current
                 live.update(panel(stats, previous, self.produced, len(plan.records)))
                 if stats is not None and stats.acked >= len(plan.records):
-                    return stats
+                    settled_by = settled_by or time.monotonic() + COMMIT_WAIT
+                    if stats.lag == 0 or time.monotonic() > settled_by:
+                        return stats
                 time.sleep(0.5)
         self.console.print(f"[red]timed out after {self.o.timeout:g}s[/]")
         return stats
