@@ -73,8 +73,27 @@ class Settings(BaseSettings):
     group_instance_id: str | None = Field(
         None, description="static group membership id (the pod name on Kubernetes)"
     )
-    kafka_session_timeout: float | None = Field(
-        None, gt=0, description="consumer group session timeout in seconds (default: faust's)"
+    # A SIGKILLed member holds its partitions until its session expires, so the session bounds
+    # how long delivery stops after a crash; too short, and a stalled event loop (the heartbeat
+    # runs on it) is taken for a dead member. Kafka's clients: 45 s / 3 s (KIP-735), faust 60 s.
+    kafka_session_timeout: float = Field(
+        10.0,
+        ge=6,
+        le=1800,
+        description="consumer group session timeout in seconds: how long a crashed member holds "
+        "its partitions (the broker's group.min/max.session.timeout.ms bound it: 6 s to 30 min)",
+    )
+    kafka_heartbeat_interval: float | None = Field(
+        None,
+        gt=0,
+        description="seconds between group heartbeats; live members notice a rebalance at the "
+        "next one (default a tenth of the session timeout)",
+    )
+    kafka_rebalance_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a rebalance waits for every live member to rejoin (a member still "
+        "revoking after that is dropped from the group)",
     )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
     schema_registry_url: str | None = Field(
@@ -191,6 +210,11 @@ class Settings(BaseSettings):
                     f"RELAY_{name.upper()}: must be https:// "
                     "(set RELAY_ALLOW_INSECURE_HTTP=true for a local sandbox)"
                 )
+        if self.heartbeat_interval >= self.kafka_session_timeout / 2:
+            raise ValueError(
+                "RELAY_KAFKA_HEARTBEAT_INTERVAL: must be under half of RELAY_KAFKA_SESSION_TIMEOUT "
+                "(a member missing one heartbeat would lose its partitions)"
+            )
         if self.max_pending is not None and self.max_pending < self.max_in_flight:
             raise ValueError("RELAY_MAX_PENDING: must be at least RELAY_MAX_IN_FLIGHT")
         if not self.topics:
@@ -208,6 +232,11 @@ class Settings(BaseSettings):
     def pending_limit(self) -> int:
         """RELAY_MAX_PENDING, or its default of PENDING_PER_SLOT x RELAY_MAX_IN_FLIGHT."""
         return self.max_pending or self.max_in_flight * PENDING_PER_SLOT
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """RELAY_KAFKA_HEARTBEAT_INTERVAL, or a tenth of the session timeout."""
+        return self.kafka_heartbeat_interval or self.kafka_session_timeout / 10
 
     @property
     def effective_token_url(self) -> str:

@@ -141,11 +141,14 @@ def _canonical_url(settings: Settings) -> dict[str, Any]:
 
 
 def _session(settings: Settings) -> dict[str, Any]:
-    """RELAY_KAFKA_SESSION_TIMEOUT, heartbeats at a tenth of it; unset: faust's defaults."""
-    timeout = settings.kafka_session_timeout
-    if timeout is None:
-        return {}
-    return {"broker_session_timeout": timeout, "broker_heartbeat_interval": timeout / 10}
+    """The group session (RELAY_KAFKA_SESSION_TIMEOUT, _HEARTBEAT_INTERVAL, _REBALANCE_TIMEOUT)
+    instead of faust's 60 s / 3 s / 60 s: a SIGKILLed member holds its partitions until its
+    session expires, and a restarted one's join waits for that (min of session and rebalance)."""
+    return {
+        "broker_session_timeout": settings.kafka_session_timeout,
+        "broker_heartbeat_interval": settings.heartbeat_interval,
+        "broker_rebalance_timeout": settings.kafka_rebalance_timeout,
+    }
 
 
 def _source_record(event: Any) -> SourceRecord:

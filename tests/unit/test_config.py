@@ -46,6 +46,9 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_ID_NAMESPACE", "not-a-uuid", "RELAY_ID_NAMESPACE"),
         ("RELAY_TOPICS", " , ", "RELAY_TOPICS"),
         ("RELAY_MAX_PENDING", "8", "RELAY_MAX_PENDING: must be at least RELAY_MAX_IN_FLIGHT"),
+        ("RELAY_KAFKA_SESSION_TIMEOUT", "5", "RELAY_KAFKA_SESSION_TIMEOUT"),
+        ("RELAY_KAFKA_HEARTBEAT_INTERVAL", "5", "RELAY_KAFKA_HEARTBEAT_INTERVAL: must be under"),
+        ("RELAY_KAFKA_REBALANCE_TIMEOUT", "0", "RELAY_KAFKA_REBALANCE_TIMEOUT"),
     ],
 )
 def test_errors_name_the_variable(
@@ -54,6 +57,17 @@ def test_errors_name_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_group_session_defaults_bound_a_crashed_members_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = load_settings()
+    assert (s.kafka_session_timeout, s.heartbeat_interval, s.kafka_rebalance_timeout) == (10, 1, 30)
+    monkeypatch.setenv("RELAY_KAFKA_SESSION_TIMEOUT", "45")
+    assert load_settings().heartbeat_interval == 4.5  # a tenth of the session unless set
+    monkeypatch.setenv("RELAY_KAFKA_HEARTBEAT_INTERVAL", "3")
+    assert load_settings().heartbeat_interval == 3
 
 
 def test_pending_defaults_to_four_times_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
