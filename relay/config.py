@@ -10,18 +10,21 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
     SecretStr,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay.errors import ConfigError
+from relay.logs import redact
 
 PRODUCTION_BASE_URL = "https://api.alpha-1edtech.ai"
 # The subject enum of the Partner API (TIMEBACK.md §2); `Other` is added by configuration.
@@ -97,7 +100,16 @@ class Settings(BaseSettings):
     )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
     schema_registry_url: str | None = Field(
-        None, description="Schema Registry for Confluent-framed records"
+        None,
+        description="Schema Registry for Confluent-framed records (https; user:pass@ in it is "
+        "used as basic auth and never shown)",
+        repr=False,  # it may carry a password; model_dump masks it (below)
+    )
+    schema_registry_user_info: SecretStr | None = Field(
+        None, description="Schema Registry basic auth as user:password (secret)"
+    )
+    schema_registry_ca_file: Path | None = Field(
+        None, description="CA bundle for an https Schema Registry"
     )
 
     # Partner API
@@ -175,7 +187,7 @@ class Settings(BaseSettings):
     web_host: str = Field("0.0.0.0", description="address the web views bind")
     shutdown_grace: float = Field(25.0, ge=0, description="seconds to drain on SIGTERM")
     allow_insecure_http: bool = Field(
-        False, description="allow an http:// API base (the local sandbox)"
+        False, description="allow an http:// API base and Schema Registry (local ones)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level; logs are JSON lines"
@@ -210,6 +222,7 @@ class Settings(BaseSettings):
                     f"RELAY_{name.upper()}: must be https:// "
                     "(set RELAY_ALLOW_INSECURE_HTTP=true for a local sandbox)"
                 )
+        self._check_registry()
         if self.heartbeat_interval >= self.kafka_session_timeout / 2:
             raise ValueError(
                 "RELAY_KAFKA_HEARTBEAT_INTERVAL: must be under half of RELAY_KAFKA_SESSION_TIMEOUT "
@@ -227,6 +240,27 @@ class Settings(BaseSettings):
                 "RELAY_KAFKA_SASL_PASSWORD are required with a SASL security protocol"
             )
         return self
+
+    @field_serializer("schema_registry_url")
+    def _mask_user_info(self, value: str | None) -> str | None:
+        return redact(value) if value else value
+
+    def _check_registry(self) -> None:
+        # Messages name the variable, never its value: the URL may carry a password.
+        urls = [u.strip() for u in (self.schema_registry_url or "").split(",") if u.strip()]
+        if not self.allow_insecure_http and any(not u.startswith("https://") for u in urls):
+            raise ValueError(
+                "RELAY_SCHEMA_REGISTRY_URL: must be https:// "
+                "(set RELAY_ALLOW_INSECURE_HTTP=true for a local registry)"
+            )
+        user_info = self.schema_registry_user_info
+        if user_info is not None and ":" not in user_info.get_secret_value():
+            raise ValueError("RELAY_SCHEMA_REGISTRY_USER_INFO: must be user:password")
+        if user_info is not None and any("@" in urlsplit(u).netloc for u in urls):
+            raise ValueError(
+                "RELAY_SCHEMA_REGISTRY_USER_INFO: set it or user:pass@ in "
+                "RELAY_SCHEMA_REGISTRY_URL, not both"
+            )
 
     @property
     def pending_limit(self) -> int:

@@ -29,6 +29,8 @@ _SECRETS: Final = re.compile(
     r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
     r"|((?:client_secret|password|access_token|sasl\.password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
 )
+# user:pass@ in any URL (a Schema Registry URL in some library's message).
+_URL_USER_INFO: Final = re.compile(r"(?<=://)[^\s/]+@")
 _MAX_MESSAGE: Final = 8000  # characters of one message (a runaway repr must not flood the log)
 
 
@@ -43,8 +45,9 @@ def record_context() -> dict[str, Any]:
 
 
 def redact(text: str) -> str:
-    """``text`` with bearer/basic credentials and ``secret=...`` style values masked."""
-    return _SECRETS.sub(_mask, text)
+    """``text`` with bearer/basic credentials, ``secret=...`` style values and the user info of
+    URLs masked."""
+    return _URL_USER_INFO.sub("[redacted]@", _SECRETS.sub(_mask, text))
 
 
 def _mask(match: re.Match[str]) -> str:

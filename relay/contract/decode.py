@@ -34,6 +34,7 @@ from relay.contract.catalogue import (
     fingerprint_of,
     parse_both,
 )
+from relay.contract.registry import client_config
 from relay.contract.wire import SINGLE_OBJECT_HEADER, SINGLE_OBJECT_MAGIC, unframe
 from relay.errors import Rejection, SystemicError, TransientError
 
@@ -101,9 +102,7 @@ class Decoder:
         if settings.schema_registry_url:
             from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
-            registry = AsyncSchemaRegistryClient.new_client(
-                {"url": settings.schema_registry_url, "timeout": settings.http_timeout}
-            )
+            registry = AsyncSchemaRegistryClient.new_client(client_config(settings))
         if catalogue is None:
             catalogue = Catalogue.load(settings.schema_dir) if settings.schema_dir else None
         return cls(catalogue or default_catalogue(), Checks.from_settings(settings), registry)

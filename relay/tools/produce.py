@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from relay.config import Settings, load_settings
+from relay.contract.registry import client_config
 from relay.errors import ConfigError
 from relay.tools.traffic import RECORD_TYPES, PlannedRecord, TrafficGenerator
 
@@ -136,7 +137,7 @@ def _registry(settings: Settings) -> Any:
         raise ConfigError("RELAY_SCHEMA_REGISTRY_URL: required for --framing confluent")
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    return SchemaRegistryClient({"url": settings.schema_registry_url})
+    return SchemaRegistryClient(client_config(settings))
 
 
 def _progress(console: Console) -> Progress:

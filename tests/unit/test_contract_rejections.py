@@ -240,7 +240,10 @@ async def test_unreachable_registry_is_transient(which: int) -> None:
 
 async def test_from_settings_builds_the_checks_and_an_async_registry_client() -> None:
     settings = load_settings(
-        schema_registry_url="mock://from-settings", allow_negative_xp=True, max_clock_skew=5
+        schema_registry_url="mock://from-settings",
+        allow_insecure_http=True,  # mock:// is not https
+        allow_negative_xp=True,
+        max_clock_skew=5,
     )
     decoder = Decoder.from_settings(settings)
     assert decoder.checks.allow_negative_xp and decoder.checks.max_clock_skew == 5
