@@ -36,6 +36,8 @@ class Harness:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        # confluent-kafka's in-process mock registry: unit tests of the framing bytes and decoding,
+        # no HTTP (relay run against one over HTTP: tests/integration/test_pipeline_registry.py).
         self.registry = SchemaRegistryClient.new_client({"url": "mock://contract-properties"})
         self.decoder = Decoder(default_catalogue(), fixed_checks(), self.registry)
         self.valid = [

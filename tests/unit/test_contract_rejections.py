@@ -32,6 +32,8 @@ from tests.unit.test_contract_samples import (
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[SchemaRegistryClient]:
+    # confluent-kafka's in-process mock registry: unit tests of the framing bytes and decoding,
+    # no HTTP (relay run against one over HTTP: tests/integration/test_pipeline_registry.py).
     yield SchemaRegistryClient.new_client({"url": "mock://contract-rejections"})
 
 

@@ -37,6 +37,8 @@ FRAMINGS = ("single-object", "confluent")
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[SchemaRegistryClient]:
+    # confluent-kafka's in-process mock registry: unit tests of the framing bytes and decoding,
+    # no HTTP (relay run against one over HTTP: tests/integration/test_pipeline_registry.py).
     # One mock client for the module: a second new_client() would not see these schemas.
     yield SchemaRegistryClient.new_client({"url": "mock://contract-tests"})
 
