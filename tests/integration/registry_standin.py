@@ -9,15 +9,19 @@ the Confluent REST API that producers and the relay make, with the real confluen
 the other end: ``POST /subjects/{subject}/versions`` (register, one id per distinct schema) and
 ``GET /schemas/ids/{id}`` (404 with error code 40403 for an unknown id). It checks no
 compatibility: schema evolution under BACKWARD needs the real server. ``stop()`` and ``start()``
-on the same port are a registry outage.
+on the same port are a registry outage. With ``certificate`` it serves https, with ``user_info``
+it requires that basic auth (401, error code 40101, otherwise), as a production registry does.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import free_port
@@ -28,9 +32,16 @@ _BY_ID = re.compile(r"^/schemas/ids/(\d+)$")
 
 
 class RegistryStandIn:
-    def __init__(self) -> None:
+    def __init__(
+        self, *, certificate: tuple[Path, Path] | None = None, user_info: str | None = None
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.certificate = certificate  # (certificate chain PEM, private key PEM)
+        self.url = f"{'https' if certificate else 'http'}://127.0.0.1:{self.port}"
+        self.authorization = (
+            "Basic " + base64.b64encode(user_info.encode()).decode() if user_info else None
+        )
+        self.refused = 0  # requests without the right credentials
         self._ids: dict[str, int] = {}  # schema text -> id
         self._subjects: dict[str, list[int]] = {}
         self.fetched: list[int] = []  # ids asked for by GET /schemas/ids/{id}
@@ -43,6 +54,10 @@ class RegistryStandIn:
         assert self._server is None, "already running"
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         server.daemon_threads = True
+        if self.certificate is not None:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(*self.certificate)
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
         return self
@@ -77,6 +92,8 @@ class RegistryStandIn:
 def _handler(registry: RegistryStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            if not self._authorized():
+                return
             match = _REGISTER.match(self.path.split("?")[0])
             if match is None:
                 self._answer(404, {"error_code": 404, "message": "not found"})
@@ -86,12 +103,22 @@ def _handler(registry: RegistryStandIn) -> type[BaseHTTPRequestHandler]:
             self._answer(200, {"id": schema_id})
 
         def do_GET(self) -> None:
+            if not self._authorized():
+                return
             match = _BY_ID.match(self.path.split("?")[0])
             text = registry.schema(int(match.group(1))) if match else None
             if text is None:
                 self._answer(404, {"error_code": 40403, "message": "Schema not found"})
                 return
             self._answer(200, {"schema": text})
+
+        def _authorized(self) -> bool:
+            wanted = registry.authorization
+            if wanted is None or self.headers.get("Authorization") == wanted:
+                return True
+            registry.refused += 1
+            self._answer(401, {"error_code": 40101, "message": "Unauthorized"})
+            return False
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

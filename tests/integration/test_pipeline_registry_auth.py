@@ -1,0 +1,161 @@
+"""``relay run`` against an https Schema Registry that wants basic auth, with a private CA.
+
+The credentials come from ``user:pass@`` in RELAY_SCHEMA_REGISTRY_URL or from
+RELAY_SCHEMA_REGISTRY_USER_INFO; the CA from RELAY_SCHEMA_REGISTRY_CA_FILE. A wrong password or an
+unknown CA pauses the relay (nothing acknowledged, nothing dead-lettered) with a log line that
+names the cause, and no log line ever shows the password. The registry is the stand-in of
+tests/integration/registry_standin.py (it says why), serving TLS with a certificate made here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from relay.config import load_settings
+from relay.contract.registry import client_config
+from tests.integration.conftest import SandboxFactory
+from tests.integration.pipeline_helpers import (
+    letters,
+    produce,
+    sample,
+    seed_students,
+    start_relay,
+    wait_acked,
+)
+from tests.integration.registry_standin import RegistryStandIn
+from tests.integration.test_pipeline_registry import STUDENTS, XP, _confluent, _ledger_total
+from tests.reliability.harness import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+USER, PASSWORD = "relay", "Registry-Secret-7Zq4"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl, PEM files)."""
+    d = tmp_path_factory.mktemp("registry-tls")
+    ext = d / "server.ext"
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "authorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=serverAuth\n"
+    )
+    for argv in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=registry-test-ca"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", str(ext)],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *argv], cwd=d, check=True, capture_output=True)
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+
+
+@pytest.fixture
+def registry(tls: dict[str, Path]) -> Iterator[RegistryStandIn]:
+    standin = RegistryStandIn(
+        certificate=(tls["cert"], tls["key"]), user_info=f"{USER}:{PASSWORD}"
+    ).start()
+    yield standin
+    standin.stop()
+
+
+def _records(registry: RegistryStandIn, ca: Path) -> list:  # type: ignore[type-arg]
+    """Records a producer registered over https with the same settings the relay gets."""
+    settings = load_settings(
+        _env_file=None,
+        schema_registry_url=registry.url,
+        schema_registry_user_info=f"{USER}:{PASSWORD}",
+        schema_registry_ca_file=str(ca),
+    )
+    client = SchemaRegistryClient(client_config(settings))
+    return [_confluent(s, seq, client) for s in STUDENTS for seq in range(3)]
+
+
+def _with_user_info(url: str, password: str) -> str:
+    return url.replace("https://", f"https://{USER}:{password}@")
+
+
+@pytest.mark.parametrize("where", ["url", "user-info-setting"])
+def test_https_registry_with_basic_auth_and_a_private_ca(
+    where: str,
+    kafka_bootstrap: str,
+    make_topic,  # type: ignore[no-untyped-def]
+    sandbox_factory: SandboxFactory,
+    registry: RegistryStandIn,
+    tls: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory()
+    records = _records(registry, tls["ca"])
+    auth = (
+        {"RELAY_SCHEMA_REGISTRY_URL": _with_user_info(registry.url, PASSWORD)}
+        if where == "url"
+        else {
+            "RELAY_SCHEMA_REGISTRY_URL": registry.url,
+            "RELAY_SCHEMA_REGISTRY_USER_INFO": f"{USER}:{PASSWORD}",
+        }
+    )
+    seed_students(box, STUDENTS)
+    topic, dlq = make_topic("registry-tls", partitions=2), make_topic("registry-tls-dlq")
+    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
+                        RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]), **auth)  # fmt: skip
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_acked(relay, len(records))
+    finally:
+        relay.close()
+    assert registry.refused == 0 and registry.fetched, "the relay fetched with the credentials"
+    assert letters(kafka_bootstrap, dlq) == []
+    assert _ledger_total(box) == XP * len(records)
+    assert PASSWORD not in relay.logs()
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [("wrong-password", "HTTP 401"), ("unknown-ca", "CERTIFICATE_VERIFY_FAILED")],
+)
+def test_a_refusing_registry_pauses_the_relay_and_no_log_shows_the_password(
+    case: str,
+    cause: str,
+    kafka_bootstrap: str,
+    make_topic,  # type: ignore[no-untyped-def]
+    sandbox_factory: SandboxFactory,
+    registry: RegistryStandIn,
+    tls: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory()
+    records = _records(registry, tls["ca"])
+    wrong = f"{PASSWORD}-old"
+    env = (
+        {
+            "RELAY_SCHEMA_REGISTRY_URL": _with_user_info(registry.url, wrong),
+            "RELAY_SCHEMA_REGISTRY_CA_FILE": str(tls["ca"]),
+        }
+        if case == "wrong-password"
+        else {"RELAY_SCHEMA_REGISTRY_URL": _with_user_info(registry.url, PASSWORD)}  # no CA
+    )
+    seed_students(box, STUDENTS)
+    topic, dlq = make_topic("registry-refused", partitions=2), make_topic("registry-refused-dlq")
+    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, **env)
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_for(
+            lambda: sample(relay, "retries", endpoint="registry") >= 3,
+            60,
+            "registry retries",
+            relay.check_alive,
+        )
+        acked = sample(relay, "records_acked")
+    finally:
+        relay.close()
+    logs = relay.logs()
+    assert acked == 0 and letters(kafka_bootstrap, dlq) == [], "paused: no ack, no dead letter"
+    assert cause in logs, f"the log names the cause ({cause})"
+    assert PASSWORD not in logs and wrong not in logs
