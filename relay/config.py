@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     schema_registry_ca_file: Path | None = Field(
         None, description="CA bundle for an https Schema Registry"
     )
+    schema_registry_cert_file: Path | None = Field(
+        None, description="client certificate (PEM) for a Schema Registry that wants mTLS"
+    )
+    schema_registry_key_file: Path | None = Field(
+        None, description="private key (PEM) of RELAY_SCHEMA_REGISTRY_CERT_FILE"
+    )
 
     # Partner API
     api_base_url: str = Field(PRODUCTION_BASE_URL, description="Partner API base URL")
@@ -252,6 +258,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RELAY_SCHEMA_REGISTRY_URL: must be https:// "
                 "(set RELAY_ALLOW_INSECURE_HTTP=true for a local registry)"
+            )
+        if self.schema_registry_key_file and not self.schema_registry_cert_file:
+            raise ValueError(
+                "RELAY_SCHEMA_REGISTRY_KEY_FILE: needs RELAY_SCHEMA_REGISTRY_CERT_FILE as well"
             )
         user_info = self.schema_registry_user_info
         if user_info is not None and ":" not in user_info.get_secret_value():

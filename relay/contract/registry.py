@@ -27,11 +27,17 @@ def client_config(settings: Settings) -> dict[str, Any]:
     user_info = secret.get_secret_value() if secret is not None else in_url
     if user_info:
         config["basic.auth.user.info"] = user_info
-    ca_file = settings.schema_registry_ca_file
-    if ca_file is not None:
-        if not ca_file.is_file():
-            raise ConfigError(f"RELAY_SCHEMA_REGISTRY_CA_FILE: {ca_file} is not a readable file")
-        config["ssl.ca.location"] = str(ca_file)
+    files = {
+        "ssl.ca.location": ("CA_FILE", settings.schema_registry_ca_file),
+        "ssl.certificate.location": ("CERT_FILE", settings.schema_registry_cert_file),
+        "ssl.key.location": ("KEY_FILE", settings.schema_registry_key_file),
+    }
+    for option, (name, path) in files.items():
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"RELAY_SCHEMA_REGISTRY_{name}: {path} is not a readable file")
+        config[option] = str(path)
     return config
 
 

@@ -9,8 +9,9 @@ the Confluent REST API that producers and the relay make, with the real confluen
 the other end: ``POST /subjects/{subject}/versions`` (register, one id per distinct schema) and
 ``GET /schemas/ids/{id}`` (404 with error code 40403 for an unknown id). It checks no
 compatibility: schema evolution under BACKWARD needs the real server. ``stop()`` and ``start()``
-on the same port are a registry outage. With ``certificate`` it serves https, with ``user_info``
-it requires that basic auth (401, error code 40101, otherwise), as a production registry does.
+on the same port are a registry outage. With ``certificate`` it serves https, with ``client_ca``
+it requires a client certificate signed by that CA (mTLS), with ``user_info`` that basic auth
+(401, error code 40101, otherwise), as a production registry does.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ _BY_ID = re.compile(r"^/schemas/ids/(\d+)$")
 
 class RegistryStandIn:
     def __init__(
-        self, *, certificate: tuple[Path, Path] | None = None, user_info: str | None = None
+        self,
+        *,
+        certificate: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
+        user_info: str | None = None,
     ) -> None:
         self.port = free_port()
         self.certificate = certificate  # (certificate chain PEM, private key PEM)
+        self.client_ca = client_ca
         self.url = f"{'https' if certificate else 'http'}://127.0.0.1:{self.port}"
         self.authorization = (
             "Basic " + base64.b64encode(user_info.encode()).decode() if user_info else None
@@ -57,6 +63,9 @@ class RegistryStandIn:
         if self.certificate is not None:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(*self.certificate)
+            if self.client_ca is not None:
+                tls.verify_mode = ssl.CERT_REQUIRED
+                tls.load_verify_locations(self.client_ca)
             server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server

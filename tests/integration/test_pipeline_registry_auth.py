@@ -39,21 +39,34 @@ USER, PASSWORD = "relay", "Registry-Secret-7Zq4"
 def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it (openssl, PEM files)."""
     d = tmp_path_factory.mktemp("registry-tls")
-    ext = d / "server.ext"
-    ext.write_text(
+    (d / "server.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
         "authorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=serverAuth\n"
     )
-    for argv in (
+    (d / "client.ext").write_text(
+        "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\n"
+        "extendedKeyUsage=clientAuth\n"
+    )
+    steps = [
         ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
          "-days", "2", "-subj", "/CN=registry-test-ca"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-         "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", str(ext)],
-    ):  # fmt: skip
+    ]  # fmt: skip
+    for who in ("server", "client"):
+        steps += [
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+             "-subj", f"/CN={'127.0.0.1' if who == 'server' else 'relay'}"],
+            ["x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", f"{who}.ext"],
+        ]  # fmt: skip
+    for argv in steps:
         subprocess.run(["openssl", *argv], cwd=d, check=True, capture_output=True)
-    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+    return {
+        "ca": d / "ca.pem",
+        "cert": d / "server.pem",
+        "key": d / "server.key",
+        "client_cert": d / "client.pem",
+        "client_key": d / "client.key",
+    }
 
 
 @pytest.fixture
@@ -65,13 +78,27 @@ def registry(tls: dict[str, Path]) -> Iterator[RegistryStandIn]:
     standin.stop()
 
 
-def _records(registry: RegistryStandIn, ca: Path) -> list:  # type: ignore[type-arg]
+@pytest.fixture
+def mtls_registry(tls: dict[str, Path]) -> Iterator[RegistryStandIn]:
+    """The same registry, also wanting a client certificate signed by the test CA."""
+    standin = RegistryStandIn(
+        certificate=(tls["cert"], tls["key"]),
+        client_ca=tls["ca"],
+        user_info=f"{USER}:{PASSWORD}",
+    ).start()
+    yield standin
+    standin.stop()
+
+
+def _records(registry: RegistryStandIn, tls: dict[str, Path]) -> list:  # type: ignore[type-arg]
     """Records a producer registered over https with the same settings the relay gets."""
     settings = load_settings(
         _env_file=None,
         schema_registry_url=registry.url,
         schema_registry_user_info=f"{USER}:{PASSWORD}",
-        schema_registry_ca_file=str(ca),
+        schema_registry_ca_file=str(tls["ca"]),
+        schema_registry_cert_file=str(tls["client_cert"]),
+        schema_registry_key_file=str(tls["client_key"]),
     )
     client = SchemaRegistryClient(client_config(settings))
     return [_confluent(s, seq, client) for s in STUDENTS for seq in range(3)]
@@ -92,7 +119,7 @@ def test_https_registry_with_basic_auth_and_a_private_ca(
     tmp_path: Path,
 ) -> None:
     box = sandbox_factory()
-    records = _records(registry, tls["ca"])
+    records = _records(registry, tls)
     auth = (
         {"RELAY_SCHEMA_REGISTRY_URL": _with_user_info(registry.url, PASSWORD)}
         if where == "url"
@@ -131,7 +158,7 @@ def test_a_refusing_registry_pauses_the_relay_and_no_log_shows_the_password(
     tmp_path: Path,
 ) -> None:
     box = sandbox_factory()
-    records = _records(registry, tls["ca"])
+    records = _records(registry, tls)
     wrong = f"{PASSWORD}-old"
     env = (
         {
@@ -159,3 +186,74 @@ def test_a_refusing_registry_pauses_the_relay_and_no_log_shows_the_password(
     assert acked == 0 and letters(kafka_bootstrap, dlq) == [], "paused: no ack, no dead letter"
     assert cause in logs, f"the log names the cause ({cause})"
     assert PASSWORD not in logs and wrong not in logs
+
+
+def test_a_registry_that_wants_mtls_gets_the_client_certificate(
+    kafka_bootstrap: str,
+    make_topic,  # type: ignore[no-untyped-def]
+    sandbox_factory: SandboxFactory,
+    mtls_registry: RegistryStandIn,
+    tls: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory()
+    records = _records(mtls_registry, tls)
+    seed_students(box, STUDENTS)
+    topic, dlq = make_topic("registry-mtls", partitions=2), make_topic("registry-mtls-dlq")
+    relay = start_relay(
+        tmp_path,
+        kafka_bootstrap,
+        topic,
+        dlq,
+        box.url,
+        RELAY_SCHEMA_REGISTRY_URL=mtls_registry.url,
+        RELAY_SCHEMA_REGISTRY_USER_INFO=f"{USER}:{PASSWORD}",
+        RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]),
+        RELAY_SCHEMA_REGISTRY_CERT_FILE=str(tls["client_cert"]),
+        RELAY_SCHEMA_REGISTRY_KEY_FILE=str(tls["client_key"]),
+    )
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_acked(relay, len(records))
+    finally:
+        relay.close()
+    assert mtls_registry.fetched and letters(kafka_bootstrap, dlq) == []
+    assert _ledger_total(box) == XP * len(records)
+
+
+def test_without_its_client_certificate_the_relay_pauses(
+    kafka_bootstrap: str,
+    make_topic,  # type: ignore[no-untyped-def]
+    sandbox_factory: SandboxFactory,
+    mtls_registry: RegistryStandIn,
+    tls: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory()
+    records = _records(mtls_registry, tls)
+    seed_students(box, STUDENTS)
+    topic, dlq = make_topic("registry-nocert", partitions=2), make_topic("registry-nocert-dlq")
+    relay = start_relay(
+        tmp_path,
+        kafka_bootstrap,
+        topic,
+        dlq,
+        box.url,
+        RELAY_SCHEMA_REGISTRY_URL=_with_user_info(mtls_registry.url, PASSWORD),
+        RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]),
+    )
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_for(
+            lambda: sample(relay, "retries", endpoint="registry") >= 3,
+            60,
+            "registry retries",
+            relay.check_alive,
+        )
+        acked = sample(relay, "records_acked")
+    finally:
+        relay.close()
+    logs = relay.logs()
+    assert acked == 0 and letters(kafka_bootstrap, dlq) == [], "paused: no ack, no dead letter"
+    assert "Schema Registry unavailable" in logs
+    assert PASSWORD not in logs

@@ -60,12 +60,28 @@ def test_user_info_setting_and_ca_file(tmp_path: Path) -> None:
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.model_dump())
 
 
-def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["ca_file", "cert_file"])
+def test_a_missing_tls_file_is_named(name: str, tmp_path: Path) -> None:
     settings = load_settings(
-        schema_registry_url="https://sr.example", schema_registry_ca_file=str(tmp_path / "none")
+        schema_registry_url="https://sr.example", **{f"schema_registry_{name}": str(tmp_path)}
     )
-    with pytest.raises(ConfigError, match="RELAY_SCHEMA_REGISTRY_CA_FILE"):
+    with pytest.raises(ConfigError, match=f"RELAY_SCHEMA_REGISTRY_{name.upper()}: .* not a"):
         client_config(settings)
+
+
+def test_client_certificate_and_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("")
+    key.write_text("")
+    settings = load_settings(
+        schema_registry_url="https://sr.example",
+        schema_registry_cert_file=str(cert),
+        schema_registry_key_file=str(key),
+    )
+    config = client_config(settings)
+    assert (config["ssl.certificate.location"], config["ssl.key.location"]) == (str(cert), str(key))
+    with pytest.raises(ConfigError, match="RELAY_SCHEMA_REGISTRY_KEY_FILE: needs"):
+        load_settings(schema_registry_url="https://sr.example", schema_registry_key_file=str(key))
 
 
 @pytest.mark.parametrize(
