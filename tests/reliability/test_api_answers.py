@@ -161,7 +161,7 @@ def test_a_409_for_one_event_counts_as_delivered(run: Run) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 16 item 5: no total deadline per request: httpx_aiohttp maps httpx's timeout "
-    "to aiohttp sock_read/sock_connect only (ClientConfig.timeouts, timeback/client.py:99), so a "
+    "to aiohttp sock_read/sock_connect only (ClientConfig.timeouts, timeback/client.py:100), so a "
     "reply dripping a byte a second holds its slot forever",
 )
 def test_a_dripping_reply_is_cut_off_and_retried(run: Run) -> None:

@@ -38,9 +38,9 @@ EVENTS = ["/events/1.0"]
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 item 2: at 40 % 503s the breaker never opens (policy.py:230 "
+    reason="issue 16 item 2: at 40 % 503s the breaker never opens (policy.py:234-236 "
     "record_success resets the consecutive count) and the budget is spent while it is closed "
-    "(timeback/delivery.py:117-121), so valid records are dead-lettered as "
+    "(timeback/delivery.py:94-98), so valid records are dead-lettered as "
     "deliver/retries-exhausted",
 )
 def test_a_brownout_never_dead_letters_a_valid_record(

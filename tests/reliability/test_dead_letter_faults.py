@@ -44,7 +44,7 @@ PERMANENT_WORDS = ("too large", "too_large", "permanent", "max.message.bytes")
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 item 4: DeadLetterWriter.write (pipeline/deadletter.py:141-170) retries "
+    reason="issue 16 item 4: DeadLetterWriter.write (pipeline/deadletter.py:134-158) retries "
     "every failure alike, forever; /readyz only shows dlq_healthy=false (metrics.py:148), the "
     "same as for a broker blip: a permanent error (message too large, denied, no topic) is "
     "never classified nor escalated",

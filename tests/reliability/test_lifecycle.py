@@ -23,7 +23,7 @@ from tests.reliability.ledger import expectations
 
 pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(240)]
 
-RECORDS, RATE = 1500, 250.0
+RECORDS, RATE = 1000, 250.0
 
 
 def test_sigterm_under_load_drains_and_loses_nothing(

@@ -30,7 +30,7 @@ pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(120)]
     strict=True,
     reason="issue 16 item 8: ids come from (namespace, record type, event_id, index) only "
     "(caliper/ids.py event_id, mapping.py:123 _ids_for) while the body also depends on settings "
-    "and rostering; a duplicate answer counts as delivered (timeback/policy.py:53 DUPLICATE), "
+    "and rostering; a duplicate answer counts as delivered (timeback/policy.py:54 DUPLICATE), "
     "so a changed body is silently dropped",
 )
 def test_a_changed_body_never_reuses_an_event_id(

@@ -69,7 +69,7 @@ def _arrival(s: Scenario) -> dict[str, int]:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 16 item 7: a record whose schema id is not cached is not pre-decoded "
-    "(pipeline/stages.py:65 returns None), so its order key is its Kafka key (stages.py:48-52) "
+    "(pipeline/stages.py:65-66 returns None), so its order key is its Kafka key (stages.py:51-57) "
     "while the student's next, cached record is keyed by student: two chains, and the second "
     "overtakes the first while the registry lookup waits",
 )
@@ -151,9 +151,9 @@ def test_registry_url_credentials_never_reach_the_logs(
     registry = _registry(243)
     try:
         s = scenario("registry-secret", sandbox_factory(), partitions=1)
-        plan = TrafficGenerator(students=2, seed=243).plan(20)
+        plan = TrafficGenerator(students=2, seed=243).plan(60)
         s.seed_roster(plan)
-        registry.down = True  # errors get logged: the likeliest place for a URL to appear
+        registry.down = True  # failures and retries: where a URL is likeliest to be logged
         url = registry.url.replace("http://", f"http://relay-user:{SECRET}@")
         relay = s.relay("a", RELAY_SCHEMA_REGISTRY_URL=url).start()
         relay.wait_assigned()
@@ -166,5 +166,5 @@ def test_registry_url_credentials_never_reach_the_logs(
     finally:
         registry.stop()
 
-    assert registry.failed > 0 and "Schema Registry" in logs, "no registry error was logged"
+    assert registry.failed > 0, "the registry was never down: the trial proves nothing"
     assert SECRET not in logs, "the registry URL's password reached the logs"

@@ -59,7 +59,7 @@ def _others_delivered(s: Scenario, bug: Expected) -> bool:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 item 1: predecode (pipeline/stages.py:60, called from runtime.py:107 in the "
+    reason="issue 16 item 1: predecode (pipeline/stages.py:60-66, called at runtime.py:106 in the "
     "faust agent, worker.py:77) lets the error kill the agent; faust restarts it, acks the later "
     "offsets and commits past the record (lost), /livez stays 200",
 )
@@ -107,8 +107,9 @@ def test_decode_error_before_the_window_never_commits_past_the_record(
 @pytest.mark.xfail(
     strict=True,
     reason="issue 16 item 6: a processing bug blocks its partition and fails /livez "
-    "(dispatch.py:168 _fail, runtime.py:140 processing_bug), and every restart meets the same "
-    "offset again: nothing counts restarts per offset nor dead-letters relay/processing-bug",
+    "(pipeline/dispatch.py:165 _fail, runtime.py:141 processing_bug), and every restart meets "
+    "the same offset again: nothing counts restarts per offset nor dead-letters "
+    "relay/processing-bug",
 )
 def test_a_deterministic_processing_bug_is_quarantined_after_restarts(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
