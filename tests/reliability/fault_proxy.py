@@ -34,6 +34,7 @@ class Rule:
     status: int | None  # None: drip
     times: int | None  # None: forever
     drip_every: float = 1.0
+    body_bytes: int = 0  # pad the answer's JSON body to this size
 
 
 class FaultProxy:
@@ -53,9 +54,11 @@ class FaultProxy:
 
     # -- rules ---------------------------------------------------------------------------------
 
-    def answer(self, event_id: str, status: int, times: int | None = None) -> None:
+    def answer(
+        self, event_id: str, status: int, times: int | None = None, body_bytes: int = 0
+    ) -> None:
         with self._lock:
-            self._rules[event_id] = Rule(status, times)
+            self._rules[event_id] = Rule(status, times, body_bytes=body_bytes)
 
     def drip(self, event_id: str, times: int | None = 1, every: float = 1.0) -> None:
         with self._lock:
@@ -114,7 +117,7 @@ class FaultProxy:
             if rule is not None:
                 if rule.status is None:
                     return await self._drip(request, rule.drip_every)
-                return _answer(rule.status)
+                return _answer(rule.status, rule.body_bytes)
         return await self._forward(request, body)
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
@@ -160,7 +163,10 @@ def _event_ids(body: bytes) -> list[str]:
     return [e["id"] for e in events if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
 
-def _answer(status: int) -> web.Response:
+def _answer(status: int, body_bytes: int = 0) -> web.Response:
     headers = {"Location": "https://elsewhere.example/events/1.0"} if 300 <= status < 400 else {}
-    body = orjson.dumps({"error": f"injected_{status}", "message": "fault proxy"})
+    error: dict[str, str] = {"error": f"injected_{status}", "message": "fault proxy"}
+    if body_bytes:
+        error["pad"] = "x" * body_bytes
+    body = orjson.dumps(error)
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
