@@ -195,9 +195,21 @@ class DlqWatch:
                 "log_level": 2,  # quiet while a broker restart is under test
             }
         )
-        metadata = self.consumer.list_topics(topic, timeout=30).topics[topic]
-        self.partitions = sorted(metadata.partitions)
+        self.partitions = self._partitions(topic)
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self.partitions])
+
+    def _partitions(self, topic: str, timeout: float = 30.0) -> list[int]:
+        """The topic's partitions, once its metadata has them: right after the topic is created
+        (a loaded broker) the metadata can list it with none, and a watch assigned to no
+        partition sees no dead letter at all (nor does ``drain`` notice: it reads up to 0)."""
+        stop = time.monotonic() + timeout
+        while True:
+            metadata = self.consumer.list_topics(topic, timeout=timeout).topics[topic]
+            if metadata.partitions and metadata.error is None:
+                return sorted(metadata.partitions)
+            if time.monotonic() > stop:
+                raise AssertionError(f"{topic}: no partitions in the metadata after {timeout}s")
+            time.sleep(0.2)
 
     def poll(self, timeout: float = 0.1) -> None:
         while True:
