@@ -19,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -106,6 +107,17 @@ def grant(admin: AdminClient, args: argparse.Namespace) -> None:
         acls += operator_acls(OPERATOR_PRINCIPAL, topics, args.dlq)
     for future in admin.create_acls(acls, request_timeout=TIMEOUT).values():
         future.result(timeout=TIMEOUT)
+    wait_for_group_coordinator(args.bootstrap, args.group, topics[0])
+
+
+def wait_for_group_coordinator(bootstrap: str, group: str, topic: str) -> None:
+    """The first group request creates __consumer_offsets; an offset fetch (which waits for the
+    coordinator) makes that happen now, not under the first consumer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)
+    finally:
+        consumer.close()
 
 
 def upsert_user(admin: AdminClient, args: argparse.Namespace) -> None:

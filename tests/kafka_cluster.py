@@ -1,0 +1,147 @@
+"""The secured, replicated cluster of deploy/local/kafka/kafka-cluster.sh, for the tests that need
+one: 3 brokers on free ports in a temporary directory, started (session scope) only when a test
+asks for the ``cluster`` fixture, stopped at the end of the session.
+
+    cluster.relay_env("scram")          # RELAY_KAFKA_* of the relay's SCRAM user (SASL_SSL)
+    cluster.relay_env("mtls")           # ... of its client certificate (SSL)
+    names = cluster.topics("check")     # fresh input + DLQ topics (RF 3) and a group, with ACLs
+    cluster.kill(2); cluster.start(2)   # SIGKILL a broker, start it again
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.conftest import ROOT, free_port
+
+CLUSTER_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-cluster.sh"
+CLUSTER_ADMIN = ROOT / "deploy" / "local" / "kafka" / "cluster_admin.py"
+Identity = Literal["scram", "mtls", "operator"]
+_ENV_FILES = {
+    "scram": "relay-scram.env",
+    "mtls": "relay-mtls.env",
+    "operator": "operator-scram.env",
+}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Input topic, dead-letter topic and consumer group of one test."""
+
+    topic: str
+    dlq: str
+    group: str
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+class Cluster:
+    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+        self.run_dir = run_dir
+        self.env = env
+        self.ca_file = run_dir / "tls" / "ca.pem"
+
+    def script(self, *args: str, timeout: float = 180) -> None:
+        subprocess.run([str(CLUSTER_SCRIPT), *args], env=self.env, check=True, timeout=timeout)
+
+    def start(self, *nodes: int) -> None:
+        self.script("start", *map(str, nodes), timeout=900)
+
+    def stop(self, *nodes: int) -> None:
+        self.script("stop", *map(str, nodes))
+
+    def kill(self, node: int) -> None:
+        self.script("kill", str(node))
+
+    def bootstrap(self, listener: Literal["PLAINTEXT", "SASL", "SSL"]) -> str:
+        ports = self.env[f"KAFKA_CLUSTER_{listener}_PORTS"].split(",")
+        return ",".join(f"127.0.0.1:{p}" for p in ports)
+
+    @property
+    def admin_bootstrap(self) -> str:
+        """The PLAINTEXT listeners: the tests' own super-user clients."""
+        return self.bootstrap("PLAINTEXT")
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.admin_bootstrap})
+
+    def relay_env(self, identity: Identity = "scram") -> dict[str, str]:
+        """The RELAY_KAFKA_* settings of an identity (topics and group are the test's own)."""
+        env = read_env_file(self.run_dir / _ENV_FILES[identity])
+        return {k: v for k, v in env.items() if k.startswith("RELAY_KAFKA_")}
+
+    def admin_tool(self, *args: str) -> None:
+        command = [sys.executable, str(CLUSTER_ADMIN), "--bootstrap", self.admin_bootstrap, *args]
+        subprocess.run(command, check=True, timeout=120, capture_output=True)
+
+    def topics(
+        self,
+        prefix: str,
+        *,
+        partitions: int = 3,
+        principal: str | None = None,
+        group: bool = True,
+        dlq: bool = True,
+    ) -> Names:
+        """Fresh topics (RF 3, min.insync 2) and a group, granted to the relay's principals (or
+        to ``principal`` only); ``group`` / ``dlq`` False leave that grant out."""
+        tag = uuid.uuid4().hex[:8]
+        names = Names(f"{prefix}-{tag}", f"{prefix}-{tag}-dlq", f"{prefix}-{tag}-group")
+        self.grant(names, partitions=partitions, principal=principal, group=group, dlq=dlq)
+        return names
+
+    def grant(
+        self,
+        names: Names,
+        *,
+        partitions: int = 3,
+        principal: str | None = None,
+        group: bool = True,
+        dlq: bool = True,
+    ) -> None:
+        args = ["grant", "--topics", names.topic, "--dlq", names.dlq, "--group", names.group]
+        args += ["--partitions", str(partitions)]
+        args += ["--principal", principal] if principal else []
+        args += [] if group else ["--no-group"]
+        args += [] if dlq else ["--no-dlq"]
+        self.admin_tool(*args)
+
+    def set_password(self, user: str, password: str) -> None:
+        """Create a SCRAM-SHA-512 user or change its password (effective for new logins)."""
+        self.admin_tool("user", "--name", user, "--password", password)
+
+
+def cluster_env(run_dir: Path) -> dict[str, str]:
+    """The script's environment: 12 distinct free ports and the run directory."""
+    ports: list[int] = []
+    while len(ports) < 12:
+        port = free_port()
+        ports += [] if port in ports else [port]
+    env = dict(os.environ, KAFKA_RUN_DIR=str(run_dir), KAFKA_PYTHON=sys.executable)
+    for n, kind in enumerate(("PLAINTEXT", "SASL", "SSL", "CONTROLLER")):
+        env[f"KAFKA_CLUSTER_{kind}_PORTS"] = ",".join(map(str, ports[3 * n : 3 * n + 3]))
+    return env
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    run_dir = tmp_path_factory.mktemp("kafka-cluster")
+    c = Cluster(run_dir, cluster_env(run_dir))
+    try:
+        c.start()
+        yield c
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "stop"], env=c.env, check=False, timeout=180)
