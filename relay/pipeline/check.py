@@ -20,6 +20,7 @@ import click
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AclOperation, AdminClient
 from rich.console import Console
+from rich.markup import escape
 
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError, RelayError
@@ -185,7 +186,7 @@ def _step(console: Console, name: str, check: Callable[[], T]) -> T:
     try:
         result = check()
     except CheckFailed as exc:
-        console.print(f"[red]✗ {name}[/]: {exc}", highlight=False)
+        console.print(f"[red]✗ {name}[/]: {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     console.print(f"[green]✓ {name}[/]")
     return result

@@ -101,6 +101,7 @@ def diagnose(settings: Settings, lines: list[str], error: str) -> Diagnosis:
 
 def _reason(line: str) -> str:
     """librdkafka's line without its thread, broker and timing decorations."""
+    line = re.sub(r"^[A-Z]+ \[[^\]]*\] ", "", line)  # facility and client: "FAIL [rdkafka#1] "
     line = re.sub(r"^\[thrd:[^\]]*\]: ", "", line)
     line = re.sub(r"^\S+://\S+: ", "", line)
     return re.sub(r" \(after \d+ms in state \w+\)$", "", line)
