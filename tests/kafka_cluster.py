@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -83,6 +83,39 @@ class Cluster:
         env = read_env_file(self.run_dir / _ENV_FILES[identity])
         return {k: v for k, v in env.items() if k.startswith("RELAY_KAFKA_")}
 
+    def client_config(self, identity: Identity) -> dict[str, Any]:
+        """confluent-kafka configuration of an identity, made by the relay's own mapping."""
+        from relay.config import Settings
+        from relay.pipeline.kafka_config import confluent_config
+
+        values = {k.removeprefix("RELAY_").lower(): v for k, v in self.relay_env(identity).items()}
+        return confluent_config(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> the node that leads it (-1: none)."""
+        metadata = self.admin().list_topics(topic, timeout=30).topics[topic]
+        return {p: m.leader for p, m in metadata.partitions.items()}
+
+    def create_led_by(self, names: Names, leader: int, partitions: int = 3) -> None:
+        """The input topic (``partitions``) and the DLQ (1 partition) with ``leader`` as every
+        partition's preferred leader, then the relay's grants."""
+        from confluent_kafka.admin import NewTopic
+
+        replicas = [leader, *(n for n in (1, 2, 3) if n != leader)]
+        admin = self.admin()
+        new = [
+            NewTopic(
+                topic,
+                count,  # with a replica assignment: its partition count, no replication factor
+                replica_assignment=[replicas] * count,
+                config={"min.insync.replicas": "2"},
+            )
+            for topic, count in ((names.topic, partitions), (names.dlq, 1))
+        ]
+        for future in admin.create_topics(new, operation_timeout=60).values():
+            future.result(timeout=60)
+        self.grant(names, partitions=partitions)
+
     def admin_tool(self, *args: str) -> None:
         command = [sys.executable, str(CLUSTER_ADMIN), "--bootstrap", self.admin_bootstrap, *args]
         subprocess.run(command, check=True, timeout=120, capture_output=True)
@@ -98,10 +131,14 @@ class Cluster:
     ) -> Names:
         """Fresh topics (RF 3, min.insync 2) and a group, granted to the relay's principals (or
         to ``principal`` only); ``group`` / ``dlq`` False leave that grant out."""
-        tag = uuid.uuid4().hex[:8]
-        names = Names(f"{prefix}-{tag}", f"{prefix}-{tag}-dlq", f"{prefix}-{tag}-group")
+        names = self.names(prefix)
         self.grant(names, partitions=partitions, principal=principal, group=group, dlq=dlq)
         return names
+
+    @staticmethod
+    def names(prefix: str) -> Names:
+        tag = uuid.uuid4().hex[:8]
+        return Names(f"{prefix}-{tag}", f"{prefix}-{tag}-dlq", f"{prefix}-{tag}-group")
 
     def grant(
         self,
