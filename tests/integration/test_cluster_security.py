@@ -164,7 +164,7 @@ POISON = ("random-bytes", "truncated-avro", "unknown-fingerprint", "nan-xp", "un
 
 
 @requires_relay
-@pytest.mark.parametrize("identity", ["scram", "mtls"])
+@pytest.mark.parametrize("identity", ["mtls"])  # SCRAM: the failover trial (tests/reliability)
 def test_produce_run_and_dlq_over_the_secured_cluster(
     cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, identity: Identity
 ) -> None:

@@ -7,11 +7,14 @@ Every trial reconciles produced vs delivered vs dead-lettered by event id (ledge
 - two brokers down (below min.insync, and the KRaft quorum lost): the dead-letter write cannot be
   acknowledged, the relay is not ready and commits nothing past that record; after recovery
   everything arrives.
+- credentials rotated: the SCRAM password changes on the broker; the relay restarted with the
+  stale secret exits non-zero with a log line (no secret), and recovers with the new one.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -143,15 +146,19 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
         box.faults(error_rates={"503": 1.0})  # the API refuses everything: the relay waits
         s.produce(records, wait=True)
         # where the planted record sits: the relay must not commit past it until it is written
-        (planted,) = [m for m in read_topic(s.producer_config, names.topic)
+        admin = {"bootstrap.servers": cluster.admin_bootstrap}
+        (planted,) = [m for m in read_topic(admin, names.topic)
                       if m.value() == poison[0].value]  # fmt: skip
         partition, offset = planted.partition() or 0, planted.offset() or 0
 
         cluster.kill(2)
         cluster.kill(3)  # one node left: below min.insync, and no KRaft quorum
         box.clear_faults()  # the API is back: the relay reads on and meets the planted record
-        wait_for(lambda: (relay.metric("dlq_write_failures") or 0) > 0, 180,
-                 "a failed dead-letter write", relay.check_alive)  # fmt: skip
+        try:
+            wait_for(lambda: (relay.metric("dlq_write_failures") or 0) > 0, 180,
+                     "a failed dead-letter write", relay.check_alive)  # fmt: skip
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{relay.tail()}") from None
         wait_for(lambda: relay.readyz() == 503, 60, "/readyz 503", relay.check_alive)
         failures = relay.metric("dlq_write_failures")
         during = committed(cluster, names, partition)
@@ -161,20 +168,92 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
         cluster.start(2, 3)
         s.wait_complete(timeout=300, alive=[relay])
         wait_for(lambda: relay.readyz() == 200, 120, "/readyz 200 again", relay.check_alive)
-        after = committed(cluster, names, partition)
+        wait_for(lambda: (committed(cluster, names, partition) or 0) > offset, 120,
+                 "the commit past the planted record", relay.check_alive)  # fmt: skip
         figures = s.finish()
         figures.notes.update(
             planted_at=f"{partition}:{offset}",
             dlq_write_failures=failures,
             committed_while_down=during,
-            committed_after=after,
         )
         report(figures)
     finally:
         s.close()
 
     assert during is None or during <= offset, "committed past an unwritten dead letter"
-    assert after is not None and after > offset
     assert figures.lost == 0, figures.problems
-    assert figures.dlq_total == 1 and figures.dlq_missing == 0, figures.problems
+    # The write that timed out below min.insync may still land when the replicas return, beside
+    # its retry: a dead-letter duplicate (reported), never a missing one.
+    assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
     assert figures.dlq_unexpected == 0 and figures.duplicate_mismatch == 0, figures.problems
+
+
+ROTATING_USER = "relay-rotating"
+
+
+def test_rotated_scram_password_is_reported_and_recovers_with_the_new_secret(
+    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
+) -> None:
+    """The password changes on the broker; the pod restarts before its secret is updated (stale
+    secret), then again with the new one. Its own SCRAM user: the session's `relay` user stays."""
+    old, new = f"old-{uuid.uuid4().hex}", f"new-{uuid.uuid4().hex}"
+    cluster.set_password(ROTATING_USER, old)
+    box = sandbox_factory()
+    names = cluster.names("rotate")
+    cluster.grant(names)  # the operator's grants (the test produces as the operator)
+    cluster.grant(names, principal=f"User:{ROTATING_USER}")
+    s = secured_scenario(cluster, names, "credentials-rotated", box, tmp_path)
+    try:
+        plan = TrafficGenerator(students=10, seed=53).plan(400)
+        expected = expectations(plan)
+        s.seed_roster(plan)
+        login = {"RELAY_KAFKA_SASL_USERNAME": ROTATING_USER, "RELAY_KAFKA_SASL_PASSWORD": old}
+        relay = s.relay("a", **(cluster.relay_env("scram") | login)).start()
+        s.produce(expected[:200], wait=True)
+        s.wait_progress(0.99, timeout=180, alive=[relay])
+
+        cluster.set_password(ROTATING_USER, new)  # rotated on the broker
+        assert relay.terminate() == 0
+        relay.start()  # the stale secret
+        wait_for(lambda: not relay.alive, 90, "the relay with a stale secret to stop")
+        stale_exit = relay.returncode
+        stale_log = relay.logs()
+        s.produce(expected[200:], wait=True)  # traffic goes on while the relay is down
+
+        relay.env["RELAY_KAFKA_SASL_PASSWORD"] = new
+        relay.start()
+        s.wait_complete(timeout=240, alive=[relay])
+        wait_for(lambda: relay.readyz() == 200, 60, "/readyz 200 with the new secret")
+        figures = s.finish()
+        figures.notes.update(stale_secret_exit=stale_exit, starts=relay.starts)
+        report(figures)
+    finally:
+        s.close()
+
+    assert stale_exit not in (None, 0), "a relay that cannot log in must not look healthy"
+    assert "SaslAuthenticationFailed" in stale_log or "invalid credentials" in stale_log
+    assert old not in relay.logs() and new not in relay.logs(), "a secret reached the log"
+    assert figures.lost == 0, figures.problems
+    assert figures.duplicate_mismatch == 0 and figures.dlq_total == 0, figures.problems
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="faust exits at bootstrap on SaslAuthenticationFailed (relay/pipeline/worker.py): the "
+    "relay cannot stay up not-ready with a Kafka-authentication metric; it exits 1 with a log line",
+)
+def test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric(
+    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    box = sandbox_factory()
+    names = cluster.topics("refused")
+    s = secured_scenario(cluster, names, "refused-login", box, tmp_path)
+    try:
+        wrong = {"RELAY_KAFKA_SASL_PASSWORD": f"wrong-{uuid.uuid4().hex}"}
+        relay = s.relay("a", **(cluster.relay_env("scram") | wrong)).start()
+        wait_for(lambda: relay.readyz() == 503, 60, "/readyz 503", relay.check_alive)
+        time.sleep(5)
+        relay.check_alive()
+        assert (relay.metric("kafka_auth_failures") or 0) > 0
+    finally:
+        s.close()

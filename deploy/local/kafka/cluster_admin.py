@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
@@ -111,11 +112,19 @@ def grant(admin: AdminClient, args: argparse.Namespace) -> None:
 
 
 def wait_for_group_coordinator(bootstrap: str, group: str, topic: str) -> None:
-    """The first group request creates __consumer_offsets; an offset fetch (which waits for the
-    coordinator) makes that happen now, not under the first consumer."""
+    """The first group request creates __consumer_offsets; an offset fetch (retried while the
+    coordinator moves or loads) makes that happen now, not under the first consumer."""
+    deadline = time.monotonic() + TIMEOUT
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)
+        while True:
+            try:
+                consumer.committed([TopicPartition(topic, 0)], timeout=15)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
     finally:
         consumer.close()
 
