@@ -9,6 +9,7 @@ Every trial reconciles produced vs delivered vs dead-lettered by event id (ledge
   everything arrives.
 - credentials rotated: the SCRAM password changes on the broker; the relay restarted with the
   stale secret exits non-zero with a log line (no secret), and recovers with the new one.
+- scale out and in: replicas 1 -> 3 -> 1 while 5,000 records flow; duplicates reported.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from relay.tools.traffic import TrafficGenerator, TrafficPlan
 from tests.integration.conftest import SandboxFactory
 from tests.kafka_cluster import Cluster, Names
 from tests.reliability.conftest import Report
-from tests.reliability.harness import requires_relay, wait_for
+from tests.reliability.harness import RelayProcess, requires_relay, wait_for
 from tests.reliability.ledger import Expected, expectations
 from tests.reliability.poison import PoisonCorpus
 from tests.reliability.scenario import Scenario
@@ -257,3 +258,44 @@ def test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric(
         assert (relay.metric("kafka_auth_failures") or 0) > 0
     finally:
         s.close()
+
+
+def assigned(relay: RelayProcess) -> float:
+    return relay.metric("assigned_partitions") or 0.0
+
+
+def test_scale_out_and_in_under_load(
+    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
+) -> None:
+    """Replicas 1 -> 3 -> 1 (static membership, SIGTERM drain) while 5,000 records flow."""
+    box = sandbox_factory()
+    names = cluster.topics("scale")
+    s = secured_scenario(cluster, names, "scale-1-3-1", box, tmp_path)
+    try:
+        plan = TrafficGenerator(students=30, seed=59).plan(5000)
+        s.seed_roster(plan)
+        scram = cluster.relay_env("scram")
+        a = s.relay("a", **scram).start()
+        a.wait_assigned()
+        s.produce(expectations(plan), rate=200)  # ~25 s of traffic
+        s.wait_progress(0.15, timeout=180, alive=[a])
+
+        b, c = s.relay("b", **scram).start(), s.relay("c", **scram).start()
+        wait_for(lambda: all(assigned(r) == 1 for r in (a, b, c)), 180,
+                 "three replicas with a partition each",
+                 lambda: [r.check_alive() for r in (a, b, c)])  # fmt: skip
+        scaled_out_at = s.progress()
+        s.wait_progress(min(scaled_out_at + 0.25, 0.8), timeout=180, alive=[a, b, c])
+        exits = {"b": b.terminate(), "c": c.terminate()}  # scale in: SIGTERM, drain
+        wait_for(lambda: assigned(a) == 3, 120, "a owns every partition again", a.check_alive)
+        s.wait_complete(timeout=300, alive=[a])
+        figures = s.finish()
+        figures.notes.update(scaled_out_at=round(scaled_out_at, 3), scale_in_exits=exits)
+        report(figures)
+    finally:
+        s.close()
+
+    assert exits == {"b": 0, "c": 0}, "SIGTERM: a clean drain"
+    assert figures.lost == 0, figures.problems
+    assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
+    assert figures.dlq_total == 0 and figures.dlq_unexpected == 0, figures.problems
