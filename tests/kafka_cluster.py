@@ -96,6 +96,15 @@ class Cluster:
         metadata = self.admin().list_topics(topic, timeout=30).topics[topic]
         return {p: m.leader for p, m in metadata.partitions.items()}
 
+    def coordinator(self, group: str) -> int:
+        """The node coordinating ``group``: the leader of its __consumer_offsets partition
+        (Kafka's ``abs(group.hashCode()) % partitions``)."""
+        h = 0
+        for char in group:
+            h = (31 * h + ord(char)) & 0xFFFFFFFF
+        offsets = self.leaders("__consumer_offsets")
+        return offsets[(h & 0x7FFFFFFF) % len(offsets)]
+
     def create_led_by(self, names: Names, leader: int, partitions: int = 3) -> None:
         """The input topic (``partitions``) and the DLQ (1 partition) with ``leader`` as every
         partition's preferred leader, then the relay's grants."""
