@@ -5,6 +5,9 @@ PYTHON      ?= python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 KAFKA       := deploy/local/kafka/kafka-local.sh
+# KAFKA_MODE=cluster: 3 secured, replicated brokers (SASL_SSL/SCRAM, mTLS, ACLs; kafka-cluster.sh)
+KAFKA_MODE  ?= single
+CLUSTER     := deploy/local/kafka/kafka-cluster.sh
 STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 
@@ -35,11 +38,20 @@ kafka-fetch:
 prometheus:
 	$(PROMETHEUS)
 
-kafka-up:
-	$(KAFKA) start
+ifeq ($(KAFKA_MODE),cluster)
+KAFKA_CTL := $(CLUSTER)
+KAFKA_UP_NEEDS := setup  # cluster_admin.py (topics, ACLs) runs on the venv's confluent-kafka
+else ifeq ($(KAFKA_MODE),single)
+KAFKA_CTL := $(KAFKA)
+else
+$(error KAFKA_MODE must be single or cluster, not $(KAFKA_MODE))
+endif
+
+kafka-up: $(KAFKA_UP_NEEDS)
+	$(KAFKA_CTL) start
 
 kafka-down:
-	$(KAFKA) stop
+	$(KAFKA_CTL) stop
 
 run: setup kafka-up
 	$(VENV)/bin/relay demo
@@ -69,5 +81,6 @@ fmt: setup
 
 clean:
 	-$(KAFKA) stop
-	rm -rf $(VENV) .kafka-local .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	-$(CLUSTER) stop
+	rm -rf $(VENV) .kafka-local .kafka-cluster .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

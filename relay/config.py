@@ -66,11 +66,20 @@ class Settings(BaseSettings):
         "PLAINTEXT", description="Kafka security protocol"
     )
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism when the protocol is SASL_*"
+        None, description="SASL mechanism when the protocol is SASL_* (OAUTHBEARER: not supported)"
     )
     kafka_sasl_username: str | None = Field(None, description="SASL username")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
     kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="client certificate (PEM, chain allowed) for mutual TLS"
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        None, description="private key (PEM) of RELAY_KAFKA_SSL_CERT_FILE"
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of an encrypted RELAY_KAFKA_SSL_KEY_FILE (secret)"
+    )
     topics: CsvList = Field(("timeback.activity",), description="comma-separated input topics")
     group_id: str = Field("timeback-relay", description="consumer group (and faust app id)")
     group_instance_id: str | None = Field(
@@ -245,6 +254,7 @@ class Settings(BaseSettings):
                 "RELAY_KAFKA_SASL_MECHANISM, RELAY_KAFKA_SASL_USERNAME and "
                 "RELAY_KAFKA_SASL_PASSWORD are required with a SASL security protocol"
             )
+        self._check_client_certificate()
         return self
 
     @field_serializer("schema_registry_url")
@@ -272,6 +282,24 @@ class Settings(BaseSettings):
                 "RELAY_SCHEMA_REGISTRY_URL, not both"
             )
 
+    def _check_client_certificate(self) -> None:
+        cert, key = self.kafka_ssl_cert_file, self.kafka_ssl_key_file
+        if (cert is None) != (key is None):
+            raise ValueError(
+                "RELAY_KAFKA_SSL_CERT_FILE and RELAY_KAFKA_SSL_KEY_FILE: set both or neither"
+            )
+        if cert is None and self.kafka_ssl_key_password is not None:
+            raise ValueError("RELAY_KAFKA_SSL_KEY_PASSWORD: set without RELAY_KAFKA_SSL_KEY_FILE")
+        if cert is not None and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(
+                "RELAY_KAFKA_SSL_CERT_FILE: a client certificate needs "
+                "RELAY_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            )
+        for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"RELAY_{name.upper()}: {path} is not a readable file")
+
     @property
     def pending_limit(self) -> int:
         """RELAY_MAX_PENDING, or its default of PENDING_PER_SLOT x RELAY_MAX_IN_FLIGHT."""
@@ -292,7 +320,9 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigError(f"{', '.join(missing)}: required but not set")
 
-    def secret(self, name: Literal["client_secret", "kafka_sasl_password"]) -> str:
+    def secret(
+        self, name: Literal["client_secret", "kafka_sasl_password", "kafka_ssl_key_password"]
+    ) -> str:
         value: SecretStr | None = getattr(self, name)
         if value is None:
             raise ConfigError(f"RELAY_{name.upper()}: required but not set")

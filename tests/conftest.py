@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# The secured 3-broker cluster (``cluster`` fixture), started only when a test asks for it.
+pytest_plugins = ["tests.kafka_cluster"]
+
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"
 

@@ -1,24 +1,31 @@
 """``relay check``: can this relay run? Each check is printed; the first failure says what to fix.
 
 1. configuration (every RELAY_* variable valid; credentials and app id present)
-2. Kafka reachable (metadata within the timeout), with the configured security
-3. the input topics and the dead-letter topic exist
-4. a token from the token endpoint (the client credentials work)
+2. Kafka reachable (metadata within the timeout), with the configured security: a refused
+   login, an unknown CA, a hostname mismatch or a refused client certificate is named as such
+3. the input topics exist and may be read, the dead-letter topic exists and may be written
+   (the broker's ACLs, as it reports them for the relay's principal)
+4. the consumer group may be joined (READ on the group)
+5. a token from the token endpoint (the client credentials work)
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import click
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import AclOperation, AdminClient
 from rich.console import Console
+from rich.markup import escape
 
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError, RelayError
-from relay.pipeline.kafka_config import confluent_config, describe
+from relay.pipeline.kafka_config import confluent_config
+from relay.pipeline.kafka_diagnosis import Diagnosis, KafkaLog, diagnose, principal
 from relay.timeback.client import ClientConfig, TimeBackClient
 
 T = TypeVar("T")
@@ -39,26 +46,116 @@ def check_settings() -> Settings:
     return settings
 
 
-def check_kafka(settings: Settings, timeout: float = 10.0) -> set[str]:
-    admin = AdminClient(confluent_config(settings))
+def check_kafka(settings: Settings, timeout: float = 10.0) -> AdminClient:
+    """An admin client that got the cluster's metadata; else what refused it, and the fix."""
+    log = KafkaLog()
+    admin = AdminClient(confluent_config(settings) | {"logger": log.logger})
     try:
-        metadata = admin.list_topics(timeout=timeout)
-    except Exception as exc:  # KafkaException: broker down, TLS or SASL refused
-        raise CheckFailed(
-            f"Kafka at {describe(settings)} did not answer: {exc}\n"
-            "  fix: RELAY_KAFKA_BOOTSTRAP and RELAY_KAFKA_SECURITY_PROTOCOL / SASL / CA settings"
-        ) from None
-    return set(metadata.topics)
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:  # broker down, TLS or SASL refused: the reason is in the log
+        admin.poll(0.5)
+        raise CheckFailed(str(diagnose(settings, log.lines, str(exc)))) from None
+    return admin
 
 
-def check_topics(settings: Settings, existing: set[str]) -> None:
-    missing = [t for t in (*settings.topics, settings.dlq_topic) if t not in existing]
-    if missing:
-        raise CheckFailed(
-            f"missing topics: {', '.join(missing)}\n"
-            "  fix: create them (the dead-letter topic with the retention you want to keep "
-            "failures for), or correct RELAY_TOPICS / RELAY_DLQ_TOPIC"
+def check_topics(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> None:
+    """Each input topic readable, the dead-letter topic writable, by the relay's principal."""
+    needs = {t: AclOperation.READ for t in settings.topics} | {
+        settings.dlq_topic: AclOperation.WRITE
+    }
+    futures = admin.describe_topics(
+        TopicCollection(list(needs)), request_timeout=timeout, include_authorized_operations=True
+    )
+    problems = []
+    for topic, future in futures.items():
+        try:
+            allowed = future.result(timeout=timeout).authorized_operations
+        except KafkaException as exc:
+            problems.append(_topic_problem(settings, topic, needs[topic], exc.args[0]))
+            continue
+        if allowed is not None and needs[topic] not in allowed:
+            problems.append(_denied(settings, "topic", topic, needs[topic]))
+    if problems:
+        raise CheckFailed("\n".join(str(p) for p in problems))
+
+
+def check_group(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> None:
+    """READ on RELAY_GROUP_ID: without it the consumer can neither join nor commit."""
+    allowed = _group_operations(settings, admin, timeout)
+    if allowed is not None and AclOperation.READ not in allowed:
+        raise CheckFailed(str(_denied(settings, "group", settings.group_id, AclOperation.READ)))
+
+
+_COORDINATOR_LOADING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
+
+
+def _group_operations(
+    settings: Settings, admin: AdminClient, timeout: float
+) -> list[AclOperation] | None:
+    """The operations the broker allows on the group; retried while its coordinator loads (a
+    fresh cluster creates __consumer_offsets on the first group request)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        future = admin.describe_consumer_groups(
+            [settings.group_id], request_timeout=timeout, include_authorized_operations=True
+        )[settings.group_id]
+        try:
+            operations: list[AclOperation] | None = future.result(
+                timeout=timeout
+            ).authorized_operations
+            return operations
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                return []
+            loading = error.retriable() or error.code() in _COORDINATOR_LOADING
+            if not loading or time.monotonic() > deadline:
+                raise CheckFailed(
+                    f"group {settings.group_id}: {error.name()} {error.str()}\n"
+                    "  fix: the broker's group coordinator must be available (check the brokers)"
+                ) from None
+        time.sleep(0.5)
+
+
+def _topic_problem(
+    settings: Settings, topic: str, needed: AclOperation, error: KafkaError
+) -> Diagnosis:
+    variable = "RELAY_DLQ_TOPIC" if topic == settings.dlq_topic else "RELAY_TOPICS"
+    if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        # Kafka does not tell a principal without DESCRIBE whether the topic exists.
+        return _denied(settings, "topic", topic, needed, maybe_missing=True)
+    if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+        return Diagnosis(
+            f"topic {topic} does not exist",
+            f"create it (replication factor 3, min.insync.replicas=2 in production; the "
+            f"dead-letter topic with the retention you want to keep failures for), or correct "
+            f"{variable}",
         )
+    return Diagnosis(f"topic {topic}: {error.str()}", f"check {variable} and the broker")
+
+
+def _denied(
+    settings: Settings, kind: str, name: str, needed: AclOperation, maybe_missing: bool = False
+) -> Diagnosis:
+    who = principal(settings)
+    unknown = " (or it does not exist: Kafka hides that from a principal without access)"
+    return Diagnosis(
+        f"the broker's ACLs deny {who} {needed.name} on {kind} {name}"
+        + (unknown if maybe_missing else ""),
+        f"grant it: ALLOW {who} {needed.name} on {kind.upper()} {name} (e.g. kafka-acls --add "
+        f"--allow-principal {who} --operation {needed.name.title()} --{kind} {name}), or "
+        f"correct {_variable(settings, kind, name)}",
+    )
+
+
+def _variable(settings: Settings, kind: str, name: str) -> str:
+    if kind == "group":
+        return "RELAY_GROUP_ID"
+    return "RELAY_DLQ_TOPIC" if name == settings.dlq_topic else "RELAY_TOPICS"
 
 
 async def check_token(settings: Settings) -> None:
@@ -75,11 +172,12 @@ async def check_token(settings: Settings) -> None:
 @click.command(name="check")
 @click.option("--timeout", default=10.0, show_default=True, help="seconds per network check")
 def check_command(timeout: float) -> None:
-    """Validate configuration, reach Kafka, confirm the topics, obtain a token."""
+    """Validate configuration, reach Kafka, confirm topics, ACLs and group, obtain a token."""
     console = Console()
     settings = _step(console, "configuration", check_settings)
-    topics = _step(console, "kafka", lambda: check_kafka(settings, timeout))
-    _step(console, "topics", lambda: check_topics(settings, topics))
+    admin = _step(console, "kafka", lambda: check_kafka(settings, timeout))
+    _step(console, "topics", lambda: check_topics(settings, admin, timeout))
+    _step(console, "group", lambda: check_group(settings, admin, timeout))
     _step(console, "token", lambda: asyncio.run(check_token(settings)))
     console.print("all checks passed")
 
@@ -88,7 +186,7 @@ def _step(console: Console, name: str, check: Callable[[], T]) -> T:
     try:
         result = check()
     except CheckFailed as exc:
-        console.print(f"[red]✗ {name}[/]: {exc}", highlight=False)
+        console.print(f"[red]✗ {name}[/]: {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     console.print(f"[green]✓ {name}[/]")
     return result

@@ -12,8 +12,15 @@ check``, ``relay dlq`` and the tools always connect the same way.
 | RELAY_KAFKA_SASL_USERNAME      | ``SASLCredentials(username=)``     | ``sasl.username``      |
 | RELAY_KAFKA_SASL_PASSWORD      | ``SASLCredentials(password=)``     | ``sasl.password``      |
 | RELAY_KAFKA_SSL_CA_FILE        | ``ssl.create_default_context(cafile=)`` | ``ssl.ca.location`` |
+| RELAY_KAFKA_SSL_CERT_FILE      | ``load_cert_chain(certfile=)`` | ``ssl.certificate.location`` |
+| RELAY_KAFKA_SSL_KEY_FILE       | ``load_cert_chain(keyfile=)``      | ``ssl.key.location``   |
+| RELAY_KAFKA_SSL_KEY_PASSWORD   | ``load_cert_chain(password=)``     | ``ssl.key.password``   |
 
-The SASL password only ever lives inside these objects; ``describe`` is the loggable view.
+Hostname verification is on in both (Python's default context; librdkafka's default
+``ssl.endpoint.identification.algorithm=https``): the broker certificate must name the host of
+RELAY_KAFKA_BOOTSTRAP. OAUTHBEARER is not supported (faust's credentials need a token provider
+the relay does not have). The passwords only ever live inside these objects; ``describe`` is the
+loggable view.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from relay.config import Settings
+from relay.errors import ConfigError
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -41,7 +49,33 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
     cafile = str(settings.kafka_ssl_ca_file) if settings.kafka_ssl_ca_file else None
-    return ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    try:
+        context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"RELAY_KAFKA_SSL_CA_FILE: {cafile} is not a PEM CA bundle ({exc})"
+        ) from None
+    if settings.kafka_ssl_cert_file and settings.kafka_ssl_key_file:
+        _load_client_certificate(context, settings)
+    return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, settings: Settings) -> None:
+    password = settings.kafka_ssl_key_password
+    try:
+        context.load_cert_chain(
+            certfile=str(settings.kafka_ssl_cert_file),
+            keyfile=str(settings.kafka_ssl_key_file),
+            password=password.get_secret_value() if password else None,
+        )
+    except (ssl.SSLError, OSError) as exc:
+        # OpenSSL's reason only ("bad decrypt", "key values mismatch"), never the password
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise ConfigError(
+            "RELAY_KAFKA_SSL_CERT_FILE / RELAY_KAFKA_SSL_KEY_FILE / RELAY_KAFKA_SSL_KEY_PASSWORD: "
+            f"the client certificate and key do not load ({reason}); the key must match the "
+            "certificate, and an encrypted key needs its password"
+        ) from None
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
@@ -77,6 +111,11 @@ def confluent_config(settings: Settings) -> dict[str, Any]:
         }
     if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ssl_ca_file:
         config["ssl.ca.location"] = str(settings.kafka_ssl_ca_file)
+    if settings.kafka_ssl_cert_file and settings.kafka_ssl_key_file:
+        config["ssl.certificate.location"] = str(settings.kafka_ssl_cert_file)
+        config["ssl.key.location"] = str(settings.kafka_ssl_key_file)
+        if settings.kafka_ssl_key_password is not None:
+            config["ssl.key.password"] = settings.secret("kafka_ssl_key_password")
     return config
 
 
@@ -87,4 +126,6 @@ def describe(settings: Settings) -> str:
         parts.append(f"{settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username}")
     if settings.kafka_ssl_ca_file:
         parts.append(f"CA {settings.kafka_ssl_ca_file}")
+    if settings.kafka_ssl_cert_file:
+        parts.append(f"client certificate {settings.kafka_ssl_cert_file}")
     return " ".join(parts)

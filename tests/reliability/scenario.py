@@ -41,6 +41,8 @@ class Scenario:
         self.watch = SandboxWatch(sandbox)
         self.dlq_watch = DlqWatch(bootstrap, dlq)
         self.produced = 0
+        # merged into the producer's configuration (e.g. a secured listener's credentials)
+        self.producer_config: dict[str, Any] = {}
         self.producer_error: BaseException | None = None
         self._producer_thread: threading.Thread | None = None
         self._planted: set[bytes] = set()
@@ -139,6 +141,7 @@ class Scenario:
                 "message.max.bytes": MAX_MESSAGE,
                 "log_level": 2,  # quiet while a broker restart is under test
             }
+            | self.producer_config
         )
         errors: list[str] = []
 
