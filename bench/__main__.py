@@ -103,6 +103,8 @@ def run(
 
         if profile:
             relay_profile(env)
+            if any(s in only for s in ("S6", "S7", "S8")):
+                relay_profile(env, go_sink=True)
         if experiments is not None:
             from bench import experiments as variants
 
