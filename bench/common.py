@@ -25,7 +25,7 @@ STUDENTS: Final = 2000
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each scenario does. ``default`` fits in 10 minutes on 2 cores."""
+    """How much work each scenario does. ``default``: about 13 minutes on 2 shared cores."""
 
     s1_records: int = 20_000  # records in the S1 mix (per-type rows use the same records)
     s1_passes: int = 3  # best of N passes (least disturbed by the neighbours)

@@ -6,6 +6,7 @@ Shape only: benchmark figures are never asserted (the machine is shared and nois
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,21 @@ def test_unknown_scenario_is_refused() -> None:
 
 # --- S6-S8: the Go sink and peer, the report's goals, the picture ------------------------------
 
+needs_go = pytest.mark.skipif(
+    shutil.which("go") is None, reason="bench/go needs the Go toolchain (go build) on PATH"
+)
 
+
+def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
+    from bench.drain import Drain, Sample
+
+    drained = Drain(100, [Sample(0.0, 0, 0, 0, 0, 0.0), Sample(0.5, 100, 120, 0, 1, 0.2)])
+    drained.finished = True
+    assert drained.records_per_s == 200.0 and drained.events_per_s == 240.0
+    assert drained.steady_cpu()["relay_cpu_us_per_record"] == 2000
+
+
+@needs_go
 def test_go_sink_counts_what_the_go_load_client_and_aiohttp_loop_sent() -> None:
     """The compiled sink (built by ``go build`` here) against both bare clients, for real."""
     from bench.procs import GoSink
@@ -70,6 +85,7 @@ def test_go_sink_counts_what_the_go_load_client_and_aiohttp_loop_sent() -> None:
         sink.stop()
 
 
+@needs_go
 def test_go_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -132,6 +148,7 @@ def test_scaling_picture_draws_every_measured_point() -> None:
     assert "caption" in texts and "relay" in texts
 
 
+@needs_go
 def test_s6_s7_tiny_write_their_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
