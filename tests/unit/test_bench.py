@@ -157,7 +157,7 @@ def test_s6_s7_tiny_write_their_results(
     out = tmp_path / "latest.json"
     assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S7a", "S7b"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b"} <= set(scenarios)
     for name in ("S6a", "S6b"):
         assert set(scenarios[name]) >= SCENARIO_KEYS | {"goal", "goal_met"}
         assert scenarios[name]["value"] > 0
