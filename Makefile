@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 PROMETHEUS  := deploy/prometheus/install.sh
 
-.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench lint fmt clean
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
@@ -67,7 +67,11 @@ test-unit: setup
 test-reliability: setup kafka-fetch prometheus
 	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
-bench: setup kafka-fetch
+# bench/go: the compiled sink, load client and peer relay of S6-S8 (go build, Go module proxy)
+bench-go: setup
+	$(PY) -m bench.gobuild
+
+bench: setup kafka-fetch bench-go
 	$(PY) -m bench
 
 lint: setup
@@ -82,5 +86,5 @@ fmt: setup
 clean:
 	-$(KAFKA) stop
 	-$(CLUSTER) stop
-	rm -rf $(VENV) .kafka-local .kafka-cluster .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

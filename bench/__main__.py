@@ -1,12 +1,13 @@
 """``make bench``: the benchmark of issue 9. Writes bench/results/latest.json, prints a table.
 
-    python -m bench                       # every scenario, default sizes (~10 min on 2 cores)
+    python -m bench                       # every scenario, default sizes (~12 min on 2 cores)
     python -m bench --only S1,S3 --size small
     python -m bench --set s5_records=50000 --set in_flight=32
     python -m bench --profile             # also pyinstrument profiles in bench/results/
 
-S1 needs nothing; S2-S5 use the Kafka broker at RELAY_KAFKA_BOOTSTRAP (default 127.0.0.1:9092),
-or start one of their own when none answers, and run the sandbox and ``relay run`` as processes.
+S1 needs nothing; S2-S8 use the Kafka broker at RELAY_KAFKA_BOOTSTRAP (default 127.0.0.1:9092),
+or start one of their own when none answers, and run the sandbox (S2-S5) or the compiled Go sink
+(S6-S8, bench/go, built with ``go build`` on first use) and ``relay run`` as processes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench import report
 from bench.common import Sizes, say
 from bench.report import Result
 
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,19 +78,23 @@ def run(
     rest = [s for s in SCENARIOS[1:] if s in only]
     if not rest and experiments is None:
         return results
-    from bench import s2_throughput, s3_latency, s4_naive, s5_memory
+    from bench import s2_throughput, s3_latency, s4_naive, s5_memory, s6_cpu, s7_peer, s8_scaling
     from bench.lab import Lab, lab
 
-    steps: dict[str, Callable[[Lab], Result]] = {
+    steps: dict[str, Callable[[Lab], Result | list[Result]]] = {
         "S2": s2_throughput.run,
         "S3": s3_latency.run,
         "S4": s4_naive.run,
         "S5": s5_memory.run,
+        "S6": s6_cpu.run,
+        "S7": s7_peer.run,
+        "S8": s8_scaling.run,
     }
     with lab(sizes, only, profile) as env:
         for name in rest:
             try:
-                results.append(steps[name](env))
+                produced = steps[name](env)
+                results.extend(produced if isinstance(produced, list) else [produced])
             except Exception as exc:  # one broken scenario must not cost the others' figures
                 say(f"{name} failed: {type(exc).__name__}: {exc}")
                 results.append(Result(name, f"FAILED: {exc}"[:80], 0.0, "-", 0, "higher",
@@ -98,6 +103,8 @@ def run(
 
         if profile:
             relay_profile(env)
+            if any(s in only for s in ("S6", "S7", "S8")):
+                relay_profile(env, go_sink=True)
         if experiments is not None:
             from bench import experiments as variants
 

@@ -25,7 +25,7 @@ STUDENTS: Final = 2000
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each scenario does. ``default`` fits in 10 minutes on 2 cores."""
+    """How much work each scenario does. ``default``: about 13 minutes on 2 shared cores."""
 
     s1_records: int = 20_000  # records in the S1 mix (per-type rows use the same records)
     s1_passes: int = 3  # best of N passes (least disturbed by the neighbours)
@@ -41,6 +41,11 @@ class Sizes:
     # records/s that drain alone takes ~9 minutes, so the default (10-minute budget) is smaller.
     s5_records: int = 60_000
     partitions: int = 4
+    s6_records: int = 10_000  # backlog the relay drains into the Go sink (S6, S7's relay side)
+    s7_latency_records: int = 5_000  # S7 with latency: a prefix of that backlog, both sides
+    s8_records: int = 5_000  # S8 backlog; each in-flight point drains a prefix of it
+    s8_seconds: float = 4.0  # S8 in-flight points: about this long at the ideal rate
+    s8_partition_records: int = 2_000  # S8 backlog per partition count
 
     @classmethod
     def named(cls, name: str) -> Sizes:
@@ -59,11 +64,17 @@ class Sizes:
                 s4_naive_fast=500,
                 sink_records=3_000,
                 s5_records=20_000,
+                s6_records=4_000,
+                s7_latency_records=2_000,
+                s8_records=1_500,
+                s8_seconds=2.0,
+                s8_partition_records=1_000,
             )
         if name == "tiny":  # the smoke test
             return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
                        s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
-                       sink_records=300)  # fmt: skip
+                       sink_records=300, s6_records=500, s7_latency_records=500,
+                       s8_records=300, s8_seconds=1.0, s8_partition_records=200)  # fmt: skip
         raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:

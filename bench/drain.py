@@ -9,6 +9,8 @@ tail are left out. Each sample also reads the relay's resident set from /proc (S
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench.common import bench_settings, say
-from bench.procs import Relay, Topics, free_port, relay_env
+from bench.procs import WORK, Child, GoSink, Relay, Topics, free_port, relay_env
 from relay.tools.demo_panel import RelayStats
 from relay.tools.produce import make_producer, produce_records
 from relay.tools.traffic import TrafficPlan
@@ -32,6 +34,7 @@ class Sample:
     rejected: float
     rss_kb: int
     cpu: float  # the relay's CPU seconds so far
+    peak_kb: int = 0  # VmHWM so far (the largest process's, for a group)
 
 
 @dataclass
@@ -43,9 +46,11 @@ class Drain:
     finished: bool = False
 
     def window(self) -> tuple[Sample, Sample]:
-        low = next(s for s in self.samples if s.acked >= STEADY[0] * self.records)
-        high = next(s for s in self.samples if s.acked >= STEADY[1] * self.records)
-        return low, high
+        low = next(i for i, s in enumerate(self.samples) if s.acked >= STEADY[0] * self.records)
+        high = next(i for i, s in enumerate(self.samples) if s.acked >= STEADY[1] * self.records)
+        if low == high and low > 0:  # drained within one sampling interval: widen by one
+            low -= 1
+        return self.samples[low], self.samples[high]
 
     @property
     def records_per_s(self) -> float:
@@ -94,6 +99,23 @@ def produce_backlog(bootstrap: str, topic: str, plan: TrafficPlan) -> None:
     say(f"  produced {len(plan.records):,} records to {topic} in {took:.1f}s")
 
 
+def produce_values(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> None:
+    """(key, value) pairs as they are (pre-mapped events for a peer)."""
+    started = time.monotonic()
+    producer = make_producer(bench_settings(kafka_bootstrap=bootstrap))
+    for key, value in pairs:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:  # local queue full: let the broker catch up
+                producer.poll(0.1)
+    if producer.flush(60) != 0:
+        raise RuntimeError(f"could not produce every pre-mapped event to {topic}")
+    took = time.monotonic() - started
+    say(f"  produced {len(pairs):,} pre-mapped events to {topic} in {took:.1f}s")
+
+
 def drain(
     name: str,
     bootstrap: str,
@@ -107,44 +129,99 @@ def drain(
     profile_to: Path | None = None,
     variant: str | None = None,
     interval: float = 0.5,
+    processes: int = 1,
 ) -> Drain:
-    """Start ``relay run`` on ``topic`` (a backlog of ``records``) against ``api``; watch until
-    every record is acknowledged (or ``timeout``); stop it. Its DLQ is a topic of its own."""
+    """Start ``relay run`` on ``topic`` against ``api``; watch until ``records`` are acknowledged
+    (the whole backlog, or a prefix of it) or ``timeout``; stop it. Its DLQ is a topic of its
+    own. ``processes`` > 1: that many relays in one consumer group, their figures summed."""
     dlq = topics.create(f"{name}-dlq", 1)
-    env = relay_env(bootstrap, topic, dlq, api, free_port(), max_in_flight=in_flight)
-    relay = Relay(f"relay-{name}", env, profile_to, variant)
-    result = Drain(records)
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    relays = []
+    for index in range(processes):
+        env = relay_env(bootstrap, topic, dlq, api, free_port(), max_in_flight=in_flight,
+                        group_id=group)  # fmt: skip
+        suffix = f"-{index + 1}" if processes > 1 else ""
+        relays.append(Relay(f"relay-{name}{suffix}", env, profile_to, variant))
+    try:
+        return _watch(name, records, timeout, interval, lambda http: _scrape(http, relays))
+    finally:
+        for relay in relays:
+            relay.stop()
+
+
+def watch_sink(
+    name: str,
+    start: Callable[[], Child],
+    sink: GoSink,
+    events: int,
+    timeout: float,
+    interval: float = 0.25,
+) -> Drain:
+    """A peer (no /metrics of its own), started by ``start``, draining ``events`` pre-mapped
+    events, watched through what the Go sink accepted; stopped at the end. Records are events
+    here (one per message)."""
+    baseline = sink.events()
+    peer = start()
+
+    def probe(_http: httpx.Client) -> Sample | None:
+        peer.check_alive()
+        accepted = float(sink.events() - baseline)
+        now = time.monotonic()
+        return Sample(now, accepted, accepted, 0.0, peer.status("VmRSS"), peer.cpu_seconds())
+
+    try:
+        result = _watch(name, events, timeout, interval, probe)
+        result.peak_rss_kb = peer.status("VmHWM")
+        return result
+    finally:
+        peer.stop()
+
+
+def _watch(
+    name: str,
+    records: int,
+    timeout: float,
+    interval: float,
+    probe: Callable[[httpx.Client], Sample | None],
+) -> Drain:
+    # a zero at the start: the window's lower end when the whole drain fits in one interval
+    result = Drain(records, [Sample(time.monotonic(), 0.0, 0.0, 0.0, 0, 0.0)])
     deadline = time.monotonic() + timeout
     last_note = 0.0
-    try:
-        with httpx.Client() as http:
-            while time.monotonic() < deadline:
-                relay.check_alive()
-                stats = RelayStats.scrape(http, relay.metrics_url)
-                if stats is not None:
-                    result.samples.append(_sample(stats, relay))
-                    if stats.acked >= records:
-                        result.finished = True
-                        break
-                    if time.monotonic() - last_note > 10:
-                        last_note = time.monotonic()
-                        say(f"  {name}: {stats.acked:,.0f}/{records:,} acknowledged")
-                time.sleep(interval)
-        result.peak_rss_kb = relay.status("VmHWM")
-        result.cpu_seconds = relay.cpu_seconds()
-    finally:
-        relay.stop()
+    with httpx.Client() as http:
+        while time.monotonic() < deadline:
+            sample = probe(http)
+            if sample is not None:
+                result.samples.append(sample)
+                result.cpu_seconds = sample.cpu
+                result.peak_rss_kb = max(result.peak_rss_kb, sample.peak_kb)
+                if sample.acked >= records:
+                    result.finished = True
+                    break
+                if time.monotonic() - last_note > 10:
+                    last_note = time.monotonic()
+                    say(f"  {name}: {sample.acked:,.0f}/{records:,} done")
+            time.sleep(interval)
     if not result.finished:
-        say(f"  {name}: timed out after {timeout:.0f}s (log: {relay.log_path})")
+        say(f"  {name}: timed out after {timeout:.0f}s (logs: {WORK})")
     return result
 
 
-def _sample(stats: RelayStats, relay: Relay) -> Sample:
+def _scrape(http: httpx.Client, relays: list[Relay]) -> Sample | None:
+    """One sample summed over the relays of a group (None until every one answers)."""
+    stats = []
+    for relay in relays:
+        relay.check_alive()
+        one = RelayStats.scrape(http, relay.metrics_url)
+        if one is None:
+            return None
+        stats.append(one)
     return Sample(
-        at=stats.at,
-        acked=stats.acked,
-        delivered=stats.delivered,
-        rejected=sum(stats.rejected.values()),
-        rss_kb=relay.status("VmRSS"),
-        cpu=relay.cpu_seconds(),
+        at=time.monotonic(),
+        acked=sum(s.acked for s in stats),
+        delivered=sum(s.delivered for s in stats),
+        rejected=sum(sum(s.rejected.values()) for s in stats),
+        rss_kb=sum(r.status("VmRSS") for r in relays),
+        cpu=sum(r.cpu_seconds() for r in relays),
+        peak_kb=max(r.status("VmHWM") for r in relays),
     )

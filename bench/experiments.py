@@ -2,8 +2,9 @@
 
 Each variant (``bench/variants.py``) drains the same backlog into a fresh sandbox (a fresh one:
 the same event ids sent twice would take the sandbox's duplicate path), once without latency and
-once with the S3 latency. Figures are events per second and their ratio to the unpatched relay
-measured in the same run; nothing in relay/ is changed by this.
+once with the S3 latency, and into the compiled Go sink without latency (S6's: there the relay's
+own CPU per record is all there is to compare). Figures are events per second and their ratio
+to the unpatched relay measured in the same run; nothing in relay/ is changed by this.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ def run(lab: Lab, wanted: str | None = None) -> dict[str, Any]:
     for variant in names:
         name = variant or "as-is"
         row: dict[str, Any] = {}
-        for latency in (0.0, sizes.latency_ms):
-            say(f"variant {name}, latency {latency:g} ms: {records:,} records")
-            sandbox = lab.sandbox(f"variant-{name}-{latency:g}", backlog.plan, latency)
-            result = lab.drain(f"variant-{name}-{latency:g}", backlog, sandbox.url, variant=variant)
-            sandbox.stop()
+        for latency, go in ((0.0, False), (sizes.latency_ms, False), (0.0, True)):
+            label = f"variant-{name}-{latency:g}" + ("-go" if go else "")
+            say(f"variant {name}, latency {latency:g} ms{', Go sink' if go else ''}: {records:,}")
+            sink = lab.go_sink(label) if go else lab.sandbox(label, backlog.plan, latency)
+            result = lab.drain(label, backlog, sink.url, variant=variant)
+            sink.stop()
             key = "no_latency" if not latency else f"latency_{latency:g}ms"
+            key += "_go_sink" if go else ""
             row[key] = {
                 "events_per_s": round(result.events_per_s, 1) if result.finished else None,
                 **(result.steady_cpu() if result.finished else {}),

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.common import Sizes, bench_settings, say, traffic
-from bench.drain import Drain, drain, produce_backlog
-from bench.procs import Sandbox, Topics, kafka_broker
+from bench.drain import Drain, drain, produce_backlog, produce_values
+from bench.procs import Child, GoSink, Sandbox, Topics, kafka_broker
 from bench.s1_pipeline import Chain
 from relay.sandbox.testing import SandboxControl
 from relay.timeback.client import ClientConfig, TimeBackClient
@@ -36,6 +36,12 @@ class Backlog:
         chain = Chain()
         return [e.payload for r in self.spare for e in chain.full(r.value)]
 
+    def mapped(self) -> list[tuple[bytes, bytes]]:
+        """(key, serialized Caliper event) for every event of the produced records, in order:
+        the same backlog, pre-mapped, as a peer without a mapping stage reads it."""
+        chain = Chain()
+        return [(r.key, e.payload) for r in self.plan.records for e in chain.full(r.value)]
+
 
 class Lab:
     def __init__(self, sizes: Sizes, bootstrap: str, only: set[str], profile: bool = False) -> None:
@@ -44,7 +50,7 @@ class Lab:
         self.bootstrap = bootstrap
         self.profile = profile
         self.topics = Topics(bootstrap)
-        self._sandboxes: list[Sandbox] = []
+        self._sandboxes: list[Child] = []
         self._cache: dict[str, Any] = {}
 
     # -- pieces --------------------------------------------------------------------------------
@@ -59,15 +65,34 @@ class Lab:
                 control.faults(latency_ms={"fixed": latency_ms, "jitter": 0}, paths=["/events/1.0"])
         return sandbox
 
-    def backlog(self, name: str, count: int, seed: int, spare: int = 0) -> Backlog:
+    def go_sink(self, name: str, latency_ms: float = 0.0) -> GoSink:
+        """The compiled accept-everything sink (stopped at the end of the run)."""
+        sink = GoSink(f"gosink-{name}", latency_ms)
+        self._sandboxes.append(sink)
+        return sink
+
+    def backlog(
+        self, name: str, count: int, seed: int, spare: int = 0, partitions: int = 0
+    ) -> Backlog:
         full = traffic(count + spare, seed=seed)
         plan = replace(full, records=full.records[:count])
-        topic = self.topics.create(name, self.sizes.partitions)
+        topic = self.topics.create(name, partitions or self.sizes.partitions)
         produce_backlog(self.bootstrap, topic, plan)
         return Backlog(topic, plan, full.records[count:])
 
-    def drain(self, name: str, backlog: Backlog, api: str, **kwargs: Any) -> Drain:
-        records = len(backlog.plan.records)
+    def mapped_topic(self, name: str, backlog: Backlog) -> tuple[str, int]:
+        """A topic with ``backlog``'s events pre-mapped (same keys, same partition count);
+        returns it and its number of events."""
+        events = backlog.mapped()
+        topic = self.topics.create(name, self.sizes.partitions)
+        produce_values(self.bootstrap, topic, events)
+        return topic, len(events)
+
+    def drain(
+        self, name: str, backlog: Backlog, api: str, records: int = 0, **kwargs: Any
+    ) -> Drain:
+        """``records``: stop once that many are acknowledged (default: the whole backlog)."""
+        records = records or len(backlog.plan.records)
         kwargs.setdefault("in_flight", self.sizes.in_flight)
         kwargs.setdefault("timeout", max(180.0, records / 20))
         return drain(name, self.bootstrap, self.topics, backlog.topic, records, api, **kwargs)

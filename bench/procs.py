@@ -203,3 +203,48 @@ class Relay(Child):
             argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001",
                     "-r", "pyisession", "-o", str(profile_to), "-m", *command]  # fmt: skip
         super().__init__(name, argv, env)
+
+
+class GoSink(Child):
+    """``benchgo sink``: accepts every token request and event (202), optionally after a fixed
+    latency; counts what it accepted at GET /stats. Compiled, so it is never the bottleneck."""
+
+    def __init__(self, name: str, latency_ms: float = 0.0) -> None:
+        from bench.gobuild import binary
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.latency_ms = latency_ms
+        argv = [str(binary()), "sink", "-addr", f"127.0.0.1:{self.port}",
+                "-latency-ms", str(latency_ms)]  # fmt: skip
+        super().__init__(name, argv)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(httpx.HTTPError):
+                self.events()
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the Go sink did not answer on {self.url} within 15 s")
+
+    def events(self) -> int:
+        """Events accepted so far."""
+        reply = httpx.get(f"{self.url}/stats", timeout=2)
+        reply.raise_for_status()
+        return int(reply.json()["events"])
+
+
+class GoPeer(Child):
+    """``benchgo peer``: the compiled limit line (franz-go consumer, net/http, N in flight,
+    commit after 2xx, no mapping) reading pre-mapped Caliper JSON from ``topic``."""
+
+    def __init__(self, name: str, bootstrap: str, topic: str, api: str, in_flight: int) -> None:
+        from bench.gobuild import binary
+
+        self.group = f"bench-peer-{uuid.uuid4().hex[:8]}"
+        argv = [str(binary()), "peer", "-brokers", bootstrap, "-topic", topic,
+                "-group", self.group, "-url", api,
+                "-in-flight", str(in_flight)]  # fmt: skip
+        env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
+        super().__init__(name, argv, env)

@@ -3,18 +3,23 @@
 No Kafka, no decoding, no mapping, no retries, no metrics: ``concurrency`` tasks share one
 ``httpx.AsyncClient`` (pool sized like the relay's), one bearer token, and a list of serialized
 Caliper events built beforehand. What it reaches is what the sandbox (and an httpx client on one
-core) can take at that concurrency: the ceiling the relay is compared with.
+core) can take at that concurrency: the ceiling the relay is compared with. ``go_load_rate`` is
+the compiled client (bench/go) measuring the Go sink's own capacity.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
 import httpx
 
 from bench.common import CLIENT_ID, CLIENT_SECRET
+from bench.gobuild import binary
 
 
 @dataclass(frozen=True)
@@ -112,3 +117,18 @@ async def _aiohttp_sink(url: str, events: list[bytes], concurrency: int, seconds
         stop_at = start + seconds
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return SinkRun(done, time.perf_counter() - start, errors)
+
+
+def go_load_rate(url: str, body: bytes, concurrency: int, seconds: float) -> SinkRun:
+    """The Go load client (``benchgo load``) POSTing ``body`` to ``url``/events/1.0: the sink's
+    own capacity, as a client that costs next to nothing sees it (it shares the cores, too)."""
+    with tempfile.NamedTemporaryFile(prefix="bench-event-", suffix=".json") as event:
+        event.write(body)
+        event.flush()
+        argv = [str(binary()), "load", "-url", f"{url}/events/1.0", "-body", event.name,
+                "-concurrency", str(concurrency), "-seconds", str(seconds)]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchgo load failed: {done.stderr[-500:]}")
+    figures = json.loads(done.stdout)
+    return SinkRun(int(figures["events"]), float(figures["seconds"]), int(figures["errors"]))

@@ -6,6 +6,7 @@ Shape only: benchmark figures are never asserted (the machine is shared and nois
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,121 @@ def test_sizes_override_and_names() -> None:
 def test_unknown_scenario_is_refused() -> None:
     with pytest.raises(SystemExit):
         main(["--only", "S9"])
+
+
+# --- S6-S8: the Go sink and peer, the report's goals, the picture ------------------------------
+
+needs_go = pytest.mark.skipif(
+    shutil.which("go") is None, reason="bench/go needs the Go toolchain (go build) on PATH"
+)
+
+
+def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
+    from bench.drain import Drain, Sample
+
+    drained = Drain(100, [Sample(0.0, 0, 0, 0, 0, 0.0), Sample(0.5, 100, 120, 0, 1, 0.2)])
+    drained.finished = True
+    assert drained.records_per_s == 200.0 and drained.events_per_s == 240.0
+    assert drained.steady_cpu()["relay_cpu_us_per_record"] == 2000
+
+
+@needs_go
+def test_go_sink_counts_what_the_go_load_client_and_aiohttp_loop_sent() -> None:
+    """The compiled sink (built by ``go build`` here) against both bare clients, for real."""
+    from bench.procs import GoSink
+    from bench.sink import go_load_rate, sink_rate
+
+    sink = GoSink("test-gosink")
+    try:
+        fast = go_load_rate(sink.url, b'{"id":"x"}', concurrency=8, seconds=0.5)
+        loop = sink_rate(sink.url, [b'{"id":"y"}'], 8, 0.5, "aiohttp")
+        assert fast.events > 0 and fast.errors == 0
+        assert loop.events > 0 and loop.errors == 0
+        # the warm-ups are counted by the sink too, so it saw at least what both reported
+        assert sink.events() >= fast.events + loop.events
+    finally:
+        sink.stop()
+
+
+@needs_go
+def test_go_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_sink
+    from bench.procs import GoPeer, GoSink, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-peer-sink", latency_ms=5)
+    try:
+        topic = topics.create("peer", 3)
+        pairs = [(f"s{i % 7}".encode(), b'{"n":%d}' % i) for i in range(300)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        peers: list[GoPeer] = []
+
+        def start() -> GoPeer:
+            peers.append(GoPeer("test-peer", kafka_bootstrap, topic, sink.url, in_flight=16))
+            return peers[0]
+
+        drained = watch_sink("test-peer", start, sink, len(pairs), timeout=60, interval=0.1)
+        assert drained.finished and drained.samples[-1].acked == len(pairs)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peers[0].group})
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], 30)
+            ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in committed]
+        finally:
+            consumer.close()
+        assert [tp.offset for tp in committed] == ends  # committed past every delivered record
+    finally:
+        sink.stop()
+        topics.delete_all()
+
+
+def test_a_result_with_a_goal_reports_both_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.report import Result, show
+
+    result = Result("S6a", "cpu", 170.0, "us/record", 200.0, "lower", goal=150.0)
+    data = result.as_json()
+    assert (data["met"], data["goal"], data["goal_met"]) == (True, 150.0, False)
+    assert "goal" not in Result("S1", "x", 1.0, "u", 2.0, "lower").as_json()
+    show([result])
+    assert "goal 150" in capsys.readouterr().out
+
+
+def test_scaling_picture_draws_every_measured_point() -> None:
+    from xml.etree import ElementTree
+
+    from bench.chart import Panel, Series, svg
+
+    panels = [
+        Panel("in flight", "n", "events/s",
+              [Series("relay", [(1, 19.0), (4, 75.0), (16, 290.0)]),
+               Series("ideal", [(1, 20.0), (4, 80.0), (16, 320.0)], dashed=True)], log_x=True),
+        Panel("processes", "n", "events/s", [Series("relay", [(1, 900.0), (2, 1500.0)])]),
+    ]  # fmt: skip
+    root = ElementTree.fromstring(svg(panels, "caption"))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f".//{ns}polyline")) == 3
+    assert len(root.findall(f".//{ns}circle")) == 5  # the ideal line has no markers
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "caption" in texts and "relay" in texts
+
+
+@needs_go
+def test_s6_s7_tiny_write_their_results(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S6 and S7 end to end at the tiny size on the session's broker: the JSON shape only."""
+    monkeypatch.setenv("RELAY_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    out = tmp_path / "latest.json"
+    assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
+    scenarios = json.loads(out.read_text())["scenarios"]
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b"} <= set(scenarios)
+    for name in ("S6a", "S6b"):
+        assert set(scenarios[name]) >= SCENARIO_KEYS | {"goal", "goal_met"}
+        assert scenarios[name]["value"] > 0
+    s6 = scenarios["S6a"]["detail"]
+    assert s6["sink_capacity"]["events"] > 0 and s6["relay"]["finished"]
+    s7 = scenarios["S7a"]["detail"]
+    assert s7["kafka_connect"]["ran"] is False and s7["kafka_connect"]["http_sink_connectors_tried"]
+    assert s7["no_latency"]["peer_events_per_s"] > 0
+    assert s7["latency_50ms"]["relay_events_per_s"] > 0

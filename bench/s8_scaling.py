@@ -1,0 +1,97 @@
+"""S8: how the relay's throughput scales, drawn as bench/results/scaling.svg.
+
+Three curves, each point a fresh consumer group draining (a prefix of) a backlog into the Go
+sink, throughput in Caliper events per second over the steady 10..90% window:
+
+- against ``RELAY_MAX_IN_FLIGHT`` (1 .. 256) with the S3 latency, beside the ideal
+  ``in_flight / latency``: while the API's latency is the limit, throughput follows the ideal;
+  where it levels off, the relay's CPU is the limit;
+- against the topic's number of partitions (same latency, the default in-flight limit);
+- 1 and 2 relay processes in one consumer group, without latency (CPU-bound: a second process
+  is a second core, on a machine that has two and shares them with the broker and the sink).
+
+Target: throughput / ideal >= 0.8 at every in-flight limit up to the default (64).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from bench.chart import Panel, Series, svg
+from bench.common import say
+from bench.lab import Lab
+from bench.report import RESULTS, Result
+
+TARGET: Final = 0.8
+IN_FLIGHT: Final = (1, 4, 16, 64, 256)
+PARTITIONS: Final = (1, 2, 4, 8)
+PROCESSES: Final = (1, 2)
+PICTURE: Final = RESULTS / "scaling.svg"
+
+
+def run(lab: Lab) -> Result:
+    sizes = lab.sizes
+    latency = sizes.latency_ms
+    sink = lab.go_sink("s8", latency)
+    backlog = lab.backlog("s8", sizes.s8_records, seed=81)
+    by_in_flight: dict[int, float] = {}
+    for limit in IN_FLIGHT:
+        # about s8_seconds of steady draining at the ideal rate, within the backlog
+        records = int(min(sizes.s8_records, max(200, limit / latency * 1000 * sizes.s8_seconds)))
+        say(f"S8: in flight {limit}, {latency:g} ms, {records:,} records")
+        drained = lab.drain(f"s8-if{limit}", backlog, sink.url, records=records, in_flight=limit)
+        by_in_flight[limit] = round(drained.events_per_s, 1) if drained.finished else 0.0
+    by_partitions: dict[int, float] = {}
+    for count in PARTITIONS:
+        say(f"S8: {count} partition(s), {latency:g} ms, in flight {sizes.in_flight}")
+        topic = lab.backlog(f"s8-p{count}", sizes.s8_partition_records, 82, partitions=count)
+        drained = lab.drain(f"s8-p{count}", topic, sink.url)
+        by_partitions[count] = round(drained.events_per_s, 1) if drained.finished else 0.0
+    fast = lab.go_sink("s8-fast")
+    by_processes: dict[int, float] = {}
+    busy = lab.backlog("s8-procs", sizes.s8_records, seed=83)
+    for count in PROCESSES:
+        say(f"S8: {count} relay process(es), no latency")
+        drained = lab.drain(f"s8-n{count}", busy, fast.url, processes=count)
+        by_processes[count] = round(drained.events_per_s, 1) if drained.finished else 0.0
+    ideal = {n: n / latency * 1000 for n in IN_FLIGHT}
+    ratios = {n: round(by_in_flight[n] / ideal[n], 3) for n in IN_FLIGHT}
+    PICTURE.write_text(_picture(by_in_flight, ideal, by_partitions, by_processes, lab))
+    say(f"S8: curves in {PICTURE}")
+    value = min(ratios[n] for n in IN_FLIGHT if n <= sizes.in_flight)
+    detail: dict[str, Any] = {
+        "picture": str(PICTURE.relative_to(RESULTS.parent.parent)),
+        "latency_ms": latency,
+        "events_per_s_by_in_flight": by_in_flight,
+        "ratio_to_ideal_by_in_flight": ratios,
+        "events_per_s_by_partitions": by_partitions,
+        "partitions_in_flight": sizes.in_flight,
+        "events_per_s_by_processes_no_latency": by_processes,
+        "two_processes_over_one": round(by_processes[2] / by_processes[1], 2)
+        if by_processes[1]
+        else None,
+    }
+    return Result("S8", f"throughput / ideal, in flight 1..{sizes.in_flight} at "
+                  f"{latency:g} ms (scaling.svg)", value, "ratio", TARGET, "higher",
+                  detail)  # fmt: skip
+
+
+def _picture(
+    by_in_flight: dict[int, float],
+    ideal: dict[int, float],
+    by_partitions: dict[int, float],
+    by_processes: dict[int, float],
+    lab: Lab,
+) -> str:
+    latency = lab.sizes.latency_ms
+    panels = [
+        Panel(f"RELAY_MAX_IN_FLIGHT, {latency:g} ms API", "max in flight", "events/s (log)",
+              [Series("relay", list(by_in_flight.items())),
+               Series("ideal: in flight / latency", list(ideal.items()), dashed=True)],
+              log_x=True, log_y=True),
+        Panel(f"partitions, {latency:g} ms, {lab.sizes.in_flight} in flight", "partitions",
+              "events/s", [Series("relay", list(by_partitions.items()))]),
+        Panel("relay processes in one group, no latency", "processes", "events/s",
+              [Series("relay (summed)", list(by_processes.items()))]),
+    ]  # fmt: skip
+    return svg(panels, "timeback-relay, make bench S8, Go sink; machine shared (2 cores)")
