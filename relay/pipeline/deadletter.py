@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -42,10 +42,8 @@ from relay import __version__
 from relay.errors import Rejection
 from relay.logs import redact
 from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH, RECORDS_REJECTED
+from relay.pipeline.record import SourceRecord
 from relay.timeback.policy import Backoff
-
-if TYPE_CHECKING:
-    from relay.pipeline.stages import SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +174,6 @@ class DeadLetterWriter:
         except (BufferError, Exception) as exc:  # queue full, unknown topic, message too large
             return str(exc)
         return await done
-
-    def healthy(self) -> bool:
-        return HEALTH.dlq_healthy
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)

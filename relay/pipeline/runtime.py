@@ -24,7 +24,8 @@ from relay.metrics import COURSE_LOOKUPS, HEALTH, RECORDS_ACKED, RECORDS_CONSUME
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.kafka_config import confluent_config
-from relay.pipeline.stages import CountingSender, Pipeline, SourceRecord, predecode
+from relay.pipeline.record import SourceRecord
+from relay.pipeline.stages import CountingSender, Pipeline, predecode
 from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.timeback.delivery import Deliverer
 from relay.timeback.policy import Backoff, CircuitBreaker

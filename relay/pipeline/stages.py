@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from relay.contract.activity import Activity, record_name
 from relay.contract.decode import Decoder, RegistryLookupRequired
@@ -25,36 +25,13 @@ from relay.logs import bind_record
 from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
+from relay.pipeline.record import SourceRecord
 from relay.timeback.client import SendResult
 from relay.timeback.delivery import Deliverer, EventSender
 from relay.timeback.policy import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class SourceRecord:
-    """One Kafka record as the pipeline sees it (faust's event stays with the agent)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float | None  # Kafka timestamp, seconds
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
-    # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
-    predecoded: Activity | Rejection | None = None
-
-    @property
-    def order_key(self) -> object:
-        """Records of one student run in order; undecodable ones by their Kafka key."""
-        decoded = self.predecoded
-        if decoded is not None and not isinstance(decoded, Rejection):
-            return ("student", decoded.student_id)
-        return ("key", self.key) if self.key else ("partition", self.topic, self.partition)
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:

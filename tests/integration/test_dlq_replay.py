@@ -13,7 +13,7 @@ import pytest
 
 from relay.errors import Rejection
 from relay.pipeline.deadletter import DeadLetterWriter, read_topic
-from relay.pipeline.stages import SourceRecord
+from relay.pipeline.record import SourceRecord
 from relay.timeback.policy import Backoff
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from confluent_kafka.admin import (
 from relay.errors import Rejection
 from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH
 from relay.pipeline.deadletter import DeadLetterWriter, dead_letters
-from relay.pipeline.stages import SourceRecord
+from relay.pipeline.record import SourceRecord
 from relay.timeback.policy import Backoff
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 
 from relay.metrics import HEALTH
 from relay.pipeline.dispatch import Dispatcher
+from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import processing_bug
-from relay.pipeline.stages import SourceRecord
 
 
 @pytest.fixture(autouse=True)
