@@ -297,9 +297,13 @@ class Mapper:
     def map_resolved(self, activity: Activity, course: CourseContext) -> list[CaliperEvent]:
         """Map with a known course context and check every event (Rejection on any issue)."""
         events = map_activity(activity, course, self.ctx)
+        self.check(events)
+        return events
+
+    def check(self, events: list[CaliperEvent]) -> None:
+        """The rule checker on every event: an issue means the mapping is wrong (Rejection)."""
         for event in events:
             issues = check(event.body, self.rules)
             if issues:
                 listed = "; ".join(f"{i.path}: {i.message}" for i in issues)
                 raise Rejection("map", "invalid-caliper", f"{event.type} {event.id}: {listed}")
-        return events

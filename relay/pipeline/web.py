@@ -1,7 +1,8 @@
 """The relay's web views on faust's web server: /metrics, /livez, /readyz; and consumer lag.
 
 faust serves them (its web server is already running); what they say comes from the metric
-registry and the health state. Lag is read from faust's consumer: end offset minus committed.
+registry and the runtime's ``Health``, which says why when they are red. Lag is read from
+faust's consumer: end offset minus committed.
 """
 
 from __future__ import annotations
@@ -14,33 +15,37 @@ import faust
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from relay.metrics import CONSUMER_LAG, HEALTH, REGISTRY
+from relay.health import Health
+from relay.metrics import CONSUMER_LAG, REGISTRY
 
 METRICS_TYPE = "text/plain; version=0.0.4"
 
 
-def mount(app: faust.App) -> None:
-    """Add the relay's pages to ``app``."""
+def mount(app: faust.App, health: Health) -> None:
+    """Add the relay's pages to ``app``; /livez and /readyz say why when they are red."""
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        if HEALTH.assigned:  # fresh at every scrape, not up to LAG_EVERY old
+        if health.assigned:  # fresh at every scrape, not up to LAG_EVERY old
             update_lag(app)
         # aiohttp refuses a charset inside content_type; exposition text is UTF-8 anyway
         return self.bytes(generate_latest(REGISTRY), content_type=METRICS_TYPE)
 
     @app.page("/livez")
     async def livez(self: Any, request: Any) -> Any:
-        live = HEALTH.live(lagging=total_lag() > 0)
-        body: dict[str, Any] = {"live": live}
-        if HEALTH.broken is not None:
-            body["error"] = HEALTH.broken
-        return self.json(body, status=200 if live else 503)
+        why = health.liveness(lagging=total_lag() > 0)
+        body: dict[str, Any] = {"live": why is None}
+        if health.broken is not None:
+            body["error"] = health.broken
+        if why is not None:
+            body["reason"] = why
+        return self.json(body, status=200 if why is None else 503)
 
     @app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
-        ready = HEALTH.ready
-        return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
+        ready = health.ready
+        body = {"ready": ready, **health.readiness(), "reasons": health.reasons()}
+        return self.json(body, status=200 if ready else 503)
 
 
 def update_lag(app: faust.App) -> None:

@@ -25,7 +25,7 @@ from relay import __version__
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from relay.logs import configure
-from relay.metrics import ASSIGNED_PARTITIONS, HEALTH, REGISTRY
+from relay.metrics import ASSIGNED_PARTITIONS, REGISTRY
 from relay.pipeline import web
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
 from relay.pipeline.record import SourceRecord
@@ -83,7 +83,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        HEALTH.assigned = bool(assigned)
+        runtime.health.report(
+            "assigned", bool(assigned), "no partitions assigned", source="consumer"
+        )
         ASSIGNED_PARTITIONS.set(len(assigned))
         log.info("assigned %d partitions", len(assigned))
 
@@ -95,7 +97,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def update_lag() -> None:
         web.update_lag(app)
 
-    web.mount(app)
+    web.mount(app, runtime.health)
     return app, runtime
 
 

@@ -16,10 +16,12 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from relay.config import Settings
-from relay.errors import Rejection, SystemicError
+from relay.errors import SystemicError
 from relay.metrics import HTTP_REQUESTS, REGISTRY, SYSTEMIC_ERRORS
-from relay.timeback.client import ClientConfig, RequestRejected, SendResult, TimeBackClient
-from relay.timeback.policy import ApiSystemicError, ApiTransientError, Outcome
+from relay.pipeline.stages import rejection_of
+from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
+from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome
 
 SECRET = "s3cr3t-Zq9-DO-NOT-LEAK"
 BASE = "https://api.example.test"
@@ -130,9 +132,9 @@ async def test_taken(api: FakeApi, client: TimeBackClient, status: int, outcome:
 async def test_rejected(api: FakeApi, client: TimeBackClient, status: int) -> None:
     body = {"error": "invalid_event", "issues": [{"path": "extensions.lesson", "message": "x"}]}
     api.answer("/events/1.0", httpx.Response(status, json=body))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
-    rejection = caught.value
+    rejection = rejection_of(caught.value)  # ...and the pipeline names the stage
     assert (rejection.stage, rejection.reason, rejection.status) == (
         "deliver",
         "api-rejected",
@@ -144,7 +146,7 @@ async def test_rejected(api: FakeApi, client: TimeBackClient, status: int) -> No
 
 async def test_rejection_body_is_capped_to_2_kb(api: FakeApi, client: TimeBackClient) -> None:
     api.answer("/events/1.0", httpx.Response(400, content="é".encode() * 5000))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
     assert caught.value.body is not None
     assert len(caught.value.body.encode()) <= 2048 + 3  # a cut character becomes U+FFFD
@@ -271,9 +273,10 @@ async def test_rostering_failures(api: FakeApi, client: TimeBackClient) -> None:
     api.answer("/rostering/1.0/courses/busy", httpx.Response(503))
     api.answer("/rostering/1.0/courses/nope", httpx.Response(403))
     api.answer("/rostering/1.0/courses/html", httpx.Response(200, text="<html>"))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.get_course("bad")
-    assert (caught.value.stage, caught.value.reason, caught.value.status) == (
+    rejection = rejection_of(caught.value)
+    assert (rejection.stage, rejection.reason, rejection.status) == (
         "enrich",
         "rostering-rejected",
         400,
