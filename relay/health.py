@@ -22,7 +22,22 @@ from relay.resilience.breaker import CircuitState, OnChange
 READINESS: Final = ("assigned", "token_valid", "circuit_closed", "dlq_healthy")
 
 
+class _Condition:
+    """A readiness condition read as an attribute: ``health.token_valid``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, health: Health, owner: type | None = None) -> bool:
+        return not health._faults[self.name]
+
+
 class Health:
+    assigned = _Condition()
+    token_valid = _Condition()
+    circuit_closed = _Condition()
+    dlq_healthy = _Condition()
+
     def __init__(
         self, *, stall_after: float = 300.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -74,22 +89,6 @@ class Health:
         ok = all(self.readiness().values())
         READY.set(1 if ok else 0)
         return ok
-
-    @property
-    def assigned(self) -> bool:
-        return not self._faults["assigned"]
-
-    @property
-    def token_valid(self) -> bool:
-        return not self._faults["token_valid"]
-
-    @property
-    def circuit_closed(self) -> bool:
-        return not self._faults["circuit_closed"]
-
-    @property
-    def dlq_healthy(self) -> bool:
-        return not self._faults["dlq_healthy"]
 
     # -- liveness -----------------------------------------------------------------------------
 
