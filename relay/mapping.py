@@ -26,7 +26,6 @@ import orjson
 from relay.caliper import events as ev
 from relay.caliper.ids import (
     activity_iri,
-    app_iri,
     course_iri,
     event_ids,
     format_time,
@@ -35,7 +34,6 @@ from relay.caliper.ids import (
     user_iri,
 )
 from relay.caliper.validate import TimeBackRules, check
-from relay.config import Settings
 from relay.contract.activity import (
     Activity,
     AssessmentAction,
@@ -67,17 +65,6 @@ class MappingContext:
     app_iri: str
     activity_base_url: str | None
     id_namespace: uuid.UUID
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MappingContext:
-        settings.require("app_id")
-        assert settings.app_id is not None  # require() raised otherwise
-        return cls(
-            iri_base=settings.iri_base,
-            app_iri=app_iri(settings.iri_base, settings.app_id),
-            activity_base_url=settings.activity_base_url,
-            id_namespace=settings.id_namespace,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +271,6 @@ class Mapper:
         self.ctx = ctx
         self.resolver = resolver
         self.rules = rules
-
-    @classmethod
-    def from_settings(cls, settings: Settings, resolver: CourseResolver) -> Mapper:
-        rules = TimeBackRules(settings.iri_base, tuple(settings.subjects))
-        return cls(MappingContext.from_settings(settings), resolver, rules)
 
     async def map(self, activity: Activity) -> list[CaliperEvent]:
         course = await self.resolver.resolve(activity)

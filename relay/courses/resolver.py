@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from relay.caliper.ids import parse_course_id
-from relay.config import Settings
 from relay.contract.activity import (
     Activity,
     AssessmentProgress,
@@ -71,28 +70,6 @@ class CourseResolver:
         self._check_map()
         if preflight != "off" and lookup is None:
             raise ConfigError(f"RELAY_PREFLIGHT={preflight} needs the rostering API (no lookup)")
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        lookup: CourseLookup | None = None,
-        *,
-        course_map: CourseMap | None = None,
-        observe: Observer | None = None,
-    ) -> CourseResolver:
-        """A resolver as configured: RELAY_SUBJECTS, RELAY_COURSE_MAP (unless ``course_map`` is
-        given), RELAY_PREFLIGHT and RELAY_COURSE_CACHE_TTL."""
-        if course_map is None and settings.course_map is not None:
-            course_map = CourseMap.load(settings.course_map)
-        return cls(
-            settings.subjects,
-            course_map,
-            lookup,
-            settings.preflight,
-            settings.course_cache_ttl,
-            observe=observe,
-        )
 
     @property
     def hits(self) -> int:

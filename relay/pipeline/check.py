@@ -16,10 +16,11 @@ import click
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
+from relay import wiring
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError, RelayError
 from relay.pipeline.kafka_config import confluent_config, describe
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ def check_topics(settings: Settings, existing: set[str]) -> None:
 
 
 async def check_token(settings: Settings) -> None:
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(wiring.client_config(settings)) as client:
         try:
             await client.auth.token()
         except RelayError as exc:

@@ -16,12 +16,11 @@ import logging
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from relay import wiring
 from relay.config import Settings
 from relay.contract.decode import Decoder
-from relay.courses import CourseResolver
 from relay.errors import RelayError
 from relay.health import Health
-from relay.mapping import Mapper
 from relay.metrics import COURSE_LOOKUPS, RECORDS_ACKED, RECORDS_CONSUMED
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
@@ -29,7 +28,7 @@ from relay.pipeline.kafka_config import confluent_config
 from relay.pipeline.record import SourceRecord
 from relay.pipeline.stages import Pipeline, predecode, stage_retry
 from relay.resilience import Backoff, CircuitBreaker, FixedDelay, Retry, Verdict
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class Runtime:
     def _build(self) -> None:
         s, health = self.settings, self.health
         backoff = Backoff(s.retry_base, s.retry_cap)
-        self.client = TimeBackClient(ClientConfig.from_settings(s), health=health)
+        self.client = TimeBackClient(wiring.client_config(s), health=health)
         breaker = CircuitBreaker(
             s.circuit_failures,
             s.circuit_open_for,
@@ -73,13 +72,13 @@ class Runtime:
             on_change=health.circuit_observer("events"),
         )
         deliverer = Deliverer(self.client, breaker, backoff, s.retry_budget, s.retry_after_cap)
-        resolver = CourseResolver.from_settings(s, self.client, observe=_observe_lookup)
+        resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(
             confluent_config(s), s.dlq_topic, backoff=backoff, health=health
         )
         pipeline = Pipeline(
             self.decoder,
-            Mapper.from_settings(s, resolver),
+            wiring.mapper(s, resolver),
             deliverer,
             self.dead_letters,
             registry=stage_retry("decode", backoff),

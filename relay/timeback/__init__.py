@@ -2,7 +2,7 @@
 
 Knows nothing of Kafka or faust; retrying is ``relay.resilience``'s. Typical use::
 
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(relay.wiring.client_config(settings)) as client:
         breaker = CircuitBreaker(settings.circuit_failures, settings.circuit_open_for)
         deliverer = Deliverer(client, breaker, Backoff(settings.retry_base, settings.retry_cap),
                               settings.retry_budget, settings.retry_after_cap)

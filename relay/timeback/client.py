@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -40,9 +40,6 @@ from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, transient_answer
 
-if TYPE_CHECKING:
-    from relay.config import Settings
-
 EVENTS_PATH: Final = "/events/1.0"
 JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
 # path collection -> wrapper key of a rostering PUT body
@@ -56,7 +53,7 @@ ENTITIES: Final = {
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything the client needs, explicit. ``from_settings`` reads the RELAY_* settings."""
+    """Everything the client needs, explicit (``relay.wiring.client_config`` reads RELAY_*)."""
 
     base_url: str
     client_id: str
@@ -68,22 +65,6 @@ class ClientConfig:
     max_in_flight: int = 64
     retry_after_cap: float = 300.0
     refresh_margin: float = 60.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ClientConfig:
-        settings.require("client_id", "client_secret")
-        assert settings.client_id is not None  # checked by require
-        return cls(
-            base_url=settings.api_base_url,
-            client_id=settings.client_id,
-            client_secret=SecretStr(settings.secret("client_secret")),
-            token_url=settings.effective_token_url,
-            auth_method=settings.auth_method,
-            scope=settings.scope,
-            timeout=settings.http_timeout,
-            max_in_flight=settings.max_in_flight,
-            retry_after_cap=settings.retry_after_cap,
-        )
 
     @property
     def effective_token_url(self) -> str:

@@ -23,13 +23,13 @@ from typing import IO
 import click
 import orjson
 
+from relay import wiring
 from relay.config import Settings, load_settings
 from relay.contract.build import Checks
 from relay.contract.catalogue import Catalogue
 from relay.contract.json_input import activity_from_json
-from relay.courses import CourseLookup, CourseMap, CourseResolver
+from relay.courses import CourseLookup, CourseMap
 from relay.errors import ConfigError, Rejection, RelayError
-from relay.mapping import Mapper
 
 
 @click.command("map")
@@ -61,12 +61,12 @@ async def _run(
     out = click.get_binary_stream("stdout")
     failed = 0
     async with _lookup(settings, lookup) as client:
-        resolver = CourseResolver.from_settings(
+        resolver = wiring.course_resolver(
             settings if client else settings.model_copy(update={"preflight": "off"}),
             client,
             course_map=file_map,
         )
-        mapper = Mapper.from_settings(settings, resolver)
+        mapper = wiring.mapper(settings, resolver)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -102,7 +102,7 @@ async def _lookup(settings: Settings, wanted: bool) -> AsyncIterator[CourseLooku
     if not wanted:
         yield None
         return
-    from relay.timeback.client import ClientConfig, TimeBackClient  # network only on request
+    from relay.timeback.client import TimeBackClient  # network only on request
 
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(wiring.client_config(settings)) as client:
         yield client

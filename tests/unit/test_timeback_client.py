@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
+from relay import wiring
 from relay.config import Settings
 from relay.errors import SystemicError
 from relay.metrics import HTTP_REQUESTS, REGISTRY, SYSTEMIC_ERRORS
@@ -88,7 +89,7 @@ def test_config_from_settings() -> None:
         max_in_flight=16,
         retry_after_cap=20,
     )
-    config = ClientConfig.from_settings(settings)
+    config = wiring.client_config(settings)
     assert config.effective_token_url == "http://127.0.0.1:9999/auth/1.0/token"
     assert (config.client_id, config.auth_method, config.scope) == ("cid", "body", "events.write")
     assert config.client_secret.get_secret_value() == SECRET
@@ -102,7 +103,7 @@ def test_config_requires_credentials() -> None:
     from relay.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RELAY_CLIENT_SECRET"):
-        ClientConfig.from_settings(Settings(client_id="cid"))
+        wiring.client_config(Settings(client_id="cid"))
 
 
 # --- events: one row of the table per test ---------------------------------------------------
