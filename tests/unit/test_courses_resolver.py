@@ -13,7 +13,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,8 +33,8 @@ from relay.contract.activity import (
 )
 from relay.courses import CourseContext, CourseMap, CourseResolver, TtlCache
 from relay.errors import ConfigError, Rejection, TransientError
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 CRS = "https://api.alpha-1edtech.ai/rostering/1.0/courses"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from relay.contract.activity import (
 from relay.courses import CourseContext, CourseResolver
 from relay.errors import ConfigError, Rejection
 from relay.mapping import Mapper, MappingContext
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 BASE = "https://api.alpha-1edtech.ai"
 
 

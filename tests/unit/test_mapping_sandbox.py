@@ -5,7 +5,6 @@ owned, student known, edApp the caller's, XP in the ledger)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
@@ -27,8 +26,8 @@ from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
 from relay.sandbox.testing import SandboxControl
 from relay.timeback.client import TimeBackClient
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 STUDENT = "9a1f0c4e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
