@@ -19,6 +19,7 @@ from relay.contract.activity import (
 from relay.courses.cache import TtlCache
 from relay.courses.coursemap import CourseMap, SubjectNormalizer
 from relay.errors import ConfigError, Rejection
+from relay.timeback.errors import RequestRejected
 
 Preflight = Literal["off", "course", "course+student"]
 
@@ -36,11 +37,11 @@ class CourseLookup(Protocol):
 
     async def get_course(self, course_id: str) -> dict[str, Any] | None:
         """The course record (bare or wrapped in ``{"course": …}``); None on 404.
-        May raise TransientError."""
+        May raise TransientError, or RequestRejected for another 4xx."""
         ...
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        """The user record; None on 404. May raise TransientError."""
+        """The user record; None on 404. May raise TransientError or RequestRejected."""
         ...
 
 
@@ -115,6 +116,8 @@ class CourseResolver:
         if subject is None and self.lookup is not None:
             try:
                 subject = self._rostering_subject(course_id, await self._course(course_id))
+            except RequestRejected:  # rostering refused the lookup (a 4xx): a view goes without
+                pass
             except Rejection as exc:
                 if exc.reason == "course-not-owned":
                     course_id = None

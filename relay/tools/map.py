@@ -25,11 +25,15 @@ import orjson
 
 from relay import wiring
 from relay.config import Settings, load_settings
+from relay.contract.activity import Activity
 from relay.contract.build import Checks
 from relay.contract.catalogue import Catalogue
 from relay.contract.json_input import activity_from_json
 from relay.courses import CourseLookup, CourseMap
 from relay.errors import ConfigError, Rejection, RelayError
+from relay.mapping import CaliperEvent, Mapper
+from relay.pipeline.stages import rejection_of
+from relay.timeback.errors import RequestRejected
 
 
 @click.command("map")
@@ -72,7 +76,7 @@ async def _run(
                 continue
             try:
                 activity = activity_from_json(_parse(line), catalogue, checks)
-                events = await mapper.map(activity)
+                events = await _mapped(mapper, activity)
             except Rejection as exc:
                 failed += 1
                 _report(number, f"{exc.stage}/{exc.reason}: {exc.detail}")
@@ -84,6 +88,14 @@ async def _run(
             out.write(b"".join(event.payload + b"\n" for event in events))
         out.flush()
     return failed
+
+
+async def _mapped(mapper: Mapper, activity: Activity) -> list[CaliperEvent]:
+    """The events, or the Rejection the pipeline would dead-letter the record with."""
+    try:
+        return await mapper.map(activity)
+    except RequestRejected as refused:  # a rostering 4xx: the pipeline names its stage
+        raise rejection_of(refused) from None
 
 
 def _parse(line: bytes) -> object:
