@@ -16,8 +16,9 @@ from bench.common import Sizes, bench_settings, say, traffic
 from bench.drain import Drain, drain, produce_backlog, produce_values
 from bench.procs import Child, GoSink, Sandbox, Topics, kafka_broker
 from bench.s1_pipeline import Chain
+from relay import wiring
 from relay.sandbox.testing import SandboxControl
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
 from relay.tools.demo import roster
 from relay.tools.traffic import PlannedRecord, TrafficPlan
 
@@ -116,7 +117,7 @@ class Lab:
 async def _seed(url: str, plan: TrafficPlan) -> None:
     """Courses, classes, test students and enrollments, so processing finds what events name."""
     settings = bench_settings(api_base_url=url)
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as api:
+    async with TimeBackClient(wiring.client_config(settings)) as api:
         records = roster(plan)
         ordered = [r for r in records if r[0] in ("courses", "classes")]
         rest = [r for r in records if r[0] not in ("courses", "classes")]

@@ -19,9 +19,10 @@ import httpx
 from confluent_kafka import Consumer
 
 from bench.common import CLIENT_ID, CLIENT_SECRET, bench_settings, say
+from relay import wiring
 from relay.contract.decode import Decoder
 from relay.courses import CourseContext
-from relay.mapping import MappingContext, map_activity
+from relay.mapping import map_activity
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def naive_relay(bootstrap: str, topic: str, api: str, count: int, timeout: float
     The clock starts at the first record, so the group join is not counted."""
     settings = bench_settings(kafka_bootstrap=bootstrap)
     decoder = Decoder.from_settings(settings)
-    ctx = MappingContext.from_settings(settings)
+    ctx = wiring.mapping_context(settings)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

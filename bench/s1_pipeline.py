@@ -4,7 +4,7 @@ decode (framing + fastavro + semantic checks) -> validate (inside decode: the ty
 enrich (``CourseResolver``: course and subject from the record) -> map (Caliper builders, ids) ->
 validate (``relay.caliper.validate.check`` on every event) -> serialize (orjson, inside
 ``CaliperEvent``). The same objects the relay builds from its settings (``Decoder.from_settings``,
-``CourseResolver.from_settings``, ``Mapper.from_settings``) over realistic encoded records from
+``wiring.course_resolver``, ``wiring.mapper``) over realistic encoded records from
 ``TrafficGenerator`` (2000 students, every record type in its natural mix).
 
 Target (issue 9): <= 50 us per record overall. Figures are best-of-N passes.
@@ -19,10 +19,11 @@ from typing import Any, Final
 
 from bench.common import Sizes, bench_settings, say, traffic
 from bench.report import Result
+from relay import wiring
 from relay.contract.activity import Activity
 from relay.contract.decode import Decoder
-from relay.courses import CourseContext, CourseResolver
-from relay.mapping import CaliperEvent, Mapper
+from relay.courses import CourseContext
+from relay.mapping import CaliperEvent
 
 TARGET_US: Final = 50.0
 
@@ -43,8 +44,8 @@ class Chain:
     def __init__(self) -> None:
         settings = bench_settings()
         self.decoder = Decoder.from_settings(settings)
-        self.resolver = CourseResolver.from_settings(settings)  # no lookup: records carry it
-        self.mapper = Mapper.from_settings(settings, self.resolver)
+        self.resolver = wiring.course_resolver(settings)  # no lookup: records carry it
+        self.mapper = wiring.mapper(settings, self.resolver)
 
     def decode(self, value: bytes) -> Activity:
         return self.decoder.decode_sync(value)

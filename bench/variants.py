@@ -34,9 +34,9 @@ def _httpcore_transport() -> None:
 
     original = client.TimeBackClient.__init__
 
-    def init(self: Any, config: Any, *, transport: Any = None, auth: Any = None) -> None:
+    def init(self: Any, config: Any, *, transport: Any = None, **kwargs: Any) -> None:
         pool = httpx.AsyncHTTPTransport(limits=config.limits())
-        original(self, config, transport=transport or pool, auth=auth)
+        original(self, config, transport=transport or pool, **kwargs)
 
     client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
 

@@ -29,7 +29,9 @@ class Rejection(RelayError):
     """A record that cannot be delivered: ends in the dead-letter topic with its reason.
 
     ``reason`` is a stable, kebab-case code (``avro-decode-error``, ``invalid-field``...) that
-    operators filter and replay by; ``detail`` says what exactly, naming the field.
+    operators filter and replay by; ``detail`` says what exactly, naming the field. ``attempts``
+    and ``first_failure`` (Unix time) are what the record went through in its stage, for its
+    dead letter: the pipeline stamps them from the stage's attempt record.
     """
 
     def __init__(
@@ -40,22 +42,51 @@ class Rejection(RelayError):
         *,
         status: int | None = None,
         body: str | None = None,
+        attempts: int = 1,
+        first_failure: float | None = None,
     ) -> None:
         self.stage: Stage = stage
         self.reason = reason
         self.detail = detail[:DETAIL_LIMIT]
         self.status = status  # HTTP status when the API refused the event
         self.body = body  # capped HTTP response body, when there is one
+        self.attempts = attempts
+        self.first_failure = first_failure
         super().__init__(f"{stage}/{reason}: {self.detail}" if detail else f"{stage}/{reason}")
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable despite the keyword-only args
-        return (_rebuild_rejection, (self.stage, self.reason, self.detail, self.status, self.body))
+        return (
+            _rebuild_rejection,
+            (
+                self.stage,
+                self.reason,
+                self.detail,
+                self.status,
+                self.body,
+                self.attempts,
+                self.first_failure,
+            ),
+        )
 
 
 def _rebuild_rejection(
-    stage: Stage, reason: str, detail: str, status: int | None, body: str | None
+    stage: Stage,
+    reason: str,
+    detail: str,
+    status: int | None,
+    body: str | None,
+    attempts: int = 1,
+    first_failure: float | None = None,
 ) -> Rejection:
-    return Rejection(stage, reason, detail, status=status, body=body)
+    return Rejection(
+        stage,
+        reason,
+        detail,
+        status=status,
+        body=body,
+        attempts=attempts,
+        first_failure=first_failure,
+    )
 
 
 class TransientError(RelayError):

@@ -26,7 +26,6 @@ import orjson
 from relay.caliper import events as ev
 from relay.caliper.ids import (
     activity_iri,
-    app_iri,
     course_iri,
     event_ids,
     format_time,
@@ -35,7 +34,6 @@ from relay.caliper.ids import (
     user_iri,
 )
 from relay.caliper.validate import TimeBackRules, check
-from relay.config import Settings
 from relay.contract.activity import (
     Activity,
     AssessmentAction,
@@ -67,17 +65,6 @@ class MappingContext:
     app_iri: str
     activity_base_url: str | None
     id_namespace: uuid.UUID
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MappingContext:
-        settings.require("app_id")
-        assert settings.app_id is not None  # require() raised otherwise
-        return cls(
-            iri_base=settings.iri_base,
-            app_iri=app_iri(settings.iri_base, settings.app_id),
-            activity_base_url=settings.activity_base_url,
-            id_namespace=settings.id_namespace,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,11 +272,6 @@ class Mapper:
         self.resolver = resolver
         self.rules = rules
 
-    @classmethod
-    def from_settings(cls, settings: Settings, resolver: CourseResolver) -> Mapper:
-        rules = TimeBackRules(settings.iri_base, tuple(settings.subjects))
-        return cls(MappingContext.from_settings(settings), resolver, rules)
-
     async def map(self, activity: Activity) -> list[CaliperEvent]:
         course = await self.resolver.resolve(activity)
         return self.map_resolved(activity, course)
@@ -297,9 +279,13 @@ class Mapper:
     def map_resolved(self, activity: Activity, course: CourseContext) -> list[CaliperEvent]:
         """Map with a known course context and check every event (Rejection on any issue)."""
         events = map_activity(activity, course, self.ctx)
+        self.check(events)
+        return events
+
+    def check(self, events: list[CaliperEvent]) -> None:
+        """The rule checker on every event: an issue means the mapping is wrong (Rejection)."""
         for event in events:
             issues = check(event.body, self.rules)
             if issues:
                 listed = "; ".join(f"{i.path}: {i.message}" for i in issues)
                 raise Rejection("map", "invalid-caliper", f"{event.type} {event.id}: {listed}")
-        return events

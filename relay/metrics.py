@@ -1,4 +1,4 @@
-"""The metric catalogue (one place) and the health state behind /livez and /readyz.
+"""The metric catalogue, in one place (the health behind /livez and /readyz: ``relay.health``).
 
 Every metric is ``timeback_relay_*`` on one registry, ``REGISTRY``, which /metrics serves and which
 faust's own prometheus sensor joins. Labels are bounded sets (stage, reason, type, endpoint,
@@ -6,9 +6,6 @@ status class, topic, partition): student ids, event ids and URLs are never label
 """
 
 from __future__ import annotations
-
-import time
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -128,43 +125,3 @@ READY = Gauge(_P + "ready", "1 when /readyz reports ready", registry=REGISTRY)
 def status_class(status: int | None) -> str:
     """``2xx``..``5xx`` for a response, ``error`` when there was none (timeout, reset)."""
     return f"{status // 100}xx" if status else "error"
-
-
-@dataclass
-class Health:
-    """What /livez and /readyz report. Updated by the pipeline; read by the web views."""
-
-    assigned: bool = False
-    token_valid: bool = False
-    circuit_closed: bool = True
-    dlq_healthy: bool = True
-    last_progress: float = field(default_factory=time.monotonic)  # last commit or idle moment
-    stall_after: float = 300.0
-    broken: str | None = None  # a processing bug blocked a partition: restart the process
-
-    def progressed(self) -> None:
-        self.last_progress = time.monotonic()
-
-    def readiness(self) -> dict[str, bool]:
-        return {
-            "assigned": self.assigned,
-            "token_valid": self.token_valid,
-            "circuit_closed": self.circuit_closed,
-            "dlq_healthy": self.dlq_healthy,
-        }
-
-    @property
-    def ready(self) -> bool:
-        ok = all(self.readiness().values())
-        READY.set(1 if ok else 0)
-        return ok
-
-    def live(self, lagging: bool) -> bool:
-        """Live unless a bug blocked a partition, or commits stopped advancing for
-        ``stall_after`` seconds while there is lag."""
-        if self.broken is not None:
-            return False
-        return not lagging or time.monotonic() - self.last_progress < self.stall_after
-
-
-HEALTH = Health()

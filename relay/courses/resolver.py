@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from relay.caliper.ids import parse_course_id
-from relay.config import Settings
 from relay.contract.activity import (
     Activity,
     AssessmentProgress,
@@ -20,6 +19,7 @@ from relay.contract.activity import (
 from relay.courses.cache import TtlCache
 from relay.courses.coursemap import CourseMap, SubjectNormalizer
 from relay.errors import ConfigError, Rejection
+from relay.timeback.errors import RequestRejected
 
 Preflight = Literal["off", "course", "course+student"]
 
@@ -37,11 +37,11 @@ class CourseLookup(Protocol):
 
     async def get_course(self, course_id: str) -> dict[str, Any] | None:
         """The course record (bare or wrapped in ``{"course": …}``); None on 404.
-        May raise TransientError."""
+        May raise TransientError, or RequestRejected for another 4xx."""
         ...
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        """The user record; None on 404. May raise TransientError."""
+        """The user record; None on 404. May raise TransientError or RequestRejected."""
         ...
 
 
@@ -71,28 +71,6 @@ class CourseResolver:
         self._check_map()
         if preflight != "off" and lookup is None:
             raise ConfigError(f"RELAY_PREFLIGHT={preflight} needs the rostering API (no lookup)")
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        lookup: CourseLookup | None = None,
-        *,
-        course_map: CourseMap | None = None,
-        observe: Observer | None = None,
-    ) -> CourseResolver:
-        """A resolver as configured: RELAY_SUBJECTS, RELAY_COURSE_MAP (unless ``course_map`` is
-        given), RELAY_PREFLIGHT and RELAY_COURSE_CACHE_TTL."""
-        if course_map is None and settings.course_map is not None:
-            course_map = CourseMap.load(settings.course_map)
-        return cls(
-            settings.subjects,
-            course_map,
-            lookup,
-            settings.preflight,
-            settings.course_cache_ttl,
-            observe=observe,
-        )
 
     @property
     def hits(self) -> int:
@@ -138,6 +116,8 @@ class CourseResolver:
         if subject is None and self.lookup is not None:
             try:
                 subject = self._rostering_subject(course_id, await self._course(course_id))
+            except RequestRejected:  # rostering refused the lookup (a 4xx): a view goes without
+                pass
             except Rejection as exc:
                 if exc.reason == "course-not-owned":
                     course_id = None

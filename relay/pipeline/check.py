@@ -22,11 +22,12 @@ from confluent_kafka.admin import AclOperation, AdminClient
 from rich.console import Console
 from rich.markup import escape
 
+from relay import wiring
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError, RelayError
 from relay.pipeline.kafka_config import confluent_config
 from relay.pipeline.kafka_diagnosis import Diagnosis, KafkaLog, diagnose, principal
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
 
 T = TypeVar("T")
 
@@ -159,7 +160,7 @@ def _variable(settings: Settings, kind: str, name: str) -> str:
 
 
 async def check_token(settings: Settings) -> None:
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(wiring.client_config(settings)) as client:
         try:
             await client.auth.token()
         except RelayError as exc:

@@ -14,8 +14,9 @@ headers (any previous ``relay.*`` headers are replaced, not appended; ``relay.re
 | relay.version | the relay's version |
 
 The write is acknowledged by all in-sync replicas (acks=all, idempotent producer) and awaited
-before the source offset may be acknowledged. A write that fails is counted, marks the relay not
-ready, and is retried with backoff: the record's partition waits; it is never skipped.
+before the source offset may be acknowledged. A write that fails is counted, reported to Health
+(the relay is not ready, saying why), and retried with backoff: the record's partition waits; it
+is never skipped.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -39,13 +41,12 @@ from confluent_kafka import (
 )
 
 from relay import __version__
-from relay.errors import Rejection
+from relay.errors import Rejection, TransientError
+from relay.health import Health
 from relay.logs import redact
-from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH, RECORDS_REJECTED
-from relay.timeback.policy import Backoff
-
-if TYPE_CHECKING:
-    from relay.pipeline.stages import SourceRecord
+from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, RECORDS_REJECTED
+from relay.pipeline.record import SourceRecord
+from relay.resilience import Backoff, Failure, Retry
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,25 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
+class DeadLetterWriteFailed(TransientError):
+    """The broker did not take a dead letter (queue full, topic missing, record too large)."""
+
+
 class DeadLetterWriter:
     """Writes dead letters with a confluent-kafka producer polled by a thread of its own."""
 
-    def __init__(self, config: dict[str, Any], topic: str, *, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        *,
+        backoff: Backoff,
+        health: Health | None = None,
+    ) -> None:
         self.topic = topic
         self.backoff = backoff
+        self.health = health if health is not None else Health()
+        self._retry = Retry(backoff, on_failure=self._failed)
         self._producer = Producer(
             config
             | {
@@ -114,15 +128,10 @@ class DeadLetterWriter:
             self._producer.poll(0.1)
 
     async def write(
-        self,
-        record: SourceRecord,
-        rejection: Rejection,
-        *,
-        event_ids: Sequence[str] = (),
-        attempts: int = 1,
-        first_failure: float,
+        self, record: SourceRecord, rejection: Rejection, *, event_ids: Sequence[str] = ()
     ) -> None:
-        """Write and await one dead letter; retries until the broker acknowledges it."""
+        """Write and await one dead letter; retries until the broker acknowledges it.
+        ``relay.attempts`` and ``relay.failure.first`` are the rejection's own."""
         RECORDS_REJECTED.labels(rejection.stage, rejection.reason).inc()
         log.warning(
             "dead-lettering: %s/%s: %s",
@@ -130,32 +139,29 @@ class DeadLetterWriter:
             rejection.reason,
             redact(rejection.detail)[:300],
         )
-        attempt = 0
-        while True:
+
+        async def attempt() -> None:
             headers = dead_letter_headers(
                 record,
                 rejection,
                 event_ids=event_ids,
-                attempts=attempts,
-                first_failure=first_failure,
+                attempts=rejection.attempts,
+                first_failure=rejection.first_failure or time.time(),
                 last_failure=datetime.now(UTC).timestamp(),
             )
             error = await self._send(record.key, record.value, headers)
-            if error is None:
-                DLQ_WRITES.labels(rejection.reason).inc()
-                HEALTH.dlq_healthy = True
-                return
-            DLQ_WRITE_FAILURES.inc()
-            HEALTH.dlq_healthy = False
-            delay = self.backoff.delay(attempt)
-            log.error(
-                "dead-letter write to %s failed (%s); retrying in %.1f s; the partition waits",
-                self.topic,
-                error,
-                delay,
-            )
-            attempt += 1
-            await asyncio.sleep(delay)
+            if error is not None:
+                raise DeadLetterWriteFailed(error)
+
+        await self._retry.run(attempt)
+        DLQ_WRITES.labels(rejection.reason).inc()
+        self.health.report("dlq_healthy", True, source=self.topic)
+
+    def _failed(self, failure: Failure) -> None:
+        DLQ_WRITE_FAILURES.inc()
+        why = f"dead-letter writes to {self.topic} fail: {failure.error}"
+        self.health.report("dlq_healthy", False, why, source=self.topic)
+        log.error("%s; retrying in %.1f s; the partition waits", why, failure.delay)
 
     async def _send(
         self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
@@ -176,9 +182,6 @@ class DeadLetterWriter:
         except (BufferError, Exception) as exc:  # queue full, unknown topic, message too large
             return str(exc)
         return await done
-
-    def healthy(self) -> bool:
-        return HEALTH.dlq_healthy
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)

@@ -14,8 +14,6 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
   submitted (their offset order), each only once it and every record before it are done. A
   record that finishes early waits for its predecessors.
-- **Ack gate.** ``can_ack()`` false (faust is rebalancing) holds acknowledgements back;
-  ``release_acks()`` sends what is due. Nothing is skipped, so faust never sees a gap.
 - **Revocation.** ``revoke(partitions)`` cancels the work of those partitions and forgets it,
   unacknowledged: the partitions' next owner (perhaps this process again, after faust seeks back
   to the committed offset) reads those records again.
@@ -63,7 +61,6 @@ class Dispatcher(Generic[T]):
         *,
         max_in_flight: int,
         max_pending: int,
-        can_ack: Callable[[], bool] = lambda: True,
         on_error: Callable[[T, BaseException], None] | None = None,
     ) -> None:
         if max_in_flight < 1:
@@ -72,7 +69,6 @@ class Dispatcher(Generic[T]):
             raise ValueError("max_pending must be >= max_in_flight")
         self._process = process
         self._ack = ack
-        self._can_ack = can_ack
         self._on_error = on_error
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
@@ -86,7 +82,6 @@ class Dispatcher(Generic[T]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
-        self.failed: BaseException | None = None
 
     @property
     def pending(self) -> int:
@@ -163,7 +158,6 @@ class Dispatcher(Generic[T]):
             IN_FLIGHT.dec()
 
     def _fail(self, entry: _Entry[T], exc: BaseException) -> None:
-        self.failed = exc
         log.error(
             "record processing failed unexpectedly; partition %s is blocked",
             entry.partition,
@@ -185,17 +179,12 @@ class Dispatcher(Generic[T]):
     def _advance(self, partition: Hashable) -> None:
         """Acknowledge the partition's done records from its head, up to the first unfinished."""
         queue = self._partitions.get(partition)
-        while queue and queue[0].done and self._can_ack():
+        while queue and queue[0].done:
             entry = queue.popleft()
             self._ack(entry.item)
             self._release(entry)
         if queue is not None and not queue:
             del self._partitions[partition]
-
-    def release_acks(self) -> None:
-        """Send the acknowledgements held back while ``can_ack()`` was false."""
-        for partition in list(self._partitions):
-            self._advance(partition)
 
     def _release(self, entry: _Entry[T]) -> None:
         self._count -= 1

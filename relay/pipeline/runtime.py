@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from relay import wiring
 from relay.config import Settings
 from relay.contract.decode import Decoder
-from relay.courses import CourseResolver
 from relay.errors import RelayError
-from relay.mapping import Mapper
-from relay.metrics import COURSE_LOOKUPS, HEALTH, RECORDS_ACKED, RECORDS_CONSUMED
+from relay.health import Health
+from relay.metrics import COURSE_LOOKUPS, RECORDS_ACKED, RECORDS_CONSUMED
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.kafka_config import confluent_config
-from relay.pipeline.stages import CountingSender, Pipeline, SourceRecord, predecode
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.pipeline.record import SourceRecord
+from relay.pipeline.stages import Pipeline, predecode, stage_retry
+from relay.resilience import Backoff, CircuitBreaker, FixedDelay, Retry, Verdict
+from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
-from relay.timeback.policy import Backoff, CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ Ack = Callable[[Any], None]  # acknowledges the transport's own handle of a reco
 class Runtime:
     def __init__(self, settings: Settings, ack: Ack) -> None:
         self.settings = settings
+        self.health = Health()  # what /livez and /readyz say: every part reports here
         self.decoder = Decoder.from_settings(settings)
         self._ack_handle = ack
         self._started: asyncio.Future[None] | None = None
@@ -59,41 +62,47 @@ class Runtime:
         await self._started
 
     def _build(self) -> None:
-        s = self.settings
+        s, health = self.settings, self.health
         backoff = Backoff(s.retry_base, s.retry_cap)
-        self.client = TimeBackClient(ClientConfig.from_settings(s))
+        self.client = TimeBackClient(wiring.client_config(s), health=health)
         breaker = CircuitBreaker(
-            s.circuit_failures, s.circuit_open_for, max_open_for=s.circuit_max_open_for
+            s.circuit_failures,
+            s.circuit_open_for,
+            max_open_for=s.circuit_max_open_for,
+            on_change=health.circuit_observer("events"),
         )
-        sender = CountingSender(self.client)  # attempts per record, for its dead letter
-        deliverer = Deliverer(sender, breaker, backoff, s.retry_budget, s.retry_after_cap)
-        resolver = CourseResolver.from_settings(s, self.client, observe=_observe_lookup)
-        self.dead_letters = DeadLetterWriter(confluent_config(s), s.dlq_topic, backoff=backoff)
+        deliverer = Deliverer(self.client, breaker, backoff, s.retry_budget, s.retry_after_cap)
+        resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
+        self.dead_letters = DeadLetterWriter(
+            confluent_config(s), s.dlq_topic, backoff=backoff, health=health
+        )
         pipeline = Pipeline(
             self.decoder,
-            Mapper.from_settings(s, resolver),
+            wiring.mapper(s, resolver),
             deliverer,
             self.dead_letters,
-            backoff=backoff,
+            registry=stage_retry("decode", backoff),
+            rostering=stage_retry("enrich", backoff),
         )
         self.dispatcher = Dispatcher(
             pipeline.handle,
             self._ack,
             max_in_flight=s.max_in_flight,
             max_pending=s.pending_limit,
-            on_error=processing_bug,
+            on_error=functools.partial(processing_bug, health),
         )
 
     async def _first_token(self) -> None:
-        """Ready needs a valid token: ask for one now rather than on the first record."""
+        """Ready needs a valid token: ask for one now rather than on the first record (polled
+        at a steady pace; the token manager reports each failure to Health)."""
         assert self.client is not None
-        while True:
-            try:
-                await self.client.auth.token()
-                return
-            except RelayError as exc:
-                log.warning("no token yet: %s", exc)
-                await asyncio.sleep(min(self.settings.retry_cap, 5.0))
+        poll = Retry(
+            FixedDelay(min(self.settings.retry_cap, 5.0)),
+            classify=lambda exc: Verdict.RETRY if isinstance(exc, RelayError) else Verdict.RAISE,
+            retry_after_cap=0.0,
+            on_failure=lambda failure: log.warning("no token yet: %s", failure.error),
+        )
+        await poll.run(self.client.auth.token)
 
     # -- records in, acknowledgements out -------------------------------------------------------
 
@@ -111,7 +120,7 @@ class Runtime:
     def _ack(self, record: SourceRecord) -> None:
         self._ack_handle(record.handle)
         RECORDS_ACKED.labels(record.topic).inc()
-        HEALTH.progressed()
+        self.health.progressed()
 
     async def revoke(self, partitions: Iterable[Hashable]) -> None:
         if self.dispatcher is None:
@@ -138,15 +147,16 @@ class Runtime:
             self.dead_letters.close()
 
 
-def processing_bug(record: SourceRecord, exc: BaseException) -> None:
+def processing_bug(health: Health, record: SourceRecord, exc: BaseException) -> None:
     """A record's processing raised instead of dead-lettering: a bug. Its partition is blocked
     (acknowledging past it would lose it), so /livez turns 503 and the orchestrator restarts the
     process, which reads the record again. Only the exception's type is kept: no payload."""
-    HEALTH.broken = (
+    why = (
         f"processing {record.topic}[{record.partition}]@{record.offset} raised "
         f"{type(exc).__name__}; the partition is blocked"
     )
-    log.critical("%s: restart the relay (liveness now fails)", HEALTH.broken)
+    health.broke(why, source=f"{record.topic}[{record.partition}]")
+    log.critical("%s: restart the relay (liveness now fails)", why)
 
 
 def _observe_lookup(source: str, result: str) -> None:

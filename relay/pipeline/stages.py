@@ -1,60 +1,37 @@
-"""The path of one record: decode → validate → enrich → map → validate → deliver, or dead-letter.
+"""The path of one record: decode → validate → enrich → map → check → deliver, or dead-letter.
 
 Vector-style: a source record goes through stages; each either hands a value on or raises a
 ``Rejection``. A rejection is dead-lettered (and that write awaited) before the record counts as
 done, so the dispatcher acknowledges it only then. Transient trouble (Schema Registry or
 rostering down) is retried here with backoff and never becomes a rejection; the API's own
-transient failures are retried by the ``Deliverer`` behind its circuit breaker.
+transient failures are retried by the ``Deliverer`` behind its circuit breaker. The API client
+raises API-level errors; which stage and reason they are for the record is decided here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from relay.contract.activity import Activity, record_name
 from relay.contract.decode import Decoder, RegistryLookupRequired
-from relay.errors import Rejection, SystemicError, TransientError
+from relay.courses import CourseContext
+from relay.errors import Rejection, Stage, SystemicError, TransientError
 from relay.logs import bind_record
-from relay.mapping import CaliperEvent, Mapper
+from relay.mapping import CaliperEvent, Mapper, map_activity
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
-from relay.timeback.client import SendResult
-from relay.timeback.delivery import Deliverer, EventSender
-from relay.timeback.policy import Backoff
+from relay.pipeline.record import SourceRecord
+from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
+from relay.timeback.delivery import Deliverer
+from relay.timeback.errors import RequestRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class SourceRecord:
-    """One Kafka record as the pipeline sees it (faust's event stays with the agent)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float | None  # Kafka timestamp, seconds
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
-    # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
-    predecoded: Activity | Rejection | None = None
-
-    @property
-    def order_key(self) -> object:
-        """Records of one student run in order; undecodable ones by their Kafka key."""
-        decoded = self.predecoded
-        if decoded is not None and not isinstance(decoded, Rejection):
-            return ("student", decoded.student_id)
-        return ("key", self.key) if self.key else ("partition", self.topic, self.partition)
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
@@ -65,41 +42,6 @@ def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
         return rejection
     except RegistryLookupRequired:
         return None
-
-
-@dataclass
-class Trace:
-    """What one record went through, for its dead letter: attempts per stage, first failure."""
-
-    attempts: Counter[str] = field(default_factory=Counter)
-    first_failure: float | None = None
-
-    def failed(self) -> None:
-        if self.first_failure is None:
-            self.first_failure = time.time()
-
-
-# Each record runs in its own task (the dispatcher's), so a context variable is per record.
-_TRACE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("relay_trace", default=None)
-
-
-class CountingSender:
-    """The API client as the Deliverer sees it, counting each record's send attempts and noting
-    its first failure (the Deliverer retries inside, out of the pipeline's sight)."""
-
-    def __init__(self, client: EventSender) -> None:
-        self._client = client
-
-    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
-        trace = _TRACE.get()
-        if trace is not None:
-            trace.attempts["deliver"] += 1
-        try:
-            return await self._client.send_event(payload, event_type=event_type)
-        except Exception:
-            if trace is not None:
-                trace.failed()
-            raise
 
 
 # The service behind each retried stage, as the RETRIES ``endpoint`` label names it.
@@ -114,6 +56,53 @@ def _cause(exc: Exception) -> str:
     return "systemic" if isinstance(exc, SystemicError) else "other"
 
 
+def _outage(exc: BaseException) -> Verdict:
+    """A registry or rostering outage, transient or systemic, is waited out (consumption
+    stalls, lag grows) rather than dead-lettering good records; the rest is the record's."""
+    if isinstance(exc, TransientError | SystemicError):
+        return Verdict.RETRY
+    return Verdict.RAISE
+
+
+def stage_retry(
+    stage: Stage, backoff: Backoff, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> Retry:
+    """The retry of the decode (registry) or enrich (rostering) stage: forever, with backoff."""
+
+    def counted(failure: Failure) -> None:
+        RETRIES.labels(_ENDPOINT[stage], _cause(failure.error)).inc()
+        log.warning("%s stage: %s; retrying in %.1f s", stage, failure.error, failure.delay)
+
+    return Retry(backoff, classify=_outage, on_failure=counted, sleep=sleep)
+
+
+def rejection_of(exc: RequestRejected | RetriesExhausted) -> Rejection:
+    """What an API-level error means for the record: its stage and reason."""
+    if isinstance(exc, RetriesExhausted):
+        return Rejection("deliver", "retries-exhausted", str(exc))
+    if exc.endpoint == "events":
+        return Rejection("deliver", "api-rejected", str(exc), status=exc.status, body=exc.body)
+    return Rejection("enrich", "rostering-rejected", str(exc), status=exc.status, body=exc.body)
+
+
+class RecordAttempts:
+    """What one record went through, per stage, for its dead letter."""
+
+    def __init__(self) -> None:
+        self._stages: defaultdict[str, Attempts] = defaultdict(Attempts)
+
+    def of(self, stage: Stage) -> Attempts:
+        return self._stages[stage]
+
+    def stamp(self, rejection: Rejection) -> Rejection:
+        """The rejection with its stage's attempts and the record's first failure (now, if the
+        rejection itself is the first)."""
+        failures = [a.first_failure for a in self._stages.values() if a.first_failure]
+        rejection.attempts = max(1, self._stages[rejection.stage].count)
+        rejection.first_failure = min(failures, default=None) or time.time()
+        return rejection
+
+
 class Pipeline:
     """The stages for one process; ``handle`` is the dispatcher's ``process``."""
 
@@ -124,62 +113,57 @@ class Pipeline:
         deliverer: Deliverer,
         dead_letters: DeadLetterWriter,
         *,
-        backoff: Backoff,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        registry: Retry,
+        rostering: Retry,
     ) -> None:
         self.decoder, self.mapper, self.deliverer = decoder, mapper, deliverer
         self.dead_letters = dead_letters
-        self.backoff = backoff
-        self._sleep = sleep
+        self.registry, self.rostering = registry, rostering
 
     async def handle(self, record: SourceRecord) -> None:
         bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        attempts = RecordAttempts()
         events: list[CaliperEvent] = []
-        trace = Trace()
-        _TRACE.set(trace)
         try:
-            activity = await self._decode(record)
+            activity = await self.decode(record, attempts.of("decode"))  # and validate
             bind_record(event_id=activity.event_id, record_type=record_name(activity))
-            events = await self._retrying("enrich", lambda: self.mapper.map(activity))
-            for event in events:
-                await self.deliverer.deliver(event.payload, event_type=event.type)
+            course = await self.enrich(activity, attempts.of("enrich"))
+            mapped = map_activity(activity, course, self.mapper.ctx)
+            self.mapper.check(mapped)
+            events = mapped  # only checked events are named in a later dead letter
+            await self.deliver(events, attempts.of("deliver"))
             DELIVERY_LAG.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
         except Rejection as rejection:
-            trace.failed()
             await self.dead_letters.write(
-                record,
-                rejection,
-                event_ids=[e.id for e in events],
-                attempts=max(1, trace.attempts[rejection.stage]),
-                first_failure=trace.first_failure or time.time(),
+                record, attempts.stamp(rejection), event_ids=[e.id for e in events]
             )
 
-    async def _decode(self, record: SourceRecord) -> Activity:
+    async def decode(self, record: SourceRecord, attempts: Attempts) -> Activity:
+        """Decode and validate (the contract checks a record as it reads it); a schema id not
+        yet seen is fetched from the Schema Registry, which is waited for while it is down."""
         decoded = record.predecoded
         if decoded is None:
-            decoded = await self._retrying("decode", lambda: self.decoder.decode(record.value))
+            decoded = await self.registry.run(lambda: self.decoder.decode(record.value), attempts)
         if isinstance(decoded, Rejection):
             raise decoded
         RECORDS_DECODED.labels(decoded.__class__.__name__).inc()
         return decoded
 
-    async def _retrying(self, stage: str, step: Callable[[], Awaitable[T]]) -> T:
-        """Run ``step`` until it answers or rejects: a registry or rostering outage is waited
-        out (consumption stalls, lag grows) rather than dead-lettering good records."""
-        attempt = 0
-        trace = _TRACE.get()
-        while True:
-            if trace is not None:
-                trace.attempts[stage] += 1
+    async def enrich(self, activity: Activity, attempts: Attempts) -> CourseContext:
+        """Course and subject; rostering is waited for while it is down."""
+        try:
+            return await self.rostering.run(
+                lambda: self.mapper.resolver.resolve(activity), attempts
+            )
+        except RequestRejected as refused:
+            raise rejection_of(refused) from None
+
+    async def deliver(self, events: list[CaliperEvent], attempts: Attempts) -> None:
+        """Every event of the record, in order, each until the API takes it."""
+        for event in events:
             try:
-                return await step()
-            except (TransientError, SystemicError) as exc:
-                if trace is not None:
-                    trace.failed()
-                delay = self.backoff.delay(attempt)
-                if isinstance(exc, TransientError) and exc.retry_after:
-                    delay = max(delay, exc.retry_after)
-                RETRIES.labels(_ENDPOINT[stage], _cause(exc)).inc()
-                log.warning("%s stage: %s; retrying in %.1f s", stage, exc, delay)
-                attempt += 1
-                await self._sleep(delay)
+                await self.deliverer.deliver(
+                    event.payload, event_type=event.type, attempts=attempts
+                )
+            except (RequestRejected, RetriesExhausted) as failed:
+                raise rejection_of(failed) from None

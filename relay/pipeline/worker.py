@@ -1,15 +1,15 @@
-"""The faust app of the relay: its topics, its one agent, its web views, and ``relay run``.
+"""The faust adapter of the relay: its topics, its one agent, rebalances, shutdown, ``relay run``.
 
 One agent, ``concurrency=1``, reads with ``noack()``; the Runtime's dispatcher runs up to
 RELAY_MAX_IN_FLIGHT records at once and acknowledges each partition's records strictly in offset
 order, so faust only ever sees contiguous acks (faust #606 cannot bite). On revocation the
 in-flight work of the revoked partitions is cancelled, unacknowledged; on SIGTERM the relay stops
-admitting and drains for RELAY_SHUTDOWN_GRACE seconds before faust commits and stops.
+admitting and drains for RELAY_SHUTDOWN_GRACE seconds before faust commits and stops. The web
+views (/metrics, /livez, /readyz) are ``relay.pipeline.web``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
@@ -20,20 +20,19 @@ import click
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
-from prometheus_client import generate_latest
 
 from relay import __version__
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from relay.logs import configure
-from relay.metrics import ASSIGNED_PARTITIONS, CONSUMER_LAG, HEALTH, REGISTRY
+from relay.metrics import ASSIGNED_PARTITIONS, REGISTRY
+from relay.pipeline import web
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
+from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import Runtime
-from relay.pipeline.stages import SourceRecord
 
 log = logging.getLogger(__name__)
 LAG_EVERY = 5.0  # seconds between consumer-lag updates
-METRICS_TYPE = "text/plain; version=0.0.4"
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
@@ -80,11 +79,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         await runtime.revoke((tp.topic, tp.partition) for tp in revoked)
-        _forget_lag(revoked)
+        web.forget_lag(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        HEALTH.assigned = bool(assigned)
+        runtime.health.report(
+            "assigned", bool(assigned), "no partitions assigned", source="consumer"
+        )
         ASSIGNED_PARTITIONS.set(len(assigned))
         log.info("assigned %d partitions", len(assigned))
 
@@ -94,28 +95,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.timer(LAG_EVERY)
     async def update_lag() -> None:
-        _update_lag(app)
+        web.update_lag(app)
 
-    @app.page("/metrics")
-    async def metrics(self: Any, request: Any) -> Any:
-        if HEALTH.assigned:  # fresh at every scrape, not up to LAG_EVERY old
-            _update_lag(app)
-        # aiohttp refuses a charset inside content_type; exposition text is UTF-8 anyway
-        return self.bytes(generate_latest(REGISTRY), content_type=METRICS_TYPE)
-
-    @app.page("/livez")
-    async def livez(self: Any, request: Any) -> Any:
-        live = HEALTH.live(lagging=_total_lag() > 0)
-        body: dict[str, Any] = {"live": live}
-        if HEALTH.broken is not None:
-            body["error"] = HEALTH.broken
-        return self.json(body, status=200 if live else 503)
-
-    @app.page("/readyz")
-    async def readyz(self: Any, request: Any) -> Any:
-        ready = HEALTH.ready
-        return self.json({"ready": ready, **HEALTH.readiness()}, status=200 if ready else 503)
-
+    web.mount(app, runtime.health)
     return app, runtime
 
 
@@ -163,27 +145,6 @@ def _source_record(event: Any) -> SourceRecord:
         headers=list(message.headers or []),
         handle=event,
     )
-
-
-def _update_lag(app: faust.App) -> None:
-    consumer: Any = app.consumer  # faust keeps committed offsets in a private dict
-    for tp in consumer.assignment():
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            continue
-        committed = consumer._committed_offset.get(tp) or 0
-        CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, (end or 0) - committed))
-
-
-def _total_lag() -> float:
-    return sum(s.value for m in CONSUMER_LAG.collect() for s in m.samples)
-
-
-def _forget_lag(revoked: set[TP]) -> None:
-    for tp in revoked:
-        with contextlib.suppress(KeyError):
-            CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
 
 class RelayWorker(faust.Worker):

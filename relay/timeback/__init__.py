@@ -1,8 +1,8 @@
-"""The TimeBack Partner API client: tokens, one-attempt calls, the retry loop and its policy.
+"""The TimeBack Partner API client: tokens, one-attempt calls, delivery and what answers mean.
 
-Knows nothing of Kafka or faust. Typical use::
+Knows nothing of Kafka or faust; retrying is ``relay.resilience``'s. Typical use::
 
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(relay.wiring.client_config(settings)) as client:
         breaker = CircuitBreaker(settings.circuit_failures, settings.circuit_open_for)
         deliverer = Deliverer(client, breaker, Backoff(settings.retry_base, settings.retry_cap),
                               settings.retry_budget, settings.retry_after_cap)
@@ -10,30 +10,14 @@ Knows nothing of Kafka or faust. Typical use::
 """
 
 from relay.timeback.auth import TokenManager
-from relay.timeback.client import (
-    ClientConfig,
-    RequestRejected,
-    SendResult,
-    TimeBackClient,
-)
+from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
 from relay.timeback.delivery import Deliverer
-from relay.timeback.policy import (
-    ApiSystemicError,
-    ApiTransientError,
-    Backoff,
-    CircuitBreaker,
-    CircuitState,
-    Outcome,
-    classify,
-    parse_retry_after,
-)
+from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome, classify, parse_retry_after
 
 __all__ = [
     "ApiSystemicError",
     "ApiTransientError",
-    "Backoff",
-    "CircuitBreaker",
-    "CircuitState",
     "ClientConfig",
     "Deliverer",
     "Outcome",

@@ -1,4 +1,5 @@
-"""Small httpx helpers shared by the token manager and the client (metrics, labels, bodies)."""
+"""Small httpx helpers shared by the token manager and the client: one timed send (a missing
+answer becomes ``ApiTransientError``), metrics, labels, bodies."""
 
 from __future__ import annotations
 
@@ -10,8 +11,31 @@ import httpx
 import orjson
 
 from relay.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
+from relay.timeback.errors import ApiTransientError
 
 BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
+
+
+async def send(
+    http: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    endpoint: str,
+    what: str,
+    auth: httpx.Auth | None = None,
+) -> httpx.Response:
+    """Send one request, counted and timed; no answer (timeout, refused, reset) raises
+    ``ApiTransientError`` naming the cause, ``what`` saying which call it was."""
+    started = time.perf_counter()
+    try:
+        response = await http.send(request, auth=auth)
+    except httpx.TransportError as exc:
+        observe(endpoint, None, started)
+        cause = network_cause(exc)
+        message = f"{what} ({cause}: {type(exc).__name__})"
+        raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
+    observe(endpoint, response.status_code, started)
+    return response
 
 
 def observe(endpoint: str, status: int | None, started: float) -> None:

@@ -16,21 +16,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
 import orjson
 
-from relay.metrics import HEALTH, TOKEN_EXPIRY, TOKEN_REFRESHES
-from relay.timeback._http import error_code, network_cause, observe
-from relay.timeback.policy import (
-    ApiSystemicError,
-    ApiTransientError,
-    Outcome,
-    classify,
-    parse_retry_after,
-)
+from relay.health import Health
+from relay.metrics import TOKEN_EXPIRY, TOKEN_REFRESHES
+from relay.timeback._http import error_code, send
+from relay.timeback.errors import ApiSystemicError, ApiTransientError
+from relay.timeback.responses import Outcome, classify, transient_answer
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +41,8 @@ class TokenManager:
 
     ``refresh_margin`` seconds before expiry the token is refreshed; for short-lived tokens the
     margin shrinks to half the lifetime, so a 3 s token is used for 1.5 s, not never.
-    ``clock`` is monotonic seconds (injectable for tests).
+    ``clock`` is monotonic seconds (injectable for tests). Token obtained, refused or lost is
+    reported to ``health`` (the runtime's; by default one of its own).
     """
 
     def __init__(
@@ -61,6 +57,7 @@ class TokenManager:
         *,
         retry_after_cap: float = RETRY_AFTER_CAP,
         clock: Callable[[], float] = time.monotonic,
+        health: Health | None = None,
     ) -> None:
         if method not in ("basic", "body"):
             raise ValueError("method must be 'basic' or 'body'")
@@ -79,6 +76,7 @@ class TokenManager:
         self._not_before = 0.0  # after a failed refresh, while the old token still works
         self._inflight: asyncio.Future[str] | None = None
         self.refreshes = 0  # successful token requests (tests and diagnostics)
+        self.health = health if health is not None else Health()
 
     async def token(self) -> str:
         """A valid access token, from the cache or from one shared refresh."""
@@ -98,7 +96,7 @@ class TokenManager:
         if self._token is not None and token == self._token:
             self._token = None
             self._refresh_at = self._expires_at = 0.0
-            HEALTH.token_valid = False
+            self._report(False, "the API refused the access token; a new one is asked for")
             TOKEN_EXPIRY.set(0)
 
     @property
@@ -120,7 +118,7 @@ class TokenManager:
                 log.warning("token refresh failed (%s); the current token is still valid", exc)
                 self._not_before = self._clock() + (exc.retry_after or FAILED_REFRESH_PAUSE)
                 return self._token
-            HEALTH.token_valid = self.valid
+            self._report(self.valid, f"no access token: {exc}")
             raise
         self._store(token, expires_in)
         return token
@@ -135,8 +133,11 @@ class TokenManager:
         self.refreshes += 1
         TOKEN_REFRESHES.labels(outcome="ok").inc()
         TOKEN_EXPIRY.set(time.time() + expires_in)
-        HEALTH.token_valid = True
+        self._report(True)
         log.info("access token obtained, expires in %.0f s", expires_in)
+
+    def _report(self, valid: bool, why: str = "") -> None:
+        self.health.report("token_valid", valid, why, source=ENDPOINT)
 
     async def _request(self) -> tuple[str, float]:
         form = {"grant_type": "client_credentials"}
@@ -147,33 +148,22 @@ class TokenManager:
             auth = httpx.BasicAuth(self.client_id, self._secret)
         else:
             form |= {"client_id": self.client_id, "client_secret": self._secret}
-        started = time.perf_counter()
-        try:
-            request = self._http.build_request(
-                "POST", self.token_url, data=form, headers={"Accept": "application/json"}
-            )
-            response = await self._http.send(request, auth=auth)
-        except httpx.TransportError as exc:
-            observe(ENDPOINT, None, started)
-            raise _network_error(exc) from None
-        observe(ENDPOINT, response.status_code, started)
+        request = self._http.build_request(
+            "POST", self.token_url, data=form, headers={"Accept": "application/json"}
+        )
+        what = "token endpoint unreachable"
+        response = await send(self._http, request, endpoint=ENDPOINT, what=what, auth=auth)
         return self._parse(response)
 
     def _parse(self, response: httpx.Response) -> tuple[str, float]:
         status = response.status_code
         outcome = classify(status, endpoint=ENDPOINT)
         if outcome is Outcome.TRANSIENT:
-            retry_after = parse_retry_after(
-                response.headers.get("retry-after"),
-                now=datetime.now(UTC),
-                cap=self._retry_after_cap,
-            )
-            raise ApiTransientError(
-                f"token endpoint answered HTTP {status}",
+            raise transient_answer(
+                response,
                 endpoint=ENDPOINT,
-                cause=str(status),
-                status=status,
-                retry_after=retry_after,
+                what="token endpoint",
+                retry_after_cap=self._retry_after_cap,
             )
         if outcome is not Outcome.DELIVERED:
             raise ApiSystemicError(
@@ -213,9 +203,3 @@ def _read_token(response: httpx.Response) -> tuple[str, float]:
             status=response.status_code,
         )
     return token, max(expires_in, 1.0)
-
-
-def _network_error(exc: httpx.TransportError) -> ApiTransientError:
-    cause = network_cause(exc)
-    message = f"token endpoint unreachable ({cause}: {type(exc).__name__})"
-    return ApiTransientError(message, endpoint=ENDPOINT, cause=cause)

@@ -7,13 +7,12 @@ spends about 0.4 of the CPU per record and delivers 2.7x the events (``python -m
 --variants``).
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
-business (``relay.timeback.delivery``). Each call either returns, or raises one of:
+business (``relay.timeback.delivery``). Each call either returns, or raises one of the API-level
+errors of ``relay.timeback.errors`` (what a record's stage it means is the pipeline's to say):
 
-- ``Rejection("deliver", "api-rejected", status=, body=)``: ``send_event`` got a 4xx (400, 413,
-  422, ...) for this event; ``body`` is the response body capped to 2 KB.
-- ``Rejection("enrich", "rostering-rejected", status=, body=)``: a rostering GET by id got a 4xx
-  other than 401/403/404 (404 returns None).
-- ``RequestRejected``: ``put`` / ``xp_entries`` got a 4xx (tools and tests, not the pipeline).
+- ``RequestRejected(endpoint=, status=, body=)``: a 4xx for this request: ``send_event`` (400,
+  413, 422, ...), a rostering GET by id (other than 401/403/404; 404 returns None), ``put`` and
+  ``xp_entries``; ``body`` is the response body capped to 2 KB.
 - ``ApiTransientError`` (a ``TransientError``): 408/425/429/5xx, timeout, connect or reset,
   token endpoint down; ``retry_after`` from a capped ``Retry-After``.
 - ``ApiSystemicError`` (a ``SystemicError``): 403, 404 on /events, a second 401, bad credentials.
@@ -23,11 +22,9 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -36,20 +33,12 @@ from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from relay import __version__
-from relay.errors import Rejection, RelayError
+from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
-from relay.timeback._http import capped_body, error_code, network_cause, observe
+from relay.timeback._http import capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
-from relay.timeback.policy import (
-    ApiSystemicError,
-    ApiTransientError,
-    Outcome,
-    classify,
-    parse_retry_after,
-)
-
-if TYPE_CHECKING:
-    from relay.config import Settings
+from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome, classify, transient_answer
 
 EVENTS_PATH: Final = "/events/1.0"
 JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -64,7 +53,7 @@ ENTITIES: Final = {
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything the client needs, explicit. ``from_settings`` reads the RELAY_* settings."""
+    """Everything the client needs, explicit (``relay.wiring.client_config`` reads RELAY_*)."""
 
     base_url: str
     client_id: str
@@ -76,22 +65,6 @@ class ClientConfig:
     max_in_flight: int = 64
     retry_after_cap: float = 300.0
     refresh_margin: float = 60.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ClientConfig:
-        settings.require("client_id", "client_secret")
-        assert settings.client_id is not None  # checked by require
-        return cls(
-            base_url=settings.api_base_url,
-            client_id=settings.client_id,
-            client_secret=SecretStr(settings.secret("client_secret")),
-            token_url=settings.effective_token_url,
-            auth_method=settings.auth_method,
-            scope=settings.scope,
-            timeout=settings.http_timeout,
-            max_in_flight=settings.max_in_flight,
-            retry_after_cap=settings.retry_after_cap,
-        )
 
     @property
     def effective_token_url(self) -> str:
@@ -122,18 +95,10 @@ class SendResult:
     attempts: int = 1
 
 
-class RequestRejected(RelayError):
-    """A tool call (rostering PUT, xp read) refused with a 4xx; message and body are safe."""
-
-    def __init__(self, message: str, *, endpoint: str, status: int, body: str) -> None:
-        super().__init__(message)
-        self.endpoint = endpoint
-        self.status = status
-        self.body = body
-
-
 class TimeBackClient:
-    """The Partner API over one pooled httpx client. Use as an async context manager."""
+    """The Partner API over one pooled httpx client. Use as an async context manager.
+
+    ``health`` (the runtime's) hears of the token: its manager reports there."""
 
     def __init__(
         self,
@@ -141,6 +106,7 @@ class TimeBackClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         auth: TokenManager | None = None,
+        health: Health | None = None,
     ) -> None:
         self.config = config
         # An httpx.AsyncClient whose default transport is aiohttp's pool (``transport`` overrides).
@@ -161,6 +127,7 @@ class TimeBackClient:
             config.scope,
             config.refresh_margin,
             retry_after_cap=config.retry_after_cap,
+            health=health,
         )
 
     async def __aenter__(self) -> TimeBackClient:
@@ -185,11 +152,10 @@ class TimeBackClient:
         response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
         outcome = self._check(response, "events", route)
         if outcome is Outcome.REJECTED:
-            raise Rejection(
-                "deliver",
-                "api-rejected",
+            raise RequestRejected(
                 f"the API refused the {event_type} with HTTP {response.status_code}"
                 f"{_hint(response)}",
+                endpoint="events",
                 status=response.status_code,
                 body=capped_body(response),
             )
@@ -250,13 +216,7 @@ class TimeBackClient:
         if response.status_code == 404:
             return None
         if self._check(response, "rostering", route) is not Outcome.DELIVERED:
-            raise Rejection(
-                "enrich",
-                "rostering-rejected",
-                f"{route} answered HTTP {response.status_code}{_hint(response)}",
-                status=response.status_code,
-                body=capped_body(response),
-            )
+            raise _request_rejected(response, "rostering", route)
         record = _json_object(response, "rostering")
         wrapped = record.get(ENTITIES[collection])
         return wrapped if isinstance(wrapped, dict) else record
@@ -281,7 +241,8 @@ class TimeBackClient:
                 params=params,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
-            response = await self._send(request, endpoint)
+            what = f"{method} {endpoint}: no response"
+            response = await send(self._http, request, endpoint=endpoint, what=what)
             if response.status_code != 401:
                 return response
             self.auth.invalidate(token)
@@ -289,37 +250,13 @@ class TimeBackClient:
                 break
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
 
-    async def _send(self, request: httpx.Request, endpoint: str) -> httpx.Response:
-        started = time.perf_counter()
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as exc:
-            observe(endpoint, None, started)
-            cause = network_cause(exc)
-            raise ApiTransientError(
-                f"{request.method} {endpoint}: no response ({cause}: {type(exc).__name__})",
-                endpoint=endpoint,
-                cause=cause,
-            ) from None
-        observe(endpoint, response.status_code, started)
-        return response
-
     def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
         """Classify; raise for transient and systemic answers, return the rest."""
         status = response.status_code
         outcome = classify(status, endpoint=endpoint)
         if outcome is Outcome.TRANSIENT:
-            raise ApiTransientError(
-                f"{route} answered HTTP {status}",
-                endpoint=endpoint,
-                cause=str(status),
-                status=status,
-                retry_after=parse_retry_after(
-                    response.headers.get("retry-after"),
-                    now=datetime.now(UTC),
-                    cap=self.config.retry_after_cap,
-                ),
-            )
+            cap = self.config.retry_after_cap
+            raise transient_answer(response, endpoint=endpoint, what=route, retry_after_cap=cap)
         if outcome is Outcome.SYSTEMIC:
             raise self._systemic(endpoint, status, f"{route} answered HTTP {status}")
         return outcome

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from relay import wiring
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from relay.pipeline.deadletter import dead_letters
@@ -35,7 +36,7 @@ from relay.sandbox import seed
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
 from relay.sandbox.testing import SandboxControl
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
 from relay.tools.demo_panel import RelayStats, panel
 from relay.tools.produce import confluent_config, make_producer, produce_records
 from relay.tools.reconcile import Reconciliation, materialized_xp, reconcile
@@ -201,7 +202,7 @@ class Demo:
     def _client(self) -> TimeBackClient:
         assert self.sandbox is not None
         return TimeBackClient(
-            ClientConfig.from_settings(
+            wiring.client_config(
                 load_settings(
                     api_base_url=self.sandbox.url,
                     allow_insecure_http=True,

@@ -23,13 +23,17 @@ from typing import IO
 import click
 import orjson
 
+from relay import wiring
 from relay.config import Settings, load_settings
+from relay.contract.activity import Activity
 from relay.contract.build import Checks
 from relay.contract.catalogue import Catalogue
 from relay.contract.json_input import activity_from_json
-from relay.courses import CourseLookup, CourseMap, CourseResolver
+from relay.courses import CourseLookup, CourseMap
 from relay.errors import ConfigError, Rejection, RelayError
-from relay.mapping import Mapper
+from relay.mapping import CaliperEvent, Mapper
+from relay.pipeline.stages import rejection_of
+from relay.timeback.errors import RequestRejected
 
 
 @click.command("map")
@@ -61,18 +65,18 @@ async def _run(
     out = click.get_binary_stream("stdout")
     failed = 0
     async with _lookup(settings, lookup) as client:
-        resolver = CourseResolver.from_settings(
+        resolver = wiring.course_resolver(
             settings if client else settings.model_copy(update={"preflight": "off"}),
             client,
             course_map=file_map,
         )
-        mapper = Mapper.from_settings(settings, resolver)
+        mapper = wiring.mapper(settings, resolver)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 activity = activity_from_json(_parse(line), catalogue, checks)
-                events = await mapper.map(activity)
+                events = await _mapped(mapper, activity)
             except Rejection as exc:
                 failed += 1
                 _report(number, f"{exc.stage}/{exc.reason}: {exc.detail}")
@@ -84,6 +88,14 @@ async def _run(
             out.write(b"".join(event.payload + b"\n" for event in events))
         out.flush()
     return failed
+
+
+async def _mapped(mapper: Mapper, activity: Activity) -> list[CaliperEvent]:
+    """The events, or the Rejection the pipeline would dead-letter the record with."""
+    try:
+        return await mapper.map(activity)
+    except RequestRejected as refused:  # a rostering 4xx: the pipeline names its stage
+        raise rejection_of(refused) from None
 
 
 def _parse(line: bytes) -> object:
@@ -102,7 +114,7 @@ async def _lookup(settings: Settings, wanted: bool) -> AsyncIterator[CourseLooku
     if not wanted:
         yield None
         return
-    from relay.timeback.client import ClientConfig, TimeBackClient  # network only on request
+    from relay.timeback.client import TimeBackClient  # network only on request
 
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
+    async with TimeBackClient(wiring.client_config(settings)) as client:
         yield client

@@ -13,8 +13,8 @@ import pytest
 
 from relay.errors import Rejection
 from relay.pipeline.deadletter import DeadLetterWriter, read_topic
-from relay.pipeline.stages import SourceRecord
-from relay.timeback.policy import Backoff
+from relay.pipeline.record import SourceRecord
+from relay.resilience import Backoff
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ async def _write(bootstrap: str, dlq: str, letters: list[tuple[SourceRecord, str
     writer = DeadLetterWriter({"bootstrap.servers": bootstrap}, dlq, backoff=Backoff(0.05, 0.2))
     try:
         for record, reason in letters:
-            await writer.write(record, Rejection("enrich", reason, "x"), first_failure=0.0)
+            await writer.write(record, Rejection("enrich", reason, "x", first_failure=0.0))
     finally:
         writer.close()
 

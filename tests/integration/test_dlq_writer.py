@@ -18,10 +18,10 @@ from confluent_kafka.admin import (
 )
 
 from relay.errors import Rejection
-from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, HEALTH
+from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES
 from relay.pipeline.deadletter import DeadLetterWriter, dead_letters
-from relay.pipeline.stages import SourceRecord
-from relay.timeback.policy import Backoff
+from relay.pipeline.record import SourceRecord
+from relay.resilience import Backoff
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +48,15 @@ async def test_a_refused_write_blocks_counts_and_recovers(
     config = {"bootstrap.servers": kafka_bootstrap}
     writer = DeadLetterWriter(config, topic, backoff=Backoff(0.05, 0.2))
     record = SourceRecord("in", 0, 7, None, b"student-1", b"x" * 2000, [("h", b"1")])
-    rejection = Rejection("enrich", "course-unresolved", "no course")
+    rejection = Rejection("enrich", "course-unresolved", "no course", first_failure=0.0)
     failures_before = _failures()
     writes_before = DLQ_WRITES.labels("course-unresolved")._value.get()
     try:
-        write = asyncio.create_task(writer.write(record, rejection, first_failure=0.0))
+        write = asyncio.create_task(writer.write(record, rejection))
         while _failures() < failures_before + 2:  # refused, retried, refused again
             assert not write.done(), "the write returned although the broker refused it"
             await asyncio.sleep(0.05)
-        assert not HEALTH.dlq_healthy
+        assert not writer.health.dlq_healthy
         assert not write.done()
 
         resource = ConfigResource(
@@ -72,7 +72,7 @@ async def test_a_refused_write_blocks_counts_and_recovers(
         await asyncio.wait_for(write, 60)
     finally:
         writer.close()
-    assert HEALTH.dlq_healthy
+    assert writer.health.dlq_healthy
     assert DLQ_WRITES.labels("course-unresolved")._value.get() == writes_before + 1
     [letter] = dead_letters(config, topic)
     assert letter.value == record.value and letter.key == record.key

@@ -21,18 +21,17 @@ from pydantic import SecretStr
 
 from relay.caliper.events import event_extensions, grade_event, view_event
 from relay.caliper.ids import app_iri, course_iri, format_time, user_iri
-from relay.errors import Rejection
 from relay.metrics import CIRCUIT_TRANSITIONS, HTTP_REQUESTS, REGISTRY
+from relay.pipeline.stages import rejection_of
+from relay.resilience import Backoff, CircuitBreaker, CircuitState
 from relay.sandbox.state import Sandbox
 from relay.timeback import (
     ApiSystemicError,
     ApiTransientError,
-    Backoff,
-    CircuitBreaker,
-    CircuitState,
     ClientConfig,
     Deliverer,
     Outcome,
+    RequestRejected,
     SendResult,
     TimeBackClient,
 )
@@ -128,9 +127,9 @@ async def test_a_400_is_a_rejection_with_status_and_body(
     sandbox: SandboxHandle, client: TimeBackClient
 ) -> None:
     _, payload = view(lesson="l1")  # an unrecognized event extension
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await deliverer(client).deliver(payload, event_type="ViewEvent")
-    rejection = caught.value
+    rejection = rejection_of(caught.value)  # the pipeline names the stage
     assert (rejection.stage, rejection.reason, rejection.status) == ("deliver", "api-rejected", 400)
     body = orjson.loads(rejection.body or "")
     assert body["error"] == "invalid_event"
@@ -385,7 +384,7 @@ async def test_secrets_never_show(sandbox: SandboxHandle) -> None:
                 await c.send_event(view()[1], event_type="ViewEvent")
             failures.append(caught.value)
         sandbox.clear_faults()
-        with pytest.raises(Rejection) as rejected:
+        with pytest.raises(RequestRejected) as rejected:
             await c.send_event(view(lesson="x")[1], event_type="ViewEvent")
         failures.append(rejected.value)
         texts += [repr(c), str(c), repr(c.config), str(c.config), repr(c.auth), repr(d)]

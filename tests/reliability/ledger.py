@@ -23,14 +23,13 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from relay import wiring
 from relay.caliper.ids import event_id
 from relay.config import DEFAULT_ID_NAMESPACE, DEFAULT_SUBJECTS, PRODUCTION_BASE_URL, Settings
 from relay.contract.activity import NAMESPACE
 from relay.contract.build import Checks
 from relay.contract.catalogue import default_catalogue
 from relay.contract.decode import Decoder
-from relay.courses import CourseResolver
-from relay.mapping import Mapper
 from relay.tools.traffic import TrafficPlan
 from tests.reliability.harness import ACTIVITY_BASE, APP_ID, CLIENT_ID
 
@@ -86,7 +85,7 @@ def caliper_ids(values: list[bytes]) -> list[tuple[str, ...]]:
     """The Caliper event ids each valid value maps to (decoded and mapped offline)."""
     settings = mapping_settings()
     decoder = Decoder(default_catalogue(), Checks(max_clock_skew=86400.0))
-    mapper = Mapper.from_settings(settings, CourseResolver.from_settings(settings, None))
+    mapper = wiring.mapper(settings, wiring.course_resolver(settings, None))
 
     async def run() -> list[tuple[str, ...]]:
         out = []

@@ -11,7 +11,6 @@ import copy
 import math
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +36,7 @@ from relay.contract.activity import (
 )
 from relay.courses import CourseContext
 from relay.mapping import MappingContext, map_activity
+from tests.shared import WHEN
 
 BASE = "https://api.alpha-1edtech.ai"
 APP = f"{BASE}/applications/1.0/app-1"
@@ -44,7 +44,6 @@ STU = f"{BASE}/rostering/1.0/users/stu-1"
 CRS = f"{BASE}/rostering/1.0/courses/math-5"
 RULES = TimeBackRules(BASE, DEFAULT_SUBJECTS)
 CTX = MappingContext(BASE, APP, "https://app.example.com", uuid.UUID(int=7))
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 COURSE = CourseContext("math-5", "Math")
 
 

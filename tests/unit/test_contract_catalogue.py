@@ -15,7 +15,7 @@ from relay.contract.catalogue import Catalogue, default_schema_dir, fingerprint_
 from relay.contract.json_input import _failing_field
 from relay.contract.wire import Framing, frame_confluent, frame_single_object, unframe
 from relay.errors import ConfigError, Rejection
-from tests.unit.test_contract_samples import (
+from tests.shared import (
     FIXTURE_SCHEMAS,
     NS,
     SHORT_NAMES,

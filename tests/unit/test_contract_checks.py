@@ -13,7 +13,7 @@ from relay.contract.build import Checks, activity_from_record
 from relay.contract.catalogue import default_catalogue
 from relay.contract.decode import Decoder
 from relay.errors import Rejection
-from tests.unit.test_contract_samples import (
+from tests.shared import (
     NOW,
     NS,
     OCCURRED,

@@ -17,7 +17,7 @@ from relay.contract.catalogue import default_catalogue
 from relay.contract.decode import Decoder
 from relay.contract.json_input import activity_from_json
 from relay.errors import Rejection
-from tests.unit.test_contract_samples import (
+from tests.shared import (
     EVENT_ID,
     NOW,
     NS,

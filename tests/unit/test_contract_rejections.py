@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -21,25 +21,13 @@ from relay.contract.catalogue import Catalogue, default_catalogue, default_schem
 from relay.contract.decode import Decoder
 from relay.contract.wire import frame_confluent, frame_single_object
 from relay.errors import Rejection, SystemicError, TransientError
-from tests.unit.test_contract_samples import (
+from tests.shared import (
     FIXTURE_SCHEMAS,
     entry,
     fixed_checks,
     full,
     raw_value,
 )
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[SchemaRegistryClient]:
-    # confluent-kafka's in-process mock registry: unit tests of the framing bytes and decoding,
-    # no HTTP (relay run against one over HTTP: tests/integration/test_pipeline_registry.py).
-    yield SchemaRegistryClient.new_client({"url": "mock://contract-rejections"})
-
-
-@pytest.fixture
-def decoder(registry: SchemaRegistryClient) -> Decoder:
-    return Decoder(default_catalogue(), fixed_checks(), registry)
 
 
 async def rejection_of(decoder: Decoder, value: bytes) -> Rejection:

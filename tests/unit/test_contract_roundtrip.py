@@ -4,7 +4,6 @@ into the current reader with defaults filled."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
@@ -16,7 +15,7 @@ from relay.contract.activity import RECORD_TYPES, Activity, XpEarned, record_nam
 from relay.contract.catalogue import Catalogue, default_catalogue, default_schema_dir
 from relay.contract.decode import Decoder, RegistryLookupRequired
 from relay.contract.wire import frame_confluent, frame_single_object
-from tests.unit.test_contract_samples import (
+from tests.shared import (
     EVENT_ID,
     FIXTURE_SCHEMAS,
     NS,
@@ -33,19 +32,6 @@ from tests.unit.test_contract_samples import (
 )
 
 FRAMINGS = ("single-object", "confluent")
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[SchemaRegistryClient]:
-    # confluent-kafka's in-process mock registry: unit tests of the framing bytes and decoding,
-    # no HTTP (relay run against one over HTTP: tests/integration/test_pipeline_registry.py).
-    # One mock client for the module: a second new_client() would not see these schemas.
-    yield SchemaRegistryClient.new_client({"url": "mock://contract-tests"})
-
-
-@pytest.fixture
-def decoder(registry: SchemaRegistryClient) -> Decoder:
-    return Decoder(default_catalogue(), fixed_checks(), registry)
 
 
 def assert_matches(activity: Activity, short: str, record: dict[str, Any]) -> None:

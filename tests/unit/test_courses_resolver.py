@@ -13,7 +13,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,8 +33,10 @@ from relay.contract.activity import (
 )
 from relay.courses import CourseContext, CourseMap, CourseResolver, TtlCache
 from relay.errors import ConfigError, Rejection, TransientError
+from relay.pipeline.stages import rejection_of
+from relay.timeback.errors import RequestRejected
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 CRS = "https://api.alpha-1edtech.ai/rostering/1.0/courses"
 
 
@@ -88,6 +89,13 @@ class HttpLookup:
             return None
         if response.status_code >= 500:
             raise TransientError(f"GET {path}: HTTP {response.status_code}")
+        if response.status_code >= 400:  # as the real client: an API-level refusal
+            raise RequestRejected(
+                f"GET {path}: HTTP {response.status_code}",
+                endpoint="rostering",
+                status=response.status_code,
+                body=response.text,
+            )
         body: dict[str, Any] = response.json()
         return body
 
@@ -255,6 +263,22 @@ async def test_question_maps_by_assessment_before_item() -> None:
 
 def view(course_id: str | None = None, subject: str | None = None) -> ResourceViewed:
     return ResourceViewed("e", WHEN, "stu-1", ActivityRef("v/1", "V"), course_id, subject)
+
+
+async def test_a_refused_lookup_leaves_a_view_without_and_rejects_the_rest(
+    roster: Roster, lookup: HttpLookup
+) -> None:
+    roster.status = 400
+    r = resolver(lookup)
+    assert await r.resolve(view("math-g5")) == CourseContext("math-g5", None)  # best effort
+    with pytest.raises(RequestRejected) as caught:
+        await r.resolve(xp("math-g5"))
+    rejection = rejection_of(caught.value)  # what the pipeline dead-letters it as
+    assert (rejection.stage, rejection.reason, rejection.status) == (
+        "enrich",
+        "rostering-rejected",
+        400,
+    )
 
 
 async def test_views_get_what_resolves(lookup: HttpLookup) -> None:

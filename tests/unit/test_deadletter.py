@@ -6,7 +6,7 @@ from __future__ import annotations
 from relay import __version__
 from relay.errors import Rejection
 from relay.pipeline.deadletter import BODY_CAP, DETAIL_CAP, dead_letter_headers
-from relay.pipeline.stages import SourceRecord
+from relay.pipeline.record import SourceRecord
 
 FIRST, LAST = 1767225600.0, 1767225601.5  # 2026-01-01T00:00:00Z and 1.5 s later
 

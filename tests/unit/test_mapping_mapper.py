@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from relay import wiring
 from relay.caliper.validate import TimeBackRules
 from relay.config import load_settings
 from relay.contract.activity import (
@@ -18,8 +18,8 @@ from relay.contract.activity import (
 from relay.courses import CourseContext, CourseResolver
 from relay.errors import ConfigError, Rejection
 from relay.mapping import Mapper, MappingContext
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 BASE = "https://api.alpha-1edtech.ai"
 
 
@@ -29,7 +29,7 @@ def xp(activity: str = "math5/l1") -> XpEarned:
 
 def test_context_from_settings() -> None:
     settings = load_settings(app_id="my-app", activity_base_url="https://app.example.com/")
-    ctx = MappingContext.from_settings(settings)
+    ctx = wiring.mapping_context(settings)
     assert ctx.app_iri == f"{BASE}/applications/1.0/my-app"
     assert ctx.activity_base_url == "https://app.example.com"
     assert ctx.id_namespace == settings.id_namespace
@@ -37,7 +37,7 @@ def test_context_from_settings() -> None:
 
 def test_context_needs_the_app_id() -> None:
     with pytest.raises(ConfigError, match="RELAY_APP_ID"):
-        MappingContext.from_settings(load_settings(app_id=None))
+        wiring.mapping_context(load_settings(app_id=None))
 
 
 async def test_mapper_from_settings_resolves_maps_and_checks(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ async def test_mapper_from_settings_resolves_maps_and_checks(tmp_path: Path) -> 
     settings = load_settings(
         app_id="my-app", activity_base_url="https://app.example.com", course_map=course_map
     )
-    mapper = Mapper.from_settings(settings, CourseResolver.from_settings(settings))
+    mapper = wiring.mapper(settings, wiring.course_resolver(settings))
     (event,) = await mapper.map(xp())
     assert event.body["extensions"] == {
         "subject": "Math",
@@ -62,7 +62,7 @@ async def test_enrichment_rejections_pass_through() -> None:
     settings = load_settings(
         app_id="my-app", activity_base_url="https://app.example.com", course_map=None
     )
-    mapper = Mapper.from_settings(settings, CourseResolver.from_settings(settings))
+    mapper = wiring.mapper(settings, wiring.course_resolver(settings))
     with pytest.raises(Rejection) as caught:
         await mapper.map(xp())
     assert (caught.value.stage, caught.value.reason) == ("enrich", "course-unresolved")
@@ -70,7 +70,7 @@ async def test_enrichment_rejections_pass_through() -> None:
 
 def test_a_local_activity_id_without_a_base_is_rejected() -> None:
     settings = load_settings(app_id="my-app", activity_base_url=None)
-    mapper = Mapper.from_settings(settings, CourseResolver(settings.subjects))
+    mapper = wiring.mapper(settings, CourseResolver(settings.subjects))
     with pytest.raises(Rejection) as caught:
         mapper.map_resolved(xp(), CourseContext("c", "Math"))
     assert (caught.value.stage, caught.value.reason) == ("map", "activity-iri-unresolved")
@@ -81,7 +81,7 @@ def test_a_local_activity_id_without_a_base_is_rejected() -> None:
 def test_an_event_that_breaks_a_rule_is_an_invalid_caliper_rejection_with_paths() -> None:
     # RELAY_APP_ID given as a full IRI that is not an APP IRI on the TimeBack host
     settings = load_settings(app_id="https://app.example.com/me", activity_base_url=None)
-    mapper = Mapper.from_settings(settings, CourseResolver(settings.subjects))
+    mapper = wiring.mapper(settings, CourseResolver(settings.subjects))
     with pytest.raises(Rejection) as caught:
         mapper.map_resolved(xp("https://x.org/l/1"), CourseContext("c", "Math"))
     assert (caught.value.stage, caught.value.reason) == ("map", "invalid-caliper")

@@ -5,10 +5,10 @@ owned, student known, edApp the caller's, XP in the ledger)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
+from relay import wiring
 from relay.config import load_settings
 from relay.contract.activity import (
     Activity,
@@ -21,15 +21,13 @@ from relay.contract.activity import (
     SessionChanged,
     XpEarned,
 )
-from relay.courses import CourseResolver
 from relay.errors import Rejection
-from relay.mapping import Mapper
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
 from relay.sandbox.testing import SandboxControl
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
+from tests.shared import WHEN
 
-WHEN = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
 STUDENT = "9a1f0c4e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
@@ -75,8 +73,8 @@ async def test_mapped_events_are_accepted_and_processed(sandbox: SandboxControl)
         client_secret="sandbox-secret", app_id="sandbox-app",
         activity_base_url="https://app.example.com", preflight="course+student", course_map=None,
     )  # fmt: skip
-    async with TimeBackClient(ClientConfig.from_settings(settings)) as client:
-        mapper = Mapper.from_settings(settings, CourseResolver.from_settings(settings, client))
+    async with TimeBackClient(wiring.client_config(settings)) as client:
+        mapper = wiring.mapper(settings, wiring.course_resolver(settings, client))
         sent = []
         for activity in _activities():
             for event in await mapper.map(activity):

@@ -4,21 +4,12 @@ process not live, so the orchestrator restarts it and the record is read again."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
 
-import pytest
-
-from relay.metrics import HEALTH
+from relay.health import Health
 from relay.pipeline.dispatch import Dispatcher
+from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import processing_bug
-from relay.pipeline.stages import SourceRecord
-
-
-@pytest.fixture(autouse=True)
-def healthy() -> Iterator[None]:
-    HEALTH.broken = None
-    yield
-    HEALTH.broken = None
 
 
 def record(offset: int) -> SourceRecord:
@@ -27,6 +18,7 @@ def record(offset: int) -> SourceRecord:
 
 async def test_a_bug_blocks_the_partition_and_fails_liveness() -> None:
     acked: list[int] = []
+    health = Health()
 
     async def process(rec: SourceRecord) -> None:
         if rec.offset == 7:
@@ -37,15 +29,15 @@ async def test_a_bug_blocks_the_partition_and_fails_liveness() -> None:
         lambda rec: acked.append(rec.offset),
         max_in_flight=4,
         max_pending=8,
-        on_error=processing_bug,
+        on_error=functools.partial(processing_bug, health),
     )
-    assert HEALTH.live(lagging=False)
+    assert health.live(lagging=False)
     for offset in (6, 7, 8):
         await d.submit(record(offset), partition=2, key=offset)
     for _ in range(6):
         await asyncio.sleep(0)
     assert acked == [6]  # nothing past the failed record
-    assert not HEALTH.live(lagging=False)
-    assert HEALTH.broken is not None
-    assert "activity[2]@7" in HEALTH.broken and "KeyError" in HEALTH.broken
-    assert "secret-looking" not in HEALTH.broken and "payload" not in HEALTH.broken
+    assert not health.live(lagging=False)
+    assert health.broken is not None
+    assert "activity[2]@7" in health.broken and "KeyError" in health.broken
+    assert "secret-looking" not in health.broken and "payload" not in health.broken

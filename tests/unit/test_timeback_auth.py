@@ -17,9 +17,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from relay.errors import SystemicError, TransientError
-from relay.metrics import HEALTH, REGISTRY, TOKEN_REFRESHES
+from relay.metrics import REGISTRY, TOKEN_REFRESHES
 from relay.timeback.auth import TokenManager
-from relay.timeback.policy import ApiSystemicError, ApiTransientError
+from relay.timeback.errors import ApiSystemicError, ApiTransientError
 
 SECRET = "s3cr3t-Zq9-DO-NOT-LEAK"
 TOKEN_URL = "https://api.example.test/auth/1.0/token"
@@ -105,7 +105,7 @@ async def test_token_is_cached() -> None:
     tm = manager(server)
     assert [await tm.token() for _ in range(5)] == ["tok-1"] * 5
     assert len(server.requests) == 1
-    assert HEALTH.token_valid is True
+    assert tm.health.token_valid is True
 
 
 async def test_concurrent_callers_share_one_refresh() -> None:
@@ -198,7 +198,7 @@ async def test_refresh_failure_after_expiry_raises() -> None:
     server.fail_with = httpx.Response(503)
     with pytest.raises(ApiTransientError):
         await tm.token()
-    assert HEALTH.token_valid is False
+    assert tm.health.token_valid is False
 
 
 async def test_invalidate_drops_only_the_current_token() -> None:

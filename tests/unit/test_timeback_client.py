@@ -15,11 +15,14 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
+from relay import wiring
 from relay.config import Settings
-from relay.errors import Rejection, SystemicError
+from relay.errors import SystemicError
 from relay.metrics import HTTP_REQUESTS, REGISTRY, SYSTEMIC_ERRORS
-from relay.timeback.client import ClientConfig, RequestRejected, SendResult, TimeBackClient
-from relay.timeback.policy import ApiSystemicError, ApiTransientError, Outcome
+from relay.pipeline.stages import rejection_of
+from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
+from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome
 
 SECRET = "s3cr3t-Zq9-DO-NOT-LEAK"
 BASE = "https://api.example.test"
@@ -86,7 +89,7 @@ def test_config_from_settings() -> None:
         max_in_flight=16,
         retry_after_cap=20,
     )
-    config = ClientConfig.from_settings(settings)
+    config = wiring.client_config(settings)
     assert config.effective_token_url == "http://127.0.0.1:9999/auth/1.0/token"
     assert (config.client_id, config.auth_method, config.scope) == ("cid", "body", "events.write")
     assert config.client_secret.get_secret_value() == SECRET
@@ -100,7 +103,7 @@ def test_config_requires_credentials() -> None:
     from relay.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RELAY_CLIENT_SECRET"):
-        ClientConfig.from_settings(Settings(client_id="cid"))
+        wiring.client_config(Settings(client_id="cid"))
 
 
 # --- events: one row of the table per test ---------------------------------------------------
@@ -130,9 +133,9 @@ async def test_taken(api: FakeApi, client: TimeBackClient, status: int, outcome:
 async def test_rejected(api: FakeApi, client: TimeBackClient, status: int) -> None:
     body = {"error": "invalid_event", "issues": [{"path": "extensions.lesson", "message": "x"}]}
     api.answer("/events/1.0", httpx.Response(status, json=body))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
-    rejection = caught.value
+    rejection = rejection_of(caught.value)  # ...and the pipeline names the stage
     assert (rejection.stage, rejection.reason, rejection.status) == (
         "deliver",
         "api-rejected",
@@ -144,7 +147,7 @@ async def test_rejected(api: FakeApi, client: TimeBackClient, status: int) -> No
 
 async def test_rejection_body_is_capped_to_2_kb(api: FakeApi, client: TimeBackClient) -> None:
     api.answer("/events/1.0", httpx.Response(400, content="é".encode() * 5000))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
     assert caught.value.body is not None
     assert len(caught.value.body.encode()) <= 2048 + 3  # a cut character becomes U+FFFD
@@ -271,9 +274,10 @@ async def test_rostering_failures(api: FakeApi, client: TimeBackClient) -> None:
     api.answer("/rostering/1.0/courses/busy", httpx.Response(503))
     api.answer("/rostering/1.0/courses/nope", httpx.Response(403))
     api.answer("/rostering/1.0/courses/html", httpx.Response(200, text="<html>"))
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await client.get_course("bad")
-    assert (caught.value.stage, caught.value.reason, caught.value.status) == (
+    rejection = rejection_of(caught.value)
+    assert (rejection.stage, rejection.reason, rejection.status) == (
         "enrich",
         "rostering-rejected",
         400,

@@ -7,18 +7,14 @@ import random
 
 import pytest
 
-from relay.errors import Rejection, TransientError
+from relay.errors import TransientError
 from relay.metrics import EVENTS_SENT, RETRIES
+from relay.pipeline.stages import rejection_of
+from relay.resilience import Backoff, CircuitBreaker, CircuitState, RetriesExhausted
 from relay.timeback.client import SendResult
 from relay.timeback.delivery import Deliverer
-from relay.timeback.policy import (
-    ApiSystemicError,
-    ApiTransientError,
-    Backoff,
-    CircuitBreaker,
-    CircuitState,
-    Outcome,
-)
+from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome
 
 OK = SendResult(202, Outcome.DELIVERED)
 
@@ -131,9 +127,9 @@ async def test_retry_after_is_honoured_and_capped() -> None:
 async def test_budget_exhausted_is_a_rejection_naming_the_cause() -> None:
     t = AutoTime()
     sender = Sender(t, transient("timeout"), latency=2)
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RetriesExhausted) as caught:
         await deliverer(sender, t, budget=20, threshold=100).deliver(b"{}", event_type="X")
-    rejection = caught.value
+    rejection = rejection_of(caught.value)  # the pipeline's name for it
     assert (rejection.stage, rejection.reason) == ("deliver", "retries-exhausted")
     assert "timeout" in rejection.detail
     # attempts 2 s each, sleeps 1, 2, 4, 8 (capped): 2+1+2+2+2+4+2 = 15, then 15+2+8 > 20
@@ -178,9 +174,9 @@ async def test_systemic_failures_open_the_circuit() -> None:
 async def test_rejection_propagates_and_counts_as_the_api_answering() -> None:
     t = AutoTime()
     before = sent("X", "rejected")
-    refused = Rejection("deliver", "api-rejected", "bad", status=400, body="{}")
+    refused = RequestRejected("bad", endpoint="events", status=400, body="{}")
     d = deliverer(Sender(t, transient(), refused), t, threshold=2)
-    with pytest.raises(Rejection) as caught:
+    with pytest.raises(RequestRejected) as caught:
         await d.deliver(b"{}", event_type="X")
     assert caught.value is refused
     assert sent("X", "rejected") == before + 1
@@ -222,7 +218,7 @@ async def test_cancellation_propagates_during_backoff() -> None:
         await asyncio.Event().wait()
 
     d = deliverer(Sender(t, transient()), t)
-    d._sleep = slow_sleep
+    d.retry.sleep = slow_sleep
     task = asyncio.create_task(d.deliver(b"{}", event_type="X"))
     await sleeping.wait()
     task.cancel()

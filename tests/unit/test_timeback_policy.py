@@ -1,4 +1,5 @@
-"""The response table, backoff, Retry-After and the circuit breaker (pure, fake time)."""
+"""The response table, backoff, Retry-After and the circuit breaker (pure, fake time); the
+breaker's state reaches Health through its ``on_change``."""
 
 from __future__ import annotations
 
@@ -11,15 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.metrics import CIRCUIT_STATE, HEALTH
-from relay.timeback.policy import (
-    Backoff,
-    CircuitBreaker,
-    CircuitState,
-    Outcome,
-    classify,
-    parse_retry_after,
-)
+from relay.health import Health
+from relay.metrics import CIRCUIT_STATE
+from relay.resilience import Backoff, CircuitBreaker, CircuitState
+from relay.timeback.responses import Outcome, classify, parse_retry_after
 
 # --- the response table (DESIGN.md "Response policy", TIMEBACK.md §3), one row per case -----
 
@@ -175,15 +171,23 @@ async def settle() -> None:
 
 def breaker(t: FakeTime, **kw: object) -> CircuitBreaker:
     changes: list[tuple[CircuitState, CircuitState]] = []
+    health = Health()
+    report = health.circuit_observer("events")
+
+    def changed(old: CircuitState, new: CircuitState) -> None:
+        changes.append((old, new))
+        report(old, new)
+
     b = CircuitBreaker(
         3,
         5.0,
         clock=t.clock,
         sleep=t.sleep,
-        on_change=lambda old, new: changes.append((old, new)),
+        on_change=changed,
         **kw,  # type: ignore[arg-type]
     )
     b.changes = changes  # type: ignore[attr-defined]
+    b.health = health  # type: ignore[attr-defined]
     return b
 
 
@@ -205,7 +209,7 @@ async def test_opens_after_consecutive_failures_only() -> None:
     assert b.state is CircuitState.CLOSED
     b.record_failure()
     assert b.state is CircuitState.OPEN
-    assert HEALTH.circuit_closed is False
+    assert b.health.circuit_closed is False  # type: ignore[attr-defined]
     assert CIRCUIT_STATE._value.get() == 1
 
 
@@ -259,7 +263,7 @@ async def test_half_open_allows_exactly_one_probe_with_concurrent_waiters() -> N
     await asyncio.wait_for(asyncio.gather(*tasks), 1)
     assert sorted(allowed) == list(range(10))
     assert b.state is CircuitState.CLOSED
-    assert HEALTH.circuit_closed is True
+    assert b.health.circuit_closed is True  # type: ignore[attr-defined]
     assert CIRCUIT_STATE._value.get() == 0
 
 

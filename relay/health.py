@@ -1,0 +1,110 @@
+"""Health: what /livez and /readyz say, and why.
+
+One ``Health`` per runtime, injected into the components that have something to say: the token
+manager (token obtained, refused, lost), each circuit breaker (through its ``on_change``), the
+dead-letter writer (writes failing, recovered), the consumer (partitions assigned) and the
+dispatcher (a processing bug blocked a partition). Each reports a condition as a ``source``, so
+two breakers are two sources and never overwrite each other; a condition holds while none of its
+sources reports it false. The views read ``readiness()``, ``reasons()`` and ``liveness()``.
+
+Reasons are the components' own messages, which never carry secrets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+from relay.metrics import READY
+from relay.resilience.breaker import CircuitState, OnChange
+
+READINESS: Final = ("assigned", "token_valid", "circuit_closed", "dlq_healthy")
+
+
+class _Condition:
+    """A readiness condition read as an attribute: ``health.token_valid``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, health: Health, owner: type | None = None) -> bool:
+        return not health._faults[self.name]
+
+
+class Health:
+    assigned = _Condition()
+    token_valid = _Condition()
+    circuit_closed = _Condition()
+    dlq_healthy = _Condition()
+
+    def __init__(
+        self, *, stall_after: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stall_after = stall_after
+        self._clock = clock
+        self._faults: dict[str, dict[str, str]] = {condition: {} for condition in READINESS}
+        self._faults["assigned"]["consumer"] = "no partitions assigned yet"
+        self._faults["token_valid"]["token"] = "no access token yet"
+        self._broken: dict[str, str] = {}  # source -> why the process must be restarted
+        self.last_progress = clock()  # last acknowledgement (or start)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def report(self, condition: str, ok: bool, why: str = "", *, source: str = "") -> None:
+        """``condition`` holds (or not, because ``why``) as far as ``source`` knows."""
+        faults = self._faults[condition]  # KeyError: not a readiness condition
+        if ok:
+            faults.pop(source, None)
+        else:
+            faults[source] = why or f"{condition} is false"
+
+    def broke(self, why: str, *, source: str = "processing") -> None:
+        """Only a restart helps (a partition is blocked): liveness fails, saying ``why``."""
+        self._broken[source] = why
+
+    def progressed(self) -> None:
+        self.last_progress = self._clock()
+
+    def circuit_observer(self, name: str) -> OnChange:
+        """An ``on_change`` for the breaker called ``name``."""
+
+        def changed(old: CircuitState, new: CircuitState) -> None:
+            closed = new is CircuitState.CLOSED
+            self.report("circuit_closed", closed, f"circuit {name} is {new.value}", source=name)
+
+        return changed
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, bool]:
+        return {condition: not faults for condition, faults in self._faults.items()}
+
+    def reasons(self) -> dict[str, str]:
+        """Why each false condition is false (empty when ready)."""
+        return {c: "; ".join(f.values()) for c, f in self._faults.items() if f}
+
+    @property
+    def ready(self) -> bool:
+        ok = all(self.readiness().values())
+        READY.set(1 if ok else 0)
+        return ok
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    @property
+    def broken(self) -> str | None:
+        return "; ".join(self._broken.values()) or None
+
+    def liveness(self, lagging: bool) -> str | None:
+        """None while live; else why not: a bug blocked a partition, or acknowledgements stopped
+        for ``stall_after`` seconds while there is lag."""
+        if self._broken:
+            return self.broken
+        idle = self._clock() - self.last_progress
+        if lagging and idle >= self.stall_after:
+            return f"no record acknowledged for {idle:.0f} s while the consumer lags"
+        return None
+
+    def live(self, lagging: bool) -> bool:
+        return self.liveness(lagging) is None

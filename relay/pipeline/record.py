@@ -1,0 +1,37 @@
+"""``SourceRecord``: one Kafka record as the pipeline sees it, from the agent to its dead letter.
+
+Its own module because both the stages and the dead-letter writer speak of it (and neither
+should import the other for it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.contract.activity import Activity
+from relay.errors import Rejection
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One Kafka record as the pipeline sees it (faust's event stays with the agent)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None  # Kafka timestamp, seconds
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
+    # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
+    predecoded: Activity | Rejection | None = None
+
+    @property
+    def order_key(self) -> object:
+        """Records of one student run in order; undecodable ones by their Kafka key."""
+        decoded = self.predecoded
+        if decoded is not None and not isinstance(decoded, Rejection):
+            return ("student", decoded.student_id)
+        return ("key", self.key) if self.key else ("partition", self.topic, self.partition)
