@@ -10,8 +10,9 @@ relay's own process and then runs the unchanged CLI, so the pipeline is exercise
 - ``RELIABILITY_BUG_STAGE=decode``: ``Decoder.decode_sync`` raises ``PlantedBug`` after decoding
   a record whose ``event_id`` is the one named. It runs in the faust agent (pre-decoding, before
   the record enters the in-order window) and again in the window when pre-decoding is skipped.
-- ``RELIABILITY_BUG_STAGE=map``: ``Mapper.map`` raises ``PlantedBug`` for that record: inside the
-  window, on every attempt, a deterministic processing bug.
+- ``RELIABILITY_BUG_STAGE=map``: ``CourseResolver.resolve`` (the enrich step the pipeline runs for
+  every record before mapping it) raises ``PlantedBug`` for that record: inside the window, on
+  every attempt, a deterministic processing bug.
 
 The exception's message carries a marker, so a trial can check it never reaches a dead letter.
 """
@@ -44,16 +45,16 @@ def install(stage: str, event_id: str) -> None:
 
         Decoder.decode_sync = failing_decode  # type: ignore[method-assign]
     elif stage == "map":
-        from relay.mapping import Mapper
+        from relay.courses import CourseResolver
 
-        map_ = Mapper.map
+        resolve = CourseResolver.resolve
 
-        async def failing_map(self: Mapper, activity: Any) -> Any:
+        async def failing_resolve(self: CourseResolver, activity: Any) -> Any:
             if activity.event_id == event_id:
                 raise PlantedBug(f"{SECRET_MARK}: map {event_id}")
-            return await map_(self, activity)
+            return await resolve(self, activity)
 
-        Mapper.map = failing_map  # type: ignore[method-assign]
+        CourseResolver.resolve = failing_resolve  # type: ignore[method-assign]
     else:
         raise SystemExit(f"{STAGE_VAR}: unknown stage {stage!r} (decode or map)")
 
