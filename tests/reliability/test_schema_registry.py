@@ -139,12 +139,6 @@ def test_a_registry_outage_dead_letters_nothing(
     assert figures.ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 9: the registry client's HTTP library (httpx2) logs every request URL "
-    "at INFO, user:pass included, and relay/logs.py:45 redact() masks bearer/basic/secret= but "
-    "not a URL's userinfo; RELAY_SCHEMA_REGISTRY_URL is passed whole (contract/decode.py:105)",
-)
 def test_registry_url_credentials_never_reach_the_logs(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory
 ) -> None:
