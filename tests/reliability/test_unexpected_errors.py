@@ -98,13 +98,6 @@ def test_decode_error_before_the_window_never_commits_past_the_record(
     assert figures.lost == 0, figures.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 6: a processing bug blocks its partition and fails /livez "
-    "(pipeline/dispatch.py:165 _fail, runtime.py:141 processing_bug), and every restart meets "
-    "the same offset again: nothing counts restarts per offset nor dead-letters "
-    "relay/processing-bug",
-)
 def test_a_deterministic_processing_bug_is_quarantined_after_restarts(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:
