@@ -1,5 +1,6 @@
-"""Quarantine of a deterministic processing bug: a record that crashed the relay on every one
-of RELAY_QUARANTINE_AFTER restarts is dead-lettered as ``relay/processing-bug``.
+"""Quarantine of a deterministic processing bug: a record that met a processing bug in each of
+RELAY_QUARANTINE_AFTER runs, and meets it again after the last restart, is dead-lettered as
+``relay/processing-bug``.
 
 A processing bug (anything but a Rejection raised while keying or processing a record) blocks
 the record's partition and fails /livez, so the orchestrator restarts the process, which reads
@@ -9,12 +10,13 @@ bug dead-letters it (with the exception's type, never its message, which may quo
 and the partition moves on.
 
 Where the count lives: a compacted Kafka topic (RELAY_QUARANTINE_TOPIC, default
-``<RELAY_DLQ_TOPIC>.strikes``, created on first use when missing). It must survive the restart of
-a pod on Kubernetes (so not a local file) and be shared by whichever replica owns the partition
-next (so not memory). The consumer group's offset-commit metadata would be the other candidate,
-but faust commits offsets itself and would overwrite it. A strike's key names the consumer group,
-the source partition and offset and a digest of the record's bytes (so a recreated topic's new
-record at an old offset never inherits strikes); its value is the number of bugs met so far.
+``<RELAY_DLQ_TOPIC>.strikes``, created on first use when missing; strikes kept a week). It must
+survive the restart of a pod on Kubernetes (so not a local file) and be shared by whichever
+replica owns the partition next (so not memory). The consumer group's offset-commit metadata
+would be the other candidate, but faust commits offsets itself and would overwrite it. A
+strike's key names the consumer group, the source partition and offset and a digest of the
+record's bytes (so a recreated topic's new record at an old offset never inherits strikes); its
+value is the number of bugs met so far.
 Strikes are read only when a bug happens: nothing is read on the normal path.
 
 If the store cannot be read or written (topic missing and not creatable, ACL denied), the record
@@ -39,6 +41,9 @@ from relay.pipeline.record import SourceRecord
 log = logging.getLogger(__name__)
 
 TIMEOUT = 15.0  # seconds for one read or write of the strike topic
+# Strikes older than a week expire: a crash loop meets its record again within minutes, and the
+# topic stays small (compaction keeps one strike per record meanwhile).
+RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
 class StrikeStoreError(Exception):
@@ -73,8 +78,8 @@ class Strikes:
             messages = read_topic(self.config, self.topic, timeout=TIMEOUT)
         except (KafkaException, TimeoutError) as exc:
             raise StrikeStoreError(f"reading {self.topic}: {exc}") from None
-        counts = [m.value() for m in messages if m.key() == key]
-        return int(counts[-1] or b"0") if counts else 0
+        counts = [m.value() or b"0" for m in messages if m.key() == key]
+        return int(counts[-1]) if counts else 0
 
     def _write(self, key: bytes, value: bytes) -> None:
         self._ensure()
@@ -92,9 +97,12 @@ class Strikes:
         if self._ensured:
             return
         admin = AdminClient(self.config)
-        metadata = admin.list_topics(timeout=TIMEOUT)
+        try:
+            metadata = admin.list_topics(timeout=TIMEOUT)
+        except KafkaException as exc:
+            raise StrikeStoreError(f"listing topics: {exc}") from None
         if self.topic not in metadata.topics:
-            config = {"cleanup.policy": "compact"}
+            config = {"cleanup.policy": "compact,delete", "retention.ms": str(RETENTION_MS)}
             topic = NewTopic(self.topic, num_partitions=1, replication_factor=-1, config=config)
             future = admin.create_topics([topic], operation_timeout=TIMEOUT)[self.topic]
             try:
@@ -122,7 +130,9 @@ class Quarantine:
         try:
             seen = await self.strikes.count(record)
             if seen >= self.after:
-                detail = f"processing raised {name} in each of {seen + 1} runs"
+                detail = (
+                    f"processing raised {name}; the record met a processing bug {seen + 1} times"
+                )
                 log.error("quarantining %s: %s", _where(record), detail)
                 return Rejection("relay", "processing-bug", detail)
             await self.strikes.add(record, seen + 1)
