@@ -139,6 +139,8 @@ class Pipeline:
                 decoded = await self.registry.run(
                     lambda: self.decoder.decode(record.value), record.decode_attempts
                 )
+        except Rejection as rejection:  # e.g. a schema id the registry does not know
+            decoded = rejection
         except Exception as bug:
             decoded = await self._quarantined(record, bug)  # handle dead-letters it
         record.predecoded = decoded
