@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         "revoking after that is dropped from the group)",
     )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
+    quarantine_after: int = Field(
+        3,
+        ge=0,
+        description="restarts a record may cause with a processing bug before it is "
+        "dead-lettered as relay/processing-bug (0: never, the partition stays blocked)",
+    )
+    quarantine_topic: str | None = Field(
+        None,
+        description="compacted topic counting processing bugs per record across restarts "
+        "(default <RELAY_DLQ_TOPIC>.strikes; created when missing)",
+    )
     schema_registry_url: str | None = Field(
         None,
         description="Schema Registry for Confluent-framed records (https; user:pass@ in it is "
@@ -299,6 +310,11 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"RELAY_{name.upper()}: {path} is not a readable file")
+
+    @property
+    def strike_topic(self) -> str:
+        """RELAY_QUARANTINE_TOPIC, or ``<RELAY_DLQ_TOPIC>.strikes``."""
+        return self.quarantine_topic or f"{self.dlq_topic}.strikes"
 
     @property
     def pending_limit(self) -> int:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-Stage = Literal["decode", "validate", "enrich", "map", "deliver"]
+# "relay": the relay's own failure (a processing bug quarantined), not a stage of the record.
+Stage = Literal["decode", "validate", "enrich", "map", "deliver", "relay"]
 STAGES: Final[tuple[Stage, ...]] = ("decode", "validate", "enrich", "map", "deliver")
 
 DETAIL_LIMIT: Final = 2000

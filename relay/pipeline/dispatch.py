@@ -11,6 +11,12 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   partition, and memory stays bounded.
 - **Per-key order.** Records with the same key (the student) run one after another, in the order
   they were submitted; records of different keys run concurrently.
+- **Keying in order.** A record's key may only be known after some work (decoding it, perhaps
+  asking the Schema Registry): ``submit`` without a key admits the record into the window at once
+  and ``key_of`` finds its key there. Per partition, records are keyed one after another in offset
+  order and join their key's queue only then, so a record whose key takes a while (a cold
+  registry cache) is never overtaken by a later record of the same key. Keying is part of the
+  record's processing: if it raises, that is a processing bug like any other.
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
   submitted (their offset order), each only once it and every record before it are done. A
   record that finishes early waits for its predecessors.
@@ -20,8 +26,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
 
-``process`` handles its own rejections (dead-lettering is part of processing). Anything it raises
-is a bug: ``on_error`` is told and the record's partition stays blocked (never acknowledged past).
+``process`` (and ``key_of``) handle their own rejections (dead-lettering is part of processing).
+Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
+acknowledged past; when keying raised, no later record of the partition is even keyed).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from relay.metrics import IN_FLIGHT, PENDING
 
@@ -43,11 +50,20 @@ T = TypeVar("T")
 CANCEL_WAIT = 5.0  # seconds to let cancelled work unwind before a revocation returns
 
 
+class _Unknown:
+    """The type of ``UNKNOWN``: a record submitted without its key (None is a valid key)."""
+
+
+UNKNOWN: Final = _Unknown()
+
+
 @dataclass(eq=False, slots=True)
 class _Entry(Generic[T]):
     item: T
     partition: Hashable
-    key: Hashable
+    key: Hashable = None
+    keyed: bool = False
+    joined: bool = False  # in its key's queue (keyed, and every earlier record of it too)
     task: asyncio.Task[None] | None = None
     done: bool = False
     revoked: bool = False
@@ -62,6 +78,7 @@ class Dispatcher(Generic[T]):
         max_in_flight: int,
         max_pending: int,
         on_error: Callable[[T, BaseException], None] | None = None,
+        key_of: Callable[[T], Awaitable[Hashable]] | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -70,12 +87,15 @@ class Dispatcher(Generic[T]):
         self._process = process
         self._ack = ack
         self._on_error = on_error
+        self._key_of = key_of
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
         self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
         self._running = asyncio.Semaphore(max_in_flight)  # being processed
         self._partitions: dict[Hashable, deque[_Entry[T]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T]]] = {}  # unfinished, per key; head runs
+        self._unkeyed: dict[Hashable, deque[_Entry[T]]] = {}  # per partition, offset order
+        self._keyers: dict[Hashable, asyncio.Task[None]] = {}  # per partition with unkeyed
         self._epochs: dict[Hashable, int] = {}  # bumped by revoke: stale submits are dropped
         self._count = 0
         self._busy = 0
@@ -98,12 +118,17 @@ class Dispatcher(Generic[T]):
 
     # -- intake ---------------------------------------------------------------------------------
 
-    async def submit(self, item: T, *, partition: Hashable, key: Hashable) -> bool:
-        """Admit ``item`` once the window has room and start it when its key is free.
+    async def submit(
+        self, item: T, *, partition: Hashable, key: Hashable | _Unknown = UNKNOWN
+    ) -> bool:
+        """Admit ``item`` once the window has room and start it when its key is free; without
+        a ``key``, ``key_of`` finds it (in the partition's offset order).
 
         Returns False, without admitting it, when its partition was revoked while it waited.
         After ``drain`` it never returns: the caller (the agent) is cancelled at shutdown.
         """
+        if isinstance(key, _Unknown) and self._key_of is None:
+            raise TypeError("submit without a key needs a dispatcher with key_of")
         epoch = self._epochs.get(partition, 0)
         await self._wait_open()
         await self._slots.acquire()
@@ -111,16 +136,51 @@ class Dispatcher(Generic[T]):
             self._slots.release()
             await self._wait_open()
             return False
-        entry = _Entry(item, partition, key)
+        entry = _Entry(item, partition)
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
         PENDING.inc()
         self._idle.clear()
+        unkeyed = self._unkeyed.get(partition)
+        if unkeyed is None and not isinstance(key, _Unknown):
+            self._join(entry, key)  # nothing earlier of its partition waits to be keyed
+            return True
+        if unkeyed is None:
+            unkeyed = self._unkeyed[partition] = deque()
+            self._keyers[partition] = asyncio.create_task(self._keying(partition, unkeyed))
+        if not isinstance(key, _Unknown):
+            entry.key, entry.keyed = key, True  # known, but joins only after those before it
+        unkeyed.append(entry)
+        return True
+
+    async def _keying(self, partition: Hashable, unkeyed: deque[_Entry[T]]) -> None:
+        """Key the partition's records one after another, each joining its key's queue."""
+        assert self._key_of is not None
+        while unkeyed:
+            entry = unkeyed[0]
+            if not entry.keyed:
+                try:
+                    entry.key = await self._key_of(entry.item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the partition stays blocked here: none keyed past it
+                    self._fail(entry, exc)
+                    return
+                entry.keyed = True
+            if entry.revoked:
+                return
+            unkeyed.popleft()
+            self._join(entry, entry.key)
+        if self._unkeyed.get(partition) is unkeyed:  # not revoked (and re-opened) meanwhile
+            del self._unkeyed[partition]
+            del self._keyers[partition]
+
+    def _join(self, entry: _Entry[T], key: Hashable) -> None:
+        entry.key, entry.keyed, entry.joined = key, True, True
         chain = self._chains.setdefault(key, deque())
         chain.append(entry)
         if len(chain) == 1:
             self._start(entry)
-        return True
 
     async def _wait_open(self) -> None:
         if self._closed:
@@ -198,22 +258,28 @@ class Dispatcher(Generic[T]):
     async def revoke(self, partitions: Iterable[Hashable]) -> int:
         """Cancel and forget the unacknowledged work of ``partitions``; how many records."""
         dropped: list[_Entry[T]] = []
+        keyers: list[asyncio.Task[None]] = []
         for partition in partitions:
             self._epochs[partition] = self._epochs.get(partition, 0) + 1
             dropped.extend(self._partitions.pop(partition, ()))
+            self._unkeyed.pop(partition, None)
+            keyer = self._keyers.pop(partition, None)
+            if keyer is not None:
+                keyer.cancel()
+                keyers.append(keyer)
         touched: set[Hashable] = set()
         for entry in dropped:
             entry.revoked = True
             if entry.task is not None:
                 entry.task.cancel()
-            chain = self._chains.get(entry.key)
+            chain = self._chains.get(entry.key) if entry.joined else None
             if chain is not None:
                 with contextlib.suppress(ValueError):  # done entries already left their chain
                     chain.remove(entry)
                 touched.add(entry.key)
             self._release(entry)
         # Let the cancelled work unwind before the next record of its key starts.
-        await _settle([e.task for e in dropped if e.task is not None])
+        await _settle([e.task for e in dropped if e.task is not None] + keyers)
         for key in touched:  # a revoked head frees its key for the next record of it
             chain = self._chains.get(key)
             if not chain:

@@ -11,6 +11,7 @@ from typing import Any
 
 from relay.contract.activity import Activity
 from relay.errors import Rejection
+from relay.resilience import Attempts
 
 
 @dataclass(slots=True)
@@ -25,12 +26,14 @@ class SourceRecord:
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
-    # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
+    # Decoded when the dispatcher keys the record (its student is its order key), in the window.
     predecoded: Activity | Rejection | None = None
+    decode_attempts: Attempts = field(default_factory=Attempts)  # registry lookups when keyed
 
     @property
     def order_key(self) -> object:
-        """Records of one student run in order; undecodable ones by their Kafka key."""
+        """Records of one student run in order; undecodable ones by their Kafka key (or
+        partition). Only meaningful once decoded: the dispatcher keys records in offset order."""
         decoded = self.predecoded
         if decoded is not None and not isinstance(decoded, Rejection):
             return ("student", decoded.student_id)

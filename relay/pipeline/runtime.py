@@ -25,8 +25,9 @@ from relay.metrics import COURSE_LOOKUPS, RECORDS_ACKED, RECORDS_CONSUMED
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.kafka_config import confluent_config
+from relay.pipeline.quarantine import Quarantine, Strikes
 from relay.pipeline.record import SourceRecord
-from relay.pipeline.stages import Pipeline, predecode, stage_retry
+from relay.pipeline.stages import Pipeline, stage_retry
 from relay.resilience import Backoff, CircuitBreaker, FixedDelay, Retry, Verdict
 from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
@@ -83,6 +84,9 @@ class Runtime:
             self.dead_letters,
             registry=stage_retry("decode", backoff),
             rostering=stage_retry("enrich", backoff),
+            quarantine=Quarantine(
+                Strikes(confluent_config(s), s.strike_topic, s.group_id), s.quarantine_after
+            ),
         )
         self.dispatcher = Dispatcher(
             pipeline.handle,
@@ -90,6 +94,7 @@ class Runtime:
             max_in_flight=s.max_in_flight,
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
+            key_of=pipeline.order_key,  # decoding, in the window, in offset order
         )
 
     async def _first_token(self) -> None:
@@ -112,10 +117,11 @@ class Runtime:
         await self.start()
         assert self.dispatcher is not None
         RECORDS_CONSUMED.labels(record.topic).inc()
-        record.predecoded = predecode(self.decoder, record.value)
         partition = (record.topic, record.partition)
+        # Nothing of the record is looked at here: decoding (to key it by its student) happens
+        # in the window, so whatever it raises can never be acknowledged around.
         # False: its partition was revoked while it waited; the next owner reads it again.
-        await self.dispatcher.submit(record, partition=partition, key=record.order_key)
+        await self.dispatcher.submit(record, partition=partition)
 
     def _ack(self, record: SourceRecord) -> None:
         self._ack_handle(record.handle)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from relay.contract.activity import Activity, record_name
@@ -25,6 +25,7 @@ from relay.logs import bind_record
 from relay.mapping import CaliperEvent, Mapper, map_activity
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
+from relay.pipeline.quarantine import Quarantine
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
 from relay.timeback.delivery import Deliverer
@@ -35,7 +36,8 @@ T = TypeVar("T")
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
-    """Decode without I/O when possible; None when the Schema Registry must be asked."""
+    """Decode without I/O when possible; None when the Schema Registry must be asked.
+    Anything else it raises is a processing bug (the dispatcher's keying reports it)."""
     try:
         return decoder.decode_sync(value)
     except Rejection as rejection:
@@ -88,8 +90,10 @@ def rejection_of(exc: RequestRejected | RetriesExhausted) -> Rejection:
 class RecordAttempts:
     """What one record went through, per stage, for its dead letter."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, decode: Attempts | None = None) -> None:
         self._stages: defaultdict[str, Attempts] = defaultdict(Attempts)
+        if decode is not None:  # spent when the record was keyed
+            self._stages["decode"] = decode
 
     def of(self, stage: Stage) -> Attempts:
         return self._stages[stage]
@@ -115,14 +119,51 @@ class Pipeline:
         *,
         registry: Retry,
         rostering: Retry,
+        quarantine: Quarantine | None = None,
     ) -> None:
         self.decoder, self.mapper, self.deliverer = decoder, mapper, deliverer
         self.dead_letters = dead_letters
         self.registry, self.rostering = registry, rostering
+        self.quarantine = quarantine
+
+    async def order_key(self, record: SourceRecord) -> Hashable:
+        """The dispatcher's ``key_of``: decode the record (asking the Schema Registry for a
+        schema id not cached yet, waited for while it is down) and key it by its student. The
+        dispatcher keys a partition's records in offset order, inside the window, so a cold
+        cache never lets a student's later record overtake this one, and an unexpected error
+        here blocks the partition instead of being acknowledged around."""
+        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            decoded = predecode(self.decoder, record.value)
+            if decoded is None:
+                decoded = await self.registry.run(
+                    lambda: self.decoder.decode(record.value), record.decode_attempts
+                )
+        except Rejection as rejection:  # e.g. a schema id the registry does not know
+            decoded = rejection
+        except Exception as bug:
+            decoded = await self._quarantined(record, bug)  # handle dead-letters it
+        record.predecoded = decoded
+        return record.order_key
 
     async def handle(self, record: SourceRecord) -> None:
+        try:
+            await self._handle(record)
+        except Exception as bug:
+            quarantined = await self._quarantined(record, bug)
+            await self.dead_letters.write(record, quarantined)
+
+    async def _quarantined(self, record: SourceRecord, bug: Exception) -> Rejection:
+        """The processing bug's rejection if the record is quarantined now; else the bug is
+        raised again (the dispatcher blocks the partition, the process gets restarted)."""
+        rejection = None if self.quarantine is None else await self.quarantine.verdict(record, bug)
+        if rejection is None:
+            raise bug
+        return rejection
+
+    async def _handle(self, record: SourceRecord) -> None:
         bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
-        attempts = RecordAttempts()
+        attempts = RecordAttempts(decode=record.decode_attempts)
         events: list[CaliperEvent] = []
         try:
             activity = await self.decode(record, attempts.of("decode"))  # and validate
@@ -142,7 +183,7 @@ class Pipeline:
         """Decode and validate (the contract checks a record as it reads it); a schema id not
         yet seen is fetched from the Schema Registry, which is waited for while it is down."""
         decoded = record.predecoded
-        if decoded is None:
+        if decoded is None:  # not keyed by ``order_key`` (a dispatcher given keys)
             decoded = await self.registry.run(lambda: self.decoder.decode(record.value), attempts)
         if isinstance(decoded, Rejection):
             raise decoded

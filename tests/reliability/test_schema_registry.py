@@ -66,13 +66,6 @@ def _arrival(s: Scenario) -> dict[str, int]:
     return first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 7: a record whose schema id is not cached is not pre-decoded "
-    "(pipeline/stages.py:65-66 returns None), so its order key is its Kafka key (stages.py:51-57) "
-    "while the student's next, cached record is keyed by student: two chains, and the second "
-    "overtakes the first while the registry lookup waits",
-)
 def test_a_cold_registry_cache_never_reorders_a_students_records(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:

@@ -57,12 +57,6 @@ def _others_delivered(s: Scenario, bug: Expected) -> bool:
     return s.watch.delivered(wanted) == len(wanted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 1: predecode (pipeline/stages.py:60-66, called at runtime.py:106 in the "
-    "faust agent, worker.py:77) lets the error kill the agent; faust restarts it, acks the later "
-    "offsets and commits past the record (lost), /livez stays 200",
-)
 def test_decode_error_before_the_window_never_commits_past_the_record(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:
@@ -104,13 +98,6 @@ def test_decode_error_before_the_window_never_commits_past_the_record(
     assert figures.lost == 0, figures.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 6: a processing bug blocks its partition and fails /livez "
-    "(pipeline/dispatch.py:165 _fail, runtime.py:141 processing_bug), and every restart meets "
-    "the same offset again: nothing counts restarts per offset nor dead-letters "
-    "relay/processing-bug",
-)
 def test_a_deterministic_processing_bug_is_quarantined_after_restarts(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:
