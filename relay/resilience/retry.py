@@ -188,11 +188,6 @@ class Retry:
         return max(backoff, min(retry_after or 0.0, self.retry_after_cap))
 
 
-def breaker_open(breaker: CircuitBreaker) -> Callable[[], bool]:
-    """A budget pause: only retries under a closed circuit are the record's fault."""
-    return lambda: breaker.state is not CircuitState.CLOSED
-
-
 def api_unhealthy(breaker: CircuitBreaker, rate: FailureRate) -> Callable[[], bool]:
     """The delivery budget's pause: the circuit is not closed, or too many attempts of all
     records failed lately. Only a record failing while the others get through spends budget."""
