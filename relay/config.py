@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         description="records read and not yet acknowledged per process (default 4 x max_in_flight)",
     )
     http_timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
+    http_deadline: float | None = Field(
+        None,
+        gt=0,
+        description="total seconds per HTTP request, reply body included, however it trickles "
+        "(default 3 x http_timeout); past it the request is a transient timeout",
+    )
     retry_base: float = Field(0.5, gt=0, description="backoff base (seconds)")
     retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")
     retry_budget: float = Field(900.0, gt=0, description="per-record retry budget (seconds)")
@@ -206,6 +212,16 @@ class Settings(BaseSettings):
     )
     circuit_max_open_for: float = Field(
         60.0, gt=0, description="longest open period as failed probes lengthen it (seconds)"
+    )
+    brownout_rate: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="share of event POSTs failing transiently (over brownout_window) at which "
+        "the API counts as unhealthy: retry budgets pause, as while the circuit is open",
+    )
+    brownout_window: float = Field(
+        30.0, gt=0, description="seconds of event POSTs the brownout_rate is taken over"
     )
 
     # Runtime
@@ -320,6 +336,11 @@ class Settings(BaseSettings):
     def pending_limit(self) -> int:
         """RELAY_MAX_PENDING, or its default of PENDING_PER_SLOT x RELAY_MAX_IN_FLIGHT."""
         return self.max_pending or self.max_in_flight * PENDING_PER_SLOT
+
+    @property
+    def effective_http_deadline(self) -> float:
+        """RELAY_HTTP_DEADLINE, or three HTTP timeouts."""
+        return self.http_deadline or 3 * self.http_timeout
 
     @property
     def heartbeat_interval(self) -> float:

@@ -76,6 +76,19 @@ SYSTEMIC_ERRORS = Counter(
     ["endpoint", "status"],
     registry=REGISTRY,
 )
+EVENTS_HELD = Gauge(
+    _P + "events_held",
+    "Events whose delivery is held by a systemic answer (403, 404 on /events, 3xx, repeated "
+    "401): each blocks its student's later records and its partition's commits",
+    ["status"],
+    registry=REGISTRY,
+)
+API_FAILURE_RATE = Gauge(
+    _P + "api_failure_rate",
+    "Share of event POSTs that failed transiently over the last RELAY_BROWNOUT_WINDOW seconds; "
+    "at RELAY_BROWNOUT_RATE or more retry budgets pause",
+    registry=REGISTRY,
+)
 TOKEN_REFRESHES = Counter(
     _P + "token_refreshes", "Token requests by outcome (ok, failed)", ["outcome"], registry=REGISTRY
 )

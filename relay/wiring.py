@@ -31,6 +31,7 @@ def client_config(settings: Settings) -> ClientConfig:
         auth_method=settings.auth_method,
         scope=settings.scope,
         timeout=settings.http_timeout,
+        deadline=settings.effective_http_deadline,
         max_in_flight=settings.max_in_flight,
         retry_after_cap=settings.retry_after_cap,
     )

@@ -28,7 +28,7 @@ from relay.pipeline.kafka_config import confluent_config
 from relay.pipeline.quarantine import Quarantine, Strikes
 from relay.pipeline.record import SourceRecord
 from relay.pipeline.stages import Pipeline, stage_retry
-from relay.resilience import Backoff, CircuitBreaker, FixedDelay, Retry, Verdict
+from relay.resilience import Backoff, CircuitBreaker, FailureRate, FixedDelay, Retry, Verdict
 from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
 
@@ -72,7 +72,16 @@ class Runtime:
             max_open_for=s.circuit_max_open_for,
             on_change=health.circuit_observer("events"),
         )
-        deliverer = Deliverer(self.client, breaker, backoff, s.retry_budget, s.retry_after_cap)
+        rate = FailureRate(s.brownout_rate, s.brownout_window)
+        deliverer = Deliverer(
+            self.client,
+            breaker,
+            backoff,
+            s.retry_budget,
+            s.retry_after_cap,
+            rate=rate,
+            health=health,
+        )
         resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(
             confluent_config(s), s.dlq_topic, backoff=backoff, health=health

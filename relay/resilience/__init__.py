@@ -1,9 +1,10 @@
-"""Trying again, one way for the whole relay: backoff with jitter, a circuit breaker, and
-``Retry``, which every retrying caller uses (delivery, the registry and rostering stages, the
-dead-letter writer, the first token). Knows nothing of Kafka or of the Partner API."""
+"""Trying again, one way for the whole relay: backoff with jitter, a circuit breaker, a failure
+rate, and ``Retry``, which every retrying caller uses (delivery, the registry and rostering
+stages, the dead-letter writer, the first token). Knows nothing of Kafka or of the Partner API."""
 
 from relay.resilience.backoff import Backoff, Delays, FixedDelay
 from relay.resilience.breaker import CircuitBreaker, CircuitState
+from relay.resilience.rate import FailureRate
 from relay.resilience.retry import (
     Attempts,
     Budget,
@@ -22,6 +23,7 @@ __all__ = [
     "CircuitState",
     "Delays",
     "Failure",
+    "FailureRate",
     "FixedDelay",
     "RetriesExhausted",
     "Retry",

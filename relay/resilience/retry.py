@@ -4,12 +4,17 @@ Every retrying caller of the relay is a ``Retry`` with its own settings:
 
 - ``classify`` turns each exception into a ``Verdict``: RETRY (transient: back off, honour a
   capped ``Retry-After``, spend the budget), RETRY_SLOWLY (systemic: at the backoff cap, forever,
-  no budget), ANSWERED (the service refused this request: a breaker success, raised on), RAISE
+  no budget; the service did answer, so to the breaker it is no failure: a few records refused
+  this way never hold the circuit open for everyone else), ANSWERED (the service refused this
+  request: a breaker success, raised on), RAISE
   (not a failure of the service: raised on, no breaker verdict). Per-status decisions plug in here.
 - ``breaker`` (optional): waited on before each attempt, told each verdict; an attempt that ends
   without one (cancelled) frees it for another caller.
+- ``rate`` (optional): a ``FailureRate`` told of each answer (ok) and transient failure, shared
+  by every caller, so a brownout shows as a rate even when no run of failures opens the breaker.
 - ``budget`` (optional): seconds of failing attempts and their sleeps. While ``budget.paused()``
-  (by default: the breaker is not closed) nothing is spent, so an outage dead-letters nothing.
+  (delivery: ``api_unhealthy``, the breaker not closed or the failure rate high) nothing is spent,
+  so neither an outage nor a brownout dead-letters anything.
   Once the next retry would end past it: ``RetriesExhausted``.
 - ``on_failure`` is told of each failure before the sleep (metrics, logs, health).
 - ``attempts``, an ``Attempts`` record passed to ``run``, counts the attempts and notes the first
@@ -29,6 +34,7 @@ from typing import TypeVar
 from relay.errors import RelayError, SystemicError, TransientError
 from relay.resilience.backoff import Delays
 from relay.resilience.breaker import CircuitBreaker, CircuitState
+from relay.resilience.rate import FailureRate
 
 T = TypeVar("T")
 
@@ -100,6 +106,7 @@ class Retry:
     classify: Callable[[BaseException], Verdict] = transient_or_systemic
     breaker: CircuitBreaker | None = None
     budget: Budget | None = None
+    rate: FailureRate | None = None
     retry_after_cap: float = math.inf  # 0 ignores Retry-After
     on_failure: Callable[[Failure], None] | None = None
     label: Callable[[Exception], str] = lambda exc: type(exc).__name__  # names the last failure
@@ -156,10 +163,18 @@ class Retry:
     def _answered(self) -> None:
         if self.breaker is not None:
             self.breaker.record_success()
+        if self.rate is not None:
+            self.rate.record(ok=True)
 
     def _failed(self, exc: Exception, verdict: Verdict, attempt: int) -> float:
-        if self.breaker is not None:
-            self.breaker.record_failure()
+        if verdict is Verdict.RETRY_SLOWLY:
+            if self.breaker is not None:  # an answer, if a refusal: the service is up
+                self.breaker.record_success()
+        else:
+            if self.breaker is not None:
+                self.breaker.record_failure()
+            if self.rate is not None:
+                self.rate.record(ok=False)
         delay = self._delay(exc, verdict, attempt)
         if self.on_failure is not None:
             self.on_failure(Failure(exc, verdict, delay, attempt))
@@ -173,6 +188,7 @@ class Retry:
         return max(backoff, min(retry_after or 0.0, self.retry_after_cap))
 
 
-def breaker_open(breaker: CircuitBreaker) -> Callable[[], bool]:
-    """The default budget pause: only retries under a closed circuit are the record's fault."""
-    return lambda: breaker.state is not CircuitState.CLOSED
+def api_unhealthy(breaker: CircuitBreaker, rate: FailureRate) -> Callable[[], bool]:
+    """The delivery budget's pause: the circuit is not closed, or too many attempts of all
+    records failed lately. Only a record failing while the others get through spends budget."""
+    return lambda: breaker.state is not CircuitState.CLOSED or rate.unhealthy()

@@ -13,8 +13,9 @@ errors of ``relay.timeback.errors`` (what a record's stage it means is the pipel
 - ``RequestRejected(endpoint=, status=, body=)``: a 4xx for this request: ``send_event`` (400,
   413, 422, ...), a rostering GET by id (other than 401/403/404; 404 returns None), ``put`` and
   ``xp_entries``; ``body`` is the response body capped to 2 KB.
-- ``ApiTransientError`` (a ``TransientError``): 408/425/429/5xx, timeout, connect or reset,
-  token endpoint down; ``retry_after`` from a capped ``Retry-After``.
+- ``ApiTransientError`` (a ``TransientError``): 408/425/429/5xx, timeout (of one read, or of
+  the whole request past ``ClientConfig.deadline``), connect or reset, token endpoint down;
+  ``retry_after`` from a capped ``Retry-After``.
 - ``ApiSystemicError`` (a ``SystemicError``): 403, 404 on /events, a second 401, bad credentials.
 
 The client knows nothing of Kafka; the secret and tokens never reach messages, reprs or metrics.
@@ -22,6 +23,8 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -35,7 +38,7 @@ from pydantic import SecretStr
 from relay import __version__
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
-from relay.timeback._http import capped_body, error_code, send
+from relay.timeback._http import capped_body, error_code, observe, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, transient_answer
@@ -62,6 +65,7 @@ class ClientConfig:
     auth_method: AuthMethod = "basic"
     scope: str | None = None
     timeout: float = 10.0
+    deadline: float | None = None  # whole request, reply included; default 3 x timeout
     max_in_flight: int = 64
     retry_after_cap: float = 300.0
     refresh_margin: float = 60.0
@@ -69,6 +73,10 @@ class ClientConfig:
     @property
     def effective_token_url(self) -> str:
         return self.token_url or f"{self.base_url.rstrip('/')}/auth/1.0/token"
+
+    @property
+    def effective_deadline(self) -> float:
+        return self.deadline or 3 * self.timeout
 
     def timeouts(self) -> httpx.Timeout:
         # Connecting should be quick; a slow connect means a dead host, so it gets less time.
@@ -241,14 +249,31 @@ class TimeBackClient:
                 params=params,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
-            what = f"{method} {endpoint}: no response"
-            response = await send(self._http, request, endpoint=endpoint, what=what)
+            response = await self._send(request, endpoint, f"{method} {endpoint}")
             if response.status_code != 401:
                 return response
             self.auth.invalidate(token)
             if not first:
                 break
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
+
+    async def _send(self, request: httpx.Request, endpoint: str, what: str) -> httpx.Response:
+        """One send within the total deadline: the read timeout bounds each read only, so a
+        reply that drips bytes would otherwise hold its slot (or the half-open probe) forever."""
+        started = time.perf_counter()
+        deadline = self.config.effective_deadline
+        try:
+            async with asyncio.timeout(deadline):
+                return await send(
+                    self._http, request, endpoint=endpoint, what=f"{what}: no response"
+                )
+        except TimeoutError:
+            observe(endpoint, None, started)
+            raise ApiTransientError(
+                f"{what}: no complete response within the {deadline:g} s deadline",
+                endpoint=endpoint,
+                cause="timeout",
+            ) from None
 
     def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
         """Classify; raise for transient and systemic answers, return the rest."""

@@ -1,18 +1,24 @@
 """Delivery: one event, retried until the API takes it, refuses it, or the budget runs out.
 
 ``Deliverer.deliver`` is ``client.send_event`` under a ``relay.resilience.Retry`` with the
-circuit breaker, so while the API is down records pause instead of burning their budget. Per
-failure:
+circuit breaker and a failure rate shared by every record, so while the API is down or browning
+out records pause instead of burning their budget. Per failure:
 
-- transient (429, 5xx, network, token endpoint down): a breaker failure, ``RETRIES`` counted,
-  sleep ``max(full-jitter backoff, Retry-After)``, try again. The budget is the wall time of
-  failing attempts and their sleeps while the circuit stays closed: never the time waiting for an
-  open circuit, nor failed probes, nor the failure that opened it, so a long outage dead-letters
-  nothing. Once the next retry would end past the budget: ``RetriesExhausted`` naming the last
-  cause (the pipeline dead-letters it as ``deliver/retries-exhausted``).
-- systemic (403, 404 on /events, repeated 401, bad credentials): a breaker failure, retried slowly
-  (at the backoff cap) and forever: no record is dead-lettered because the relay is misconfigured.
-  ``SYSTEMIC_ERRORS`` is counted by the client where the answer is seen.
+- transient (429, 5xx, network, timeout, token endpoint down): a breaker failure and a failure in
+  the rate, ``RETRIES`` counted, sleep ``max(full-jitter backoff, Retry-After)``, try again. The
+  budget is the wall time of failing attempts and their sleeps while the API is healthy (circuit
+  closed and fewer than ``RELAY_BROWNOUT_RATE`` of all attempts failing over the last
+  ``RELAY_BROWNOUT_WINDOW`` seconds): never the time waiting for an open circuit, nor a
+  brownout's, so neither dead-letters anything. Once the next retry would end past the budget:
+  ``RetriesExhausted`` naming the last cause (``deliver/retries-exhausted``): this record failed
+  while the others got through.
+- systemic (403, 404 on /events, 3xx, a second 401): the API answered, so no breaker failure; the
+  event is held, retried slowly (at the backoff cap), counted in ``EVENTS_HELD`` and reported to
+  Health (``api_accepting`` false: /readyz 503 with the answer as reason). When the API accepted
+  an event sent after this one's first systemic answer, the answer is this event's own, not the
+  relay's: at the next systemic answer it becomes ``RequestRejected`` (``deliver/api-rejected``
+  with the status). Otherwise (every request refused) it is held forever: no record is
+  dead-lettered because the relay is misconfigured.
 - ``RequestRejected`` (a 4xx for this event): propagates; the API did answer, so it counts as a
   breaker success.
 
@@ -23,23 +29,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from relay.metrics import EVENTS_SENT, RETRIES
+from relay.health import Health
+from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT, RETRIES
 from relay.resilience import (
     Attempts,
     Backoff,
     Budget,
     CircuitBreaker,
     Failure,
+    FailureRate,
     Retry,
     Verdict,
     transient_or_systemic,
 )
-from relay.resilience.retry import breaker_open
+from relay.resilience.retry import api_unhealthy
 from relay.timeback.client import SendResult
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 
@@ -52,8 +62,17 @@ class EventSender(Protocol):
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult: ...
 
 
+@dataclass
+class _Hold:
+    """One event's systemic answers: when the first came (``clock`` time) and its status."""
+
+    since: float | None = None
+    status: int | None = None
+
+
 class Deliverer:
-    """Retries ``client.send_event`` under a shared circuit breaker and a per-event budget."""
+    """Retries ``client.send_event`` under a shared circuit breaker and failure rate, and a
+    per-event budget; tells ``health`` of events held by a systemic answer."""
 
     def __init__(
         self,
@@ -63,6 +82,8 @@ class Deliverer:
         budget: float,
         retry_after_cap: float,
         *,
+        rate: FailureRate | None = None,
+        health: Health | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -70,11 +91,18 @@ class Deliverer:
         self.breaker = breaker
         self.backoff = backoff
         self.budget = budget
+        self.rate = rate if rate is not None else FailureRate(clock=clock)
+        self._health = health
+        self._clock = clock
+        self._answered_from = -math.inf  # start of the latest-started request the API answered
+        self._held: Counter[int] = Counter()  # events held, by systemic status
+        API_FAILURE_RATE.set_function(lambda: self.rate.rate)
         self.retry = Retry(
             backoff,
             classify=_verdict,
             breaker=breaker,
-            budget=Budget(budget, paused=breaker_open(breaker)),
+            budget=Budget(budget, paused=api_unhealthy(breaker, self.rate)),
+            rate=self.rate,
             retry_after_cap=retry_after_cap,
             on_failure=_count,
             label=lambda exc: " ".join(_labels(exc)),
@@ -88,18 +116,76 @@ class Deliverer:
         """Send until taken; ``attempts`` (the record's) counts every attempt made."""
         attempts = attempts if attempts is not None else Attempts()
         before = attempts.count
+        hold = _Hold()
         try:
             result = await self.retry.run(
-                lambda: self._client.send_event(payload, event_type=event_type), attempts
+                lambda: self._attempt(payload, event_type, hold), attempts
             )
         except RequestRejected:
             EVENTS_SENT.labels(type=event_type, outcome="rejected").inc()
             raise
+        finally:
+            self._release(hold)
         EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
         return replace(result, attempts=attempts.count - before)
 
+    async def _attempt(self, payload: bytes, event_type: str, hold: _Hold) -> SendResult:
+        started = self._clock()
+        try:
+            result = await self._client.send_event(payload, event_type=event_type)
+        except RequestRejected:
+            self._answered(started)
+            raise
+        except ApiSystemicError as exc:
+            if exc.endpoint != ENDPOINT:  # the token endpoint refusing the relay: systemic
+                raise
+            raise self._judge(exc, hold, event_type) from None
+        self._answered(started)
+        return result
+
+    def _answered(self, started: float) -> None:
+        self._answered_from = max(self._answered_from, started)
+
+    def _judge(self, exc: ApiSystemicError, hold: _Hold, event_type: str) -> Exception:
+        """The systemic answer as the relay's problem (held), or, once the API has taken an
+        event sent after this one's first such answer, as this event's own (rejected)."""
+        if hold.since is None:
+            hold.since, hold.status = self._clock(), exc.status or 0
+            self._hold(hold.status, str(exc))
+            return exc
+        if self._answered_from > hold.since:
+            return RequestRejected(
+                f"the API answered HTTP {exc.status} for this {event_type} alone (it accepted "
+                f"other events meanwhile): {exc}",
+                endpoint=ENDPOINT,
+                status=exc.status or 0,
+                body="",
+            )
+        return exc
+
+    def _hold(self, status: int, why: str) -> None:
+        self._held[status] += 1
+        EVENTS_HELD.labels(status=str(status)).set(self._held[status])
+        self._report(status, f"{self._held[status]} event(s) held: {why}")
+
+    def _release(self, hold: _Hold) -> None:
+        if hold.status is None:
+            return
+        self._held[hold.status] -= 1
+        EVENTS_HELD.labels(status=str(hold.status)).set(self._held[hold.status])
+        if self._held[hold.status] <= 0:
+            del self._held[hold.status]
+            self._report(hold.status, None)
+
+    def _report(self, status: int, why: str | None) -> None:
+        if self._health is not None:
+            ok = why is None
+            self._health.report("api_accepting", ok, why or "", source=f"events:{status}")
+
     def __repr__(self) -> str:
-        return f"Deliverer(budget={self.budget:g}, {self.backoff!r}, {self.breaker!r})"
+        return (
+            f"Deliverer(budget={self.budget:g}, {self.backoff!r}, {self.breaker!r}, {self.rate!r})"
+        )
 
 
 def _verdict(exc: BaseException) -> Verdict:

@@ -237,6 +237,8 @@ EXPORTER = textwrap.dedent(
         m.HTTP_REQUESTS.labels(endpoint="events", status_class="5xx").inc()
         m.RETRIES.labels(endpoint="events", cause="503").inc()
         m.SYSTEMIC_ERRORS.labels(endpoint="events", status="403")
+        m.EVENTS_HELD.labels(status="403").set(n % 2)
+        m.API_FAILURE_RATE.set((n % 10) / 10)
         m.CIRCUIT_TRANSITIONS.labels(to="open").inc(n % 2)
         m.HTTP_LATENCY.labels(endpoint="events").observe(0.02 + (n % 5) / 100)
         m.DELIVERY_LAG.observe(0.5 + n % 3)

@@ -112,6 +112,11 @@ class Scenario:
                 self._planted.add(r.value)
         return records
 
+    def tolerate_dead_letter(self, record: Expected) -> None:
+        """A valid record whose dead letter is one of the trial's acceptable outcomes: ``poll``
+        does not refuse it (the figures still count it, as lost and dlq_unexpected)."""
+        self._planted.add(record.value)
+
     def produce(self, records: Iterable[Expected], rate: float = 0.0, wait: bool = False) -> None:
         """Produce ``records`` (keyed by student) at ``rate``/s in a background thread; they are
         expected from now on. ``wait``: return only once the broker acknowledged them all."""

@@ -158,12 +158,6 @@ def test_a_409_for_one_event_counts_as_delivered(run: Run) -> None:
     assert run.proxy.hits[run.planted["409"].event_ids[0]] == 1, "sent once, not retried"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 5: no total deadline per request: httpx_aiohttp maps httpx's timeout "
-    "to aiohttp sock_read/sock_connect only (ClientConfig.timeouts, timeback/client.py:100), so a "
-    "reply dripping a byte a second holds its slot forever",
-)
 def test_a_dripping_reply_is_cut_off_and_retried(run: Run) -> None:
     assert run.accepted("drip") == [1], "the dripped event was never delivered"
 

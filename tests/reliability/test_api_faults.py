@@ -36,13 +36,6 @@ pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(180)]
 EVENTS = ["/events/1.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 2: at 40 % 503s the breaker never opens (policy.py:234-236 "
-    "record_success resets the consecutive count) and the budget is spent while it is closed "
-    "(timeback/delivery.py:94-98), so valid records are dead-lettered as "
-    "deliver/retries-exhausted",
-)
 def test_a_brownout_never_dead_letters_a_valid_record(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:

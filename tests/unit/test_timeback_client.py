@@ -7,7 +7,8 @@ sandbox: tests/integration/test_timeback_sandbox.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import orjson
@@ -94,6 +95,8 @@ def test_config_from_settings() -> None:
     assert (config.client_id, config.auth_method, config.scope) == ("cid", "body", "events.write")
     assert config.client_secret.get_secret_value() == SECRET
     assert config.timeouts() == httpx.Timeout(connect=5, read=7, write=7, pool=7)
+    assert config.effective_deadline == 21  # RELAY_HTTP_DEADLINE unset: 3 x RELAY_HTTP_TIMEOUT
+    assert wiring.client_config(settings.model_copy(update={"http_deadline": 4})).deadline == 4
     assert config.limits().max_connections == 17
     assert config.limits().max_keepalive_connections == 17
     assert SECRET not in repr(config) and SECRET not in str(config)
@@ -191,6 +194,25 @@ async def test_no_response_is_transient(
     with pytest.raises(ApiTransientError) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
     assert caught.value.cause == cause
+    assert HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get() == before + 1
+
+
+async def test_a_reply_that_drips_is_cut_off_at_the_deadline(api: FakeApi) -> None:
+    # Each byte comes well within the read timeout; only the total deadline ends the request.
+    async def drip() -> AsyncIterator[bytes]:
+        for byte in b'{"status": "ok"}':
+            await asyncio.sleep(0.05)
+            yield bytes([byte])
+
+    dripping = httpx.Response(202, content=drip())
+    api.answer("/events/1.0", dripping, httpx.Response(202, json={"status": "ok"}))
+    before = HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get()
+    config = ClientConfig(BASE, "client-1", SecretStr(SECRET), timeout=3, deadline=0.2)
+    async with TimeBackClient(config, transport=httpx.MockTransport(api)) as client:
+        with pytest.raises(ApiTransientError, match=r"0\.2 s deadline") as caught:
+            await client.send_event(EVENT, event_type="GradeEvent")
+        assert caught.value.cause == "timeout"
+        assert (await client.send_event(EVENT, event_type="GradeEvent")).status == 202
     assert HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get() == before + 1
 
 

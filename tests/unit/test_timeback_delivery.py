@@ -8,7 +8,8 @@ import random
 import pytest
 
 from relay.errors import TransientError
-from relay.metrics import EVENTS_SENT, RETRIES
+from relay.health import Health
+from relay.metrics import EVENTS_HELD, EVENTS_SENT, RETRIES
 from relay.pipeline.stages import rejection_of
 from relay.resilience import Backoff, CircuitBreaker, CircuitState, RetriesExhausted
 from relay.timeback.client import SendResult
@@ -161,14 +162,107 @@ async def test_systemic_is_retried_slowly_and_never_dead_lettered() -> None:
     assert d.breaker.state is CircuitState.CLOSED
 
 
-async def test_systemic_failures_open_the_circuit() -> None:
+async def test_systemic_answers_never_open_the_circuit() -> None:
+    # The API answered (if with a refusal): a few held events must not pause everyone else.
     t = AutoTime()
     forbidden = ApiSystemicError("HTTP 403", endpoint="events", status=403)
     states: list[CircuitState] = []
-    d = deliverer(Sender(t, forbidden, forbidden, OK), t, threshold=2)
+    d = deliverer(Sender(t, *[forbidden] * 10, OK), t, threshold=2)
     d.breaker._on_change = lambda old, new: states.append(new)
     await d.deliver(b"{}", event_type="X")
-    assert states == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
+    assert states == []
+    assert d.breaker.state is CircuitState.CLOSED
+
+
+class Gate:
+    """Fake time whose sleeps wait for ``opened``: a test runs other deliveries meanwhile."""
+
+    def __init__(self, time: AutoTime) -> None:
+        self.time = time
+        self.opened = asyncio.Event()
+        self.sleeping = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.time.now += seconds
+        self.sleeping.set()
+        await self.opened.wait()
+
+
+class OneRefused:
+    """Refuses the payload ``b"bad"`` with ``error`` every time; takes every other one."""
+
+    def __init__(self, time: AutoTime, error: Exception) -> None:
+        self.time, self.error = time, error
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        self.time.now += 0.1
+        if payload == b"bad":
+            raise self.error
+        return OK
+
+
+@pytest.mark.parametrize("status", [403, 404, 301, 401])
+async def test_a_systemic_answer_for_one_event_while_others_are_taken_is_its_own(
+    status: int,
+) -> None:
+    t, health = AutoTime(), Health()
+    gate = Gate(t)
+    refused = ApiSystemicError(f"HTTP {status}", endpoint="events", status=status)
+    breaker = CircuitBreaker(5, 10, clock=t.clock, sleep=t.sleep)
+    d = Deliverer(
+        OneRefused(t, refused), breaker, Backoff(1, 8), 100, 60,
+        health=health, sleep=gate.sleep, clock=t.clock,
+    )  # fmt: skip
+    held = asyncio.create_task(d.deliver(b"bad", event_type="X"))
+    await gate.sleeping.wait()  # its first answer: held, and /readyz says so
+    assert not health.api_accepting
+    assert f"HTTP {status}" in health.reasons()["api_accepting"]
+    assert EVENTS_HELD.labels(status=str(status))._value.get() == 1
+    await d.deliver(b"good", event_type="X")  # sent after it, and taken
+    gate.opened.set()
+    with pytest.raises(RequestRejected) as caught:
+        await held
+    assert caught.value.status == status
+    assert rejection_of(caught.value).reason == "api-rejected"
+    assert health.api_accepting
+    assert EVENTS_HELD.labels(status=str(status))._value.get() == 0
+
+
+async def test_a_systemic_answer_to_every_request_is_held_and_reported() -> None:
+    t, health = AutoTime(), Health()
+    forbidden = ApiSystemicError("HTTP 403", endpoint="events", status=403)
+    held_meanwhile: list[bool] = []
+
+    async def sleep(seconds: float) -> None:
+        held_meanwhile.append(health.api_accepting)
+        await t.sleep(seconds)
+
+    breaker = CircuitBreaker(5, 10, clock=t.clock, sleep=t.sleep)
+    sender = Sender(t, *[forbidden] * 20, OK)
+    d = Deliverer(sender, breaker, Backoff(1, 8), 1, 60, health=health, sleep=sleep, clock=t.clock)
+    result = await d.deliver(b"{}", event_type="X")  # nothing else taken: never its own fault
+    assert result.attempts == 21
+    assert held_meanwhile == [False] * 20
+    assert health.api_accepting  # released once taken
+
+
+async def test_a_brownout_pauses_the_budget() -> None:
+    t = AutoTime()
+    # 30 failures at the 0.5 s cap: all within the 30 s window of the others' failures
+    d = deliverer(Sender(t, *[transient()] * 30, OK), t, budget=2, threshold=1000, cap=0.5)
+    for ok in [True] * 6 + [False] * 4:  # other records: 40 % failing lately
+        d.rate.record(ok=ok)
+    result = await d.deliver(b"{}", event_type="X")  # 30 failures, far past a 2 s budget
+    assert result.attempts == 31
+
+
+async def test_one_record_failing_while_the_others_get_through_spends_its_budget() -> None:
+    t = AutoTime()
+    d = deliverer(Sender(t, transient()), t, budget=2, threshold=1000)
+    for _ in range(200):  # the others' successes: a low failure rate
+        d.rate.record(ok=True)
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
 
 
 async def test_rejection_propagates_and_counts_as_the_api_answering() -> None:
