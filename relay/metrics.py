@@ -100,6 +100,13 @@ DLQ_WRITE_FAILURES = Counter(
     "Dead-letter writes that failed (the partition is blocked until one succeeds)",
     registry=REGISTRY,
 )
+DLQ_PERMANENT_FAILURES = Counter(
+    _P + "dlq_permanent_failures",
+    "Dead-letter writes refused for a reason no retry fixes (record too large for the topic,"
+    " write denied, topic missing), by Kafka error name; the partition stays blocked",
+    ["error"],
+    registry=REGISTRY,
+)
 
 # enrichment
 COURSE_LOOKUPS = Counter(
