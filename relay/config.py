@@ -182,6 +182,12 @@ class Settings(BaseSettings):
         le=100000,
         description="records read and not yet acknowledged per process (default 4 x max_in_flight)",
     )
+    max_pending_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="bytes (keys and values) of the records read and not yet acknowledged per "
+        "process: reading pauses above it, whatever the record size",
+    )
     http_timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
     retry_base: float = Field(0.5, gt=0, description="backoff base (seconds)")
     retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")

@@ -28,6 +28,11 @@ class SourceRecord:
     # Decoded ahead by the agent when no I/O was needed (to key per-student ordering).
     predecoded: Activity | Rejection | None = None
 
+    def size(self) -> int:
+        """Bytes this record holds (key, value, headers): what RELAY_MAX_PENDING_BYTES counts."""
+        headers = sum(len(k) + len(v) for k, v in self.headers)
+        return len(self.key or b"") + len(self.value) + headers
+
     @property
     def order_key(self) -> object:
         """Records of one student run in order; undecodable ones by their Kafka key."""

@@ -90,6 +90,8 @@ class Runtime:
             max_in_flight=s.max_in_flight,
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
+            max_pending_bytes=s.max_pending_bytes,
+            size=SourceRecord.size,
         )
 
     async def _first_token(self) -> None:
