@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="seconds a rebalance waits for every live member to rejoin (a member still "
         "revoking after that is dropped from the group)",
     )
+    kafka_login_grace: float = Field(
+        60.0,
+        ge=0,
+        description="seconds a relay whose Kafka login is refused stays up, not ready and "
+        "retrying, before it exits 1 so that a restart reads a rotated secret (0: never exits)",
+    )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
     schema_registry_url: str | None = Field(
         None,

@@ -108,6 +108,14 @@ DLQ_PERMANENT_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+# kafka
+KAFKA_AUTH_FAILURES = Counter(
+    _P + "kafka_auth_failures",
+    "Kafka logins the brokers refused at start (SASL credentials, TLS certificates); the relay "
+    "is not ready meanwhile",
+    registry=REGISTRY,
+)
+
 # enrichment
 COURSE_LOOKUPS = Counter(
     _P + "course_lookups",

@@ -29,6 +29,7 @@ from relay.metrics import ASSIGNED_PARTITIONS, REGISTRY
 from relay.pipeline import web
 from relay.pipeline.backpressure import FetchGate
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
+from relay.pipeline.login import await_login
 from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import Runtime
 
@@ -183,6 +184,7 @@ def run_command() -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure(settings.log_level)
+    await_login(settings)  # a refused login: up and not ready, saying why, then exit 1
     app, runtime = create_app(settings)
     log.info(
         "timeback-relay %s: %s -> %s, group %s, kafka %s",

@@ -243,11 +243,6 @@ def test_rotated_scram_password_is_reported_and_recovers_with_the_new_secret(
     assert figures.duplicate_mismatch == 0 and figures.dlq_total == 0, figures.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faust exits at bootstrap on SaslAuthenticationFailed (relay/pipeline/worker.py): the "
-    "relay cannot stay up not-ready with a Kafka-authentication metric; it exits 1 with a log line",
-)
 def test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric(
     cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
