@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="seconds a rebalance waits for every live member to rejoin (a member still "
         "revoking after that is dropped from the group)",
     )
+    kafka_login_grace: float = Field(
+        60.0,
+        ge=0,
+        description="seconds a relay whose Kafka login is refused stays up, not ready and "
+        "retrying, before it exits 1 so that a restart reads a rotated secret (0: never exits)",
+    )
     dlq_topic: str = Field("timeback.activity.dlq", description="dead-letter topic")
     quarantine_after: int = Field(
         3,
@@ -192,6 +198,12 @@ class Settings(BaseSettings):
         ge=1,
         le=100000,
         description="records read and not yet acknowledged per process (default 4 x max_in_flight)",
+    )
+    max_pending_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="bytes (keys and values) of the records read and not yet acknowledged per "
+        "process: reading pauses above it, whatever the record size",
     )
     http_timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
     http_deadline: float | None = Field(

@@ -113,6 +113,21 @@ DLQ_WRITE_FAILURES = Counter(
     "Dead-letter writes that failed (the partition is blocked until one succeeds)",
     registry=REGISTRY,
 )
+DLQ_PERMANENT_FAILURES = Counter(
+    _P + "dlq_permanent_failures",
+    "Dead-letter writes refused for a reason no retry fixes (record too large for the topic,"
+    " write denied, topic missing), by Kafka error name; the partition stays blocked",
+    ["error"],
+    registry=REGISTRY,
+)
+
+# kafka
+KAFKA_AUTH_FAILURES = Counter(
+    _P + "kafka_auth_failures",
+    "Kafka logins the brokers refused at start (SASL credentials, TLS certificates); the relay "
+    "is not ready meanwhile",
+    registry=REGISTRY,
+)
 
 # enrichment
 COURSE_LOOKUPS = Counter(

@@ -17,6 +17,12 @@ The write is acknowledged by all in-sync replicas (acks=all, idempotent producer
 before the source offset may be acknowledged. A write that fails is counted, reported to Health
 (the relay is not ready, saying why), and retried with backoff: the record's partition waits; it
 is never skipped.
+
+A failure no retry can fix (the record is larger than the topic's max.message.bytes, the
+relay's principal may not write the topic, the topic does not exist) is still retried, since the
+partition must not move past an unwritten dead letter, but it is escalated: logged at CRITICAL,
+counted in ``dlq_permanent_failures{error}`` (error: a Kafka error name from ``PERMANENT``) and
+named in /readyz with what to fix. The retries then succeed once an operator fixed the topic.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
@@ -44,7 +51,12 @@ from relay import __version__
 from relay.errors import Rejection, TransientError
 from relay.health import Health
 from relay.logs import redact
-from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES, RECORDS_REJECTED
+from relay.metrics import (
+    DLQ_PERMANENT_FAILURES,
+    DLQ_WRITE_FAILURES,
+    DLQ_WRITES,
+    RECORDS_REJECTED,
+)
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Backoff, Failure, Retry
 
@@ -90,8 +102,40 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
+# Kafka errors no retry fixes without an operator, and what to fix. The keys bound the
+# ``error`` label of dlq_permanent_failures.
+PERMANENT: Final[dict[int, str]] = {
+    KafkaError.MSG_SIZE_TOO_LARGE: "the record is larger than the topic's max.message.bytes:"
+    " raise it on the topic",
+    KafkaError.RECORD_LIST_TOO_LARGE: "the record is larger than the topic's max.message.bytes:"
+    " raise it on the topic",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the relay's principal may not write the topic:"
+    " grant it WRITE and DESCRIBE on the topic",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the relay's principal may not use the idempotent"
+    " producer: grant it IDEMPOTENT_WRITE on the cluster",
+    KafkaError.UNKNOWN_TOPIC_OR_PART: "the topic does not exist: create it",
+    KafkaError._UNKNOWN_TOPIC: "the topic does not exist: create it",
+    KafkaError.POLICY_VIOLATION: "the broker's policy refuses the record",
+}
+
+
 class DeadLetterWriteFailed(TransientError):
-    """The broker did not take a dead letter (queue full, topic missing, record too large)."""
+    """The broker did not take a dead letter; ``error`` is librdkafka's, when it gave one."""
+
+    def __init__(self, why: str, error: KafkaError | None = None) -> None:
+        super().__init__(why)
+        self.error = error
+
+    @property
+    def permanent(self) -> str | None:
+        """The error's name when no retry can succeed until an operator acts, else None."""
+        if self.error is None or self.error.code() not in PERMANENT:
+            return None
+        return str(self.error.name())
+
+    @property
+    def remedy(self) -> str:
+        return PERMANENT.get(self.error.code(), "") if self.error is not None else ""
 
 
 class DeadLetterWriter:
@@ -151,7 +195,7 @@ class DeadLetterWriter:
             )
             error = await self._send(record.key, record.value, headers)
             if error is not None:
-                raise DeadLetterWriteFailed(error)
+                raise DeadLetterWriteFailed(str(error), error)
 
         await self._retry.run(attempt)
         DLQ_WRITES.labels(rejection.reason).inc()
@@ -159,19 +203,29 @@ class DeadLetterWriter:
 
     def _failed(self, failure: Failure) -> None:
         DLQ_WRITE_FAILURES.inc()
-        why = f"dead-letter writes to {self.topic} fail: {failure.error}"
+        error = failure.error
+        permanent = error.permanent if isinstance(error, DeadLetterWriteFailed) else None
+        if permanent is None or not isinstance(error, DeadLetterWriteFailed):
+            why = f"dead-letter writes to {self.topic} fail: {error}"
+            self.health.report("dlq_healthy", False, why, source=self.topic)
+            log.error("%s; retrying in %.1f s; the partition waits", why, failure.delay)
+            return
+        DLQ_PERMANENT_FAILURES.labels(permanent).inc()
+        why = (
+            f"dead-letter writes to {self.topic} fail permanently ({permanent}): "
+            f"{error.remedy}; no retry succeeds until then and the partition waits"
+        )
         self.health.report("dlq_healthy", False, why, source=self.topic)
-        log.error("%s; retrying in %.1f s; the partition waits", why, failure.delay)
+        log.critical("%s (%s); retrying in %.1f s", why, redact(str(error))[:300], failure.delay)
 
     async def _send(
         self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> str | None:
+    ) -> KafkaError | None:
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[str | None] = loop.create_future()
+        done: asyncio.Future[KafkaError | None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: Any) -> None:
-            outcome = None if err is None else str(err)
-            loop.call_soon_threadsafe(_settle, done, outcome)
+            loop.call_soon_threadsafe(_settle, done, err)
 
         try:
             # list is invariant: our bytes-valued headers are a valid list[tuple[str, str | bytes]]
@@ -179,8 +233,15 @@ class DeadLetterWriter:
             self._producer.produce(
                 self.topic, value, key, headers=wire_headers, on_delivery=delivered
             )
-        except (BufferError, Exception) as exc:  # queue full, unknown topic, message too large
-            return str(exc)
+        except KafkaException as exc:  # unknown topic, message too large (local checks)
+            error = exc.args[0] if exc.args else None
+            return (
+                error if isinstance(error, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+            )
+        except BufferError as exc:  # the producer's queue is full: transient
+            return KafkaError(KafkaError._QUEUE_FULL, str(exc))
+        except Exception as exc:  # anything else is retried like a broker blip
+            return KafkaError(KafkaError._FAIL, str(exc))
         return await done
 
     def close(self, timeout: float = 10.0) -> None:
@@ -189,7 +250,7 @@ class DeadLetterWriter:
         self._poller.join(timeout=2)
 
 
-def _settle(future: asyncio.Future[str | None], outcome: str | None) -> None:
+def _settle(future: asyncio.Future[KafkaError | None], outcome: KafkaError | None) -> None:
     if not future.done():
         future.set_result(outcome)
 

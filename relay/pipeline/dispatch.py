@@ -8,7 +8,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   admitted and not yet acknowledged; ``submit`` waits for room. A record waiting behind its
   student's previous record, or done and waiting for an earlier offset to be acknowledged, holds a
   pending place but not a processing one: the API stays busy while one slow record holds back its
-  partition, and memory stays bounded.
+  partition, and memory stays bounded. With ``max_pending_bytes``, ``submit`` also waits while
+  the admitted records' ``size`` sum to that many bytes or more (one record is always admitted
+  into an empty window, however large): the bound holds for large records too.
 - **Per-key order.** Records with the same key (the student) run one after another, in the order
   they were submitted; records of different keys run concurrently.
 - **Keying in order.** A record's key may only be known after some work (decoding it, perhaps
@@ -64,6 +66,7 @@ class _Entry(Generic[T]):
     key: Hashable = None
     keyed: bool = False
     joined: bool = False  # in its key's queue (keyed, and every earlier record of it too)
+    size: int = 0
     task: asyncio.Task[None] | None = None
     done: bool = False
     revoked: bool = False
@@ -79,6 +82,8 @@ class Dispatcher(Generic[T]):
         max_pending: int,
         on_error: Callable[[T, BaseException], None] | None = None,
         key_of: Callable[[T], Awaitable[Hashable]] | None = None,
+        max_pending_bytes: int | None = None,
+        size: Callable[[T], int] = lambda _item: 0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -90,6 +95,11 @@ class Dispatcher(Generic[T]):
         self._key_of = key_of
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._size = size
+        self._bytes = 0  # the admitted, unacknowledged records' sizes
+        self._bytes_room = asyncio.Event()
+        self._bytes_room.set()
         self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
         self._running = asyncio.Semaphore(max_in_flight)  # being processed
         self._partitions: dict[Hashable, deque[_Entry[T]]] = {}  # unacknowledged, offset order
@@ -107,6 +117,15 @@ class Dispatcher(Generic[T]):
     def pending(self) -> int:
         """Records admitted and not yet acknowledged (running, waiting, or done and held)."""
         return self._count
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def over_bytes(self) -> bool:
+        """The pending records hold ``max_pending_bytes`` or more: nothing more is admitted."""
+        return self.max_pending_bytes is not None and self._bytes >= self.max_pending_bytes
 
     @property
     def running(self) -> int:
@@ -131,14 +150,18 @@ class Dispatcher(Generic[T]):
             raise TypeError("submit without a key needs a dispatcher with key_of")
         epoch = self._epochs.get(partition, 0)
         await self._wait_open()
+        while self.over_bytes:
+            self._bytes_room.clear()
+            await self._bytes_room.wait()
         await self._slots.acquire()
         if self._closed or self._epochs.get(partition, 0) != epoch:
             self._slots.release()
             await self._wait_open()
             return False
-        entry = _Entry(item, partition)
+        entry = _Entry(item, partition, size=self._size(item))
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
+        self._bytes += entry.size
         PENDING.inc()
         self._idle.clear()
         unkeyed = self._unkeyed.get(partition)
@@ -248,6 +271,9 @@ class Dispatcher(Generic[T]):
 
     def _release(self, entry: _Entry[T]) -> None:
         self._count -= 1
+        self._bytes -= entry.size
+        if not self.over_bytes:
+            self._bytes_room.set()
         PENDING.dec()
         self._slots.release()
         if self._count == 0:

@@ -30,6 +30,11 @@ class SourceRecord:
     predecoded: Activity | Rejection | None = None
     decode_attempts: Attempts = field(default_factory=Attempts)  # registry lookups when keyed
 
+    def size(self) -> int:
+        """Bytes this record holds (key, value, headers): what RELAY_MAX_PENDING_BYTES counts."""
+        headers = sum(len(k) + len(v) for k, v in self.headers)
+        return len(self.key or b"") + len(self.value) + headers
+
     @property
     def order_key(self) -> object:
         """Records of one student run in order; undecodable ones by their Kafka key (or

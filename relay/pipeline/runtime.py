@@ -104,6 +104,8 @@ class Runtime:
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
             key_of=pipeline.order_key,  # decoding, in the window, in offset order
+            max_pending_bytes=s.max_pending_bytes,
+            size=SourceRecord.size,
         )
 
     async def _first_token(self) -> None:

@@ -30,6 +30,7 @@ from relay.pipeline.record import SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
 from relay.timeback.delivery import Deliverer
 from relay.timeback.errors import RequestRejected
+from relay.timeback.responses import Outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,8 +204,12 @@ class Pipeline:
         """Every event of the record, in order, each until the API takes it."""
         for event in events:
             try:
-                await self.deliverer.deliver(
+                sent = await self.deliverer.deliver(
                     event.payload, event_type=event.type, attempts=attempts
                 )
             except (RequestRejected, RetriesExhausted) as failed:
                 raise rejection_of(failed) from None
+            if sent.outcome is Outcome.DUPLICATE:  # a changed body would be dropped: README
+                log.info(
+                    "the API already had event %s (HTTP %d): not sent again", event.id, sent.status
+                )

@@ -27,12 +27,15 @@ from relay.errors import ConfigError
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REGISTRY
 from relay.pipeline import web
+from relay.pipeline.backpressure import FetchGate
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
+from relay.pipeline.login import await_login
 from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 LAG_EVERY = 5.0  # seconds between consumer-lag updates
+GATE_EVERY = 0.2  # seconds between checks whether reading, paused at the byte bound, may resume
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
@@ -70,10 +73,17 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         value_serializer="raw",
     )
 
+    gate = FetchGate(app)
+
+    @app.timer(GATE_EVERY)
+    async def reopen_fetching() -> None:  # the agent waits for records while reading is paused
+        gate.update(runtime.dispatcher)
+
     @app.agent(source, concurrency=1)
     async def relay(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             await runtime.submit(_source_record(event))
+            gate.update(runtime.dispatcher)
 
     # faust sends the partitions positionally: handler(app, partitions, signal=...)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -174,6 +184,7 @@ def run_command() -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure(settings.log_level)
+    await_login(settings)  # a refused login: up and not ready, saying why, then exit 1
     app, runtime = create_app(settings)
     log.info(
         "timeback-relay %s: %s -> %s, group %s, kafka %s",

@@ -1,5 +1,6 @@
 """Small httpx helpers shared by the token manager and the client: one timed send (a missing
-answer becomes ``ApiTransientError``), metrics, labels, bodies."""
+answer becomes ``ApiTransientError``; the body is read only up to a byte cap), metrics, labels,
+bodies."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from relay.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
 from relay.timeback.errors import ApiTransientError
 
 BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
+# Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
+# smaller); a longer one is cut, so its JSON fails to parse like any malformed answer.
+ANSWER_LIMIT: Final = 4 << 20
 
 
 async def send(
@@ -28,7 +32,7 @@ async def send(
     ``ApiTransientError`` naming the cause, ``what`` saying which call it was."""
     started = time.perf_counter()
     try:
-        response = await http.send(request, auth=auth)
+        response = await read_capped(await http.send(request, auth=auth, stream=True))
     except httpx.TransportError as exc:
         observe(endpoint, None, started)
         cause = network_cause(exc)
@@ -36,6 +40,31 @@ async def send(
         raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
     observe(endpoint, response.status_code, started)
     return response
+
+
+async def read_capped(response: httpx.Response) -> httpx.Response:
+    """``response`` with its body read up to a byte cap and the rest never read: an error
+    answer keeps ``BODY_LIMIT`` bytes (all a dead letter keeps), a success ``ANSWER_LIMIT``.
+    A huge body is never held whole; the connection of a cut body is closed, not drained."""
+    limit = ANSWER_LIMIT if response.is_success else BODY_LIMIT
+    kept = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            kept += chunk[: limit - len(kept)]
+            if len(kept) >= limit:
+                break
+    finally:
+        await response.aclose()
+    # the body is decoded already: drop the headers that describe the encoded one
+    encoded = {b"content-encoding", b"content-length", b"transfer-encoding"}
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in encoded]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=bytes(kept),
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 def observe(endpoint: str, status: int | None, started: float) -> None:

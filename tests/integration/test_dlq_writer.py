@@ -1,6 +1,7 @@
 """The dead-letter writer against the real broker: a write the broker refuses is counted, marks
 the relay not ready and is retried (the record waits, it is never skipped); once the broker takes
-it, exactly one dead letter is there and the relay is healthy again."""
+it, exactly one dead letter is there and the relay is healthy again. A record too large for the
+topic is a permanent failure: counted by error name and named in the health reason."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from relay.errors import Rejection
-from relay.metrics import DLQ_WRITE_FAILURES, DLQ_WRITES
+from relay.metrics import DLQ_PERMANENT_FAILURES, DLQ_WRITE_FAILURES, DLQ_WRITES
 from relay.pipeline.deadletter import DeadLetterWriter, dead_letters
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Backoff
@@ -51,6 +52,8 @@ async def test_a_refused_write_blocks_counts_and_recovers(
     rejection = Rejection("enrich", "course-unresolved", "no course", first_failure=0.0)
     failures_before = _failures()
     writes_before = DLQ_WRITES.labels("course-unresolved")._value.get()
+    too_large = DLQ_PERMANENT_FAILURES.labels("MSG_SIZE_TOO_LARGE")
+    permanent_before = too_large._value.get()
     try:
         write = asyncio.create_task(writer.write(record, rejection))
         while _failures() < failures_before + 2:  # refused, retried, refused again
@@ -58,6 +61,9 @@ async def test_a_refused_write_blocks_counts_and_recovers(
             await asyncio.sleep(0.05)
         assert not writer.health.dlq_healthy
         assert not write.done()
+        assert too_large._value.get() >= permanent_before + 2
+        reason = writer.health.reasons()["dlq_healthy"]
+        assert "permanently (MSG_SIZE_TOO_LARGE)" in reason and "max.message.bytes" in reason
 
         resource = ConfigResource(
             ConfigResource.Type.TOPIC,

@@ -243,6 +243,7 @@ EXPORTER = textwrap.dedent(
         m.HTTP_LATENCY.labels(endpoint="events").observe(0.02 + (n % 5) / 100)
         m.DELIVERY_LAG.observe(0.5 + n % 3)
         m.DLQ_WRITES.labels(reason="unknown-framing").inc()
+        m.DLQ_PERMANENT_FAILURES.labels(error="MSG_SIZE_TOO_LARGE")
         m.COURSE_LOOKUPS.labels(source="cache", result="hit").inc(3)
         m.COURSE_LOOKUPS.labels(source="api", result="found").inc()
         m.IN_FLIGHT.set(n % 7)

@@ -8,8 +8,12 @@ Every trial reconciles produced vs delivered vs dead-lettered by event id (ledge
   acknowledged, the relay is not ready and commits nothing past that record; after recovery
   everything arrives.
 - credentials rotated: the SCRAM password changes on the broker; the relay restarted with the
-  stale secret exits non-zero with a log line (no secret), and recovers with the new one.
+  stale secret is not ready, then exits non-zero after RELAY_KAFKA_LOGIN_GRACE with a log line
+  (no secret), and recovers with the new one.
 - scale out and in: replicas 1 -> 3 -> 1 while 5,000 records flow; duplicates reported.
+- a refused login (wrong SCRAM password): the relay stays up, not ready, with a metric.
+- DLQ denied (no WRITE ACL on it): a permanent dead-letter error named in /readyz; the partition
+  waits; after the grant everything arrives.
 """
 
 from __future__ import annotations
@@ -243,11 +247,6 @@ def test_rotated_scram_password_is_reported_and_recovers_with_the_new_secret(
     assert figures.duplicate_mismatch == 0 and figures.dlq_total == 0, figures.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faust exits at bootstrap on SaslAuthenticationFailed (relay/pipeline/worker.py): the "
-    "relay cannot stay up not-ready with a Kafka-authentication metric; it exits 1 with a log line",
-)
 def test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric(
     cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
@@ -304,3 +303,52 @@ def test_scale_out_and_in_under_load(
     assert figures.lost == 0, figures.problems
     assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
     assert figures.dlq_total == 0 and figures.dlq_unexpected == 0, figures.problems
+
+
+def test_a_denied_dead_letter_is_reported_as_permanent_and_recovers_once_granted(
+    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
+) -> None:
+    """Issue 16 item 4 and the trusted sinks' "DLQ denied": the relay's principal lacks WRITE on
+    the DLQ topic. Its partition must wait (nothing committed past the planted record), /readyz
+    must name the permanent error, and once the operator grants the ACL the dead letter lands
+    and everything arrives, with no restart. A failure: the offset committed past, /readyz 200
+    or not naming TOPIC_AUTHORIZATION_FAILED, or no recovery after the grant."""
+    box = sandbox_factory()
+    names = cluster.topics("denied", dlq=False)
+    s = secured_scenario(cluster, names, "dlq-denied", box, tmp_path)
+    try:
+        plan = TrafficGenerator(students=6, seed=61).plan(120)
+        poison = poison_for(plan, students=1, seed=13)[:1]  # one planted record, mid-stream
+        records = interleave(expectations(plan), poison)
+        s.seed_roster(plan)
+        relay = s.relay("a", **cluster.relay_env("scram")).start()
+        relay.wait_assigned()
+        s.produce(records, wait=True)
+        admin = {"bootstrap.servers": cluster.admin_bootstrap}
+        (planted,) = [m for m in read_topic(admin, names.topic)
+                      if m.value() == poison[0].value]  # fmt: skip
+        partition, offset = planted.partition() or 0, planted.offset() or 0
+        wait_for(lambda: (relay.metric("dlq_permanent_failures") or 0) > 0, 120,
+                 "a permanently refused dead-letter write", relay.check_alive)  # fmt: skip
+        wait_for(lambda: relay.readyz() == 503, 60, "/readyz 503", relay.check_alive)
+        time.sleep(3)  # commits every second: one would have landed by now
+        response = relay.get("/readyz")
+        body = response.json() if response is not None else {}
+        during = committed(cluster, names, partition)
+
+        cluster.grant(names)  # the operator adds WRITE on the DLQ topic
+        s.wait_complete(timeout=180, alive=[relay])
+        wait_for(lambda: relay.readyz() == 200, 120, "/readyz 200 again", relay.check_alive)
+        figures = s.finish()
+        figures.notes.update(planted_at=f"{partition}:{offset}", committed_while_denied=during,
+                             readyz_while_denied=body)  # fmt: skip
+        report(figures)
+    finally:
+        s.close()
+
+    reasons = body.get("reasons", {})
+    assert "permanently (TOPIC_AUTHORIZATION_FAILED)" in reasons.get("dlq_healthy", ""), body
+    assert during is None or during <= offset, "committed past an unwritten dead letter"
+    assert figures.lost == 0, figures.problems
+    assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
+    assert figures.dlq_unexpected == 0 and figures.duplicate_mismatch == 0, figures.problems

@@ -42,13 +42,6 @@ DLQ_MAX_BYTES = 2048
 PERMANENT_WORDS = ("too large", "too_large", "permanent", "max.message.bytes")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 4: DeadLetterWriter.write (pipeline/deadletter.py:134-158) retries "
-    "every failure alike, forever; /readyz only shows dlq_healthy=false (metrics.py:148), the "
-    "same as for a broker blip: a permanent error (message too large, denied, no topic) is "
-    "never classified nor escalated",
-)
 def test_a_dead_letter_too_large_for_the_dlq_is_reported_as_permanent(
     kafka_bootstrap: str,
     make_topic: TopicFactory,

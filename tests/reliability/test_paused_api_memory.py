@@ -149,13 +149,6 @@ def test_nothing_is_lost_after_the_pause(paused: PausedRun, report: Report) -> N
     assert paused.figures.ok and paused.figures.dlq_total == 0, paused.figures.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 9 (memory): while the API is paused the relay holds every record it "
-    "reads: the dispatcher's window is RELAY_MAX_PENDING records (pipeline/dispatch.py:79, "
-    "default 4 x max_in_flight, config.py:208) and faust's stream buffer max(4096, pending) "
-    "records (pipeline/worker.py:53), neither bounded by bytes",
-)
 def test_memory_while_paused_is_bounded_by_bytes(paused: PausedRun) -> None:
     growth = paused.notes["growth_while_paused_mib"]
     assert growth < MEMORY_BOUND_MIB, (

@@ -33,12 +33,6 @@ def _hwm_kib(pid: int) -> int:
     raise AssertionError(f"no VmHWM for pid {pid}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 9: TimeBackClient._send (timeback/client.py:295) reads every reply "
-    "whole (httpx response.content) and capped_body (timeback/_http.py:51) cuts it to 2 KiB "
-    "only afterwards: a huge error body is held in memory",
-)
 def test_a_huge_error_body_is_never_held_whole(
     scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
 ) -> None:

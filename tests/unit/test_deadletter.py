@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+import pytest
+from confluent_kafka import KafkaError
+
 from relay import __version__
 from relay.errors import Rejection
-from relay.pipeline.deadletter import BODY_CAP, DETAIL_CAP, dead_letter_headers
+from relay.pipeline.deadletter import (
+    BODY_CAP,
+    DETAIL_CAP,
+    DeadLetterWriteFailed,
+    dead_letter_headers,
+)
 from relay.pipeline.record import SourceRecord
 
 FIRST, LAST = 1767225600.0, 1767225601.5  # 2026-01-01T00:00:00Z and 1.5 s later
@@ -96,3 +104,29 @@ def test_detail_and_body_are_capped_and_credentials_masked() -> None:
     for value in h.values():
         assert token not in value and "hunter2-secret" not in value
     assert "[redacted]" in h["relay.detail"] and "[redacted]" in h["relay.http.body"]
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (KafkaError.MSG_SIZE_TOO_LARGE, "MSG_SIZE_TOO_LARGE"),
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, "TOPIC_AUTHORIZATION_FAILED"),
+        (KafkaError.UNKNOWN_TOPIC_OR_PART, "UNKNOWN_TOPIC_OR_PART"),
+        (KafkaError._UNKNOWN_TOPIC, "_UNKNOWN_TOPIC"),
+    ],
+)
+def test_errors_no_retry_fixes_are_permanent_with_a_remedy(code: int, name: str) -> None:
+    failed = DeadLetterWriteFailed("refused", KafkaError(code, "refused"))
+    assert failed.permanent == name
+    assert failed.remedy
+
+
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError._MSG_TIMED_OUT, KafkaError._QUEUE_FULL, KafkaError.NOT_ENOUGH_REPLICAS,
+     KafkaError._TRANSPORT, KafkaError.LEADER_NOT_AVAILABLE],
+)  # fmt: skip
+def test_broker_blips_are_transient(code: int) -> None:
+    failed = DeadLetterWriteFailed("blip", KafkaError(code, "blip"))
+    assert failed.permanent is None and failed.remedy == ""
+    assert DeadLetterWriteFailed("no error object").permanent is None

@@ -293,3 +293,42 @@ def test_window_must_be_positive() -> None:
 def test_pending_cannot_be_smaller_than_the_window() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         Dispatcher(lambda _: asyncio.sleep(0), lambda _: None, max_in_flight=8, max_pending=4)
+
+
+async def test_the_byte_bound_stops_admitting_until_acknowledgements_free_bytes() -> None:
+    """Records of 40 bytes under a 100-byte bound: three are admitted (the third crosses it),
+    the fourth waits, although the record count allows 32; an acknowledgement lets it in."""
+    recs = [Rec(n, 0, n) for n in range(5)]
+    h = Harness(recs, window=8)
+    h.dispatcher = Dispatcher(
+        h.process, h.ack, max_in_flight=8, max_pending=32, max_pending_bytes=100, size=lambda r: 40
+    )
+    feeder = asyncio.create_task(h.feed())
+    await settle()
+    assert (h.dispatcher.pending, h.dispatcher.pending_bytes) == (3, 120)
+    assert h.dispatcher.over_bytes and not feeder.done()
+    h.release(0)
+    await settle()
+    assert [r.n for r in h.acked] == [0]
+    assert h.dispatcher.pending == 3 and not feeder.done()  # 80 bytes, then 120 again
+    for n in range(1, 5):
+        h.release(n)
+    await asyncio.wait_for(feeder, 1)
+    assert await h.dispatcher.drain(1)
+    assert h.dispatcher.pending_bytes == 0 and not h.dispatcher.over_bytes
+
+
+async def test_a_record_larger_than_the_byte_bound_is_admitted_into_an_empty_window() -> None:
+    recs = [Rec(0, 0, 0), Rec(1, 0, 1)]
+    h = Harness(recs, window=2)
+    h.dispatcher = Dispatcher(
+        h.process, h.ack, max_in_flight=2, max_pending=8, max_pending_bytes=10, size=lambda r: 50
+    )
+    feeder = asyncio.create_task(h.feed())
+    await settle()
+    assert h.dispatcher.pending == 1 and not feeder.done()
+    h.release(0)
+    h.release(1)
+    await asyncio.wait_for(feeder, 1)
+    assert await h.dispatcher.drain(1)
+    assert [r.n for r in h.acked] == [0, 1]
