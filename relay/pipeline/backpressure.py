@@ -25,13 +25,18 @@ class FetchGate:
 
     def update(self, dispatcher: Dispatcher[Any] | None) -> None:
         """Pause fetching while ``dispatcher`` is over its byte bound, resume when under."""
+        # Called after every record: the common case (under the bound, nothing paused) does
+        # no work at all.
+        over = dispatcher is not None and dispatcher.over_bytes
+        if not over and not self._paused:
+            return
         consumer: Any = self.app.consumer
         assigned = set(consumer.assignment())
-        if dispatcher is not None and dispatcher.over_bytes:
+        if over:
             for tp in assigned:  # idempotent; covers partitions assigned since
                 consumer.on_buffer_full(tp)
             self._paused |= assigned
-        elif self._paused:
+        else:
             for tp in self._paused & assigned:  # a revoked partition is not fetched anyway
                 consumer.on_buffer_drop(tp)
             self._paused.clear()
