@@ -4,6 +4,7 @@ bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Final
 
@@ -27,17 +28,27 @@ async def send(
     endpoint: str,
     what: str,
     auth: httpx.Auth | None = None,
+    deadline: float | None = None,
 ) -> httpx.Response:
     """Send one request, counted and timed; no answer (timeout, refused, reset) raises
-    ``ApiTransientError`` naming the cause, ``what`` saying which call it was."""
+    ``ApiTransientError`` naming the cause, ``what`` saying which call it was.
+
+    ``deadline`` bounds the whole exchange, body included: the read timeout bounds each read
+    only, so a reply that drips bytes would otherwise hold its slot (an event's, the half-open
+    probe's, the single-flight token refresh's) forever."""
     started = time.perf_counter()
     try:
-        response = await read_capped(await http.send(request, auth=auth, stream=True))
+        async with asyncio.timeout(deadline):
+            response = await read_capped(await http.send(request, auth=auth, stream=True))
     except httpx.TransportError as exc:
         observe(endpoint, None, started)
         cause = network_cause(exc)
         message = f"{what} ({cause}: {type(exc).__name__})"
         raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
+    except TimeoutError:
+        observe(endpoint, None, started)
+        message = f"{what} (no complete response within the {deadline:g} s deadline)"
+        raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
     observe(endpoint, response.status_code, started)
     return response
 

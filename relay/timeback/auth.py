@@ -56,6 +56,7 @@ class TokenManager:
         refresh_margin: float = 60.0,
         *,
         retry_after_cap: float = RETRY_AFTER_CAP,
+        deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         health: Health | None = None,
     ) -> None:
@@ -69,6 +70,7 @@ class TokenManager:
         self.scope = scope
         self.refresh_margin = refresh_margin
         self._retry_after_cap = retry_after_cap
+        self._deadline = deadline  # seconds for a whole token exchange (None: per-read only)
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0  # clock time the token dies
@@ -152,7 +154,9 @@ class TokenManager:
             "POST", self.token_url, data=form, headers={"Accept": "application/json"}
         )
         what = "token endpoint unreachable"
-        response = await send(self._http, request, endpoint=ENDPOINT, what=what, auth=auth)
+        response = await send(
+            self._http, request, endpoint=ENDPOINT, what=what, auth=auth, deadline=self._deadline
+        )
         return self._parse(response)
 
     def _parse(self, response: httpx.Response) -> tuple[str, float]:

@@ -23,8 +23,6 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -38,7 +36,7 @@ from pydantic import SecretStr
 from relay import __version__
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
-from relay.timeback._http import capped_body, error_code, observe, send
+from relay.timeback._http import capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, transient_answer
@@ -135,6 +133,7 @@ class TimeBackClient:
             config.scope,
             config.refresh_margin,
             retry_after_cap=config.retry_after_cap,
+            deadline=config.effective_deadline,
             health=health,
         )
 
@@ -258,22 +257,14 @@ class TimeBackClient:
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
 
     async def _send(self, request: httpx.Request, endpoint: str, what: str) -> httpx.Response:
-        """One send within the total deadline: the read timeout bounds each read only, so a
-        reply that drips bytes would otherwise hold its slot (or the half-open probe) forever."""
-        started = time.perf_counter()
-        deadline = self.config.effective_deadline
-        try:
-            async with asyncio.timeout(deadline):
-                return await send(
-                    self._http, request, endpoint=endpoint, what=f"{what}: no response"
-                )
-        except TimeoutError:
-            observe(endpoint, None, started)
-            raise ApiTransientError(
-                f"{what}: no complete response within the {deadline:g} s deadline",
-                endpoint=endpoint,
-                cause="timeout",
-            ) from None
+        """One send within the total deadline (``_http.send``)."""
+        return await send(
+            self._http,
+            request,
+            endpoint=endpoint,
+            what=f"{what}: no response",
+            deadline=self.config.effective_deadline,
+        )
 
     def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
         """Classify; raise for transient and systemic answers, return the rest."""

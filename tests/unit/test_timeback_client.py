@@ -216,6 +216,25 @@ async def test_a_reply_that_drips_is_cut_off_at_the_deadline(api: FakeApi) -> No
     assert HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get() == before + 1
 
 
+async def test_a_token_reply_that_drips_is_cut_off_at_the_deadline() -> None:
+    # The single-flight token refresh holds every caller: it gets the same total deadline.
+    async def drip() -> AsyncIterator[bytes]:
+        for byte in b'{"access_token": "eyJ-slow", "expires_in": 3600}':
+            await asyncio.sleep(0.05)
+            yield bytes([byte])
+
+    async def token_endpoint(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=drip())
+
+    before = HTTP_REQUESTS.labels(endpoint="token", status_class="error")._value.get()
+    config = ClientConfig(BASE, "client-1", SecretStr(SECRET), timeout=3, deadline=0.2)
+    async with TimeBackClient(config, transport=httpx.MockTransport(token_endpoint)) as client:
+        with pytest.raises(ApiTransientError, match=r"0\.2 s deadline") as caught:
+            await client.auth.token()
+    assert caught.value.cause == "timeout"
+    assert HTTP_REQUESTS.labels(endpoint="token", status_class="error")._value.get() == before + 1
+
+
 @pytest.mark.parametrize(
     ("status", "hint"),
     [(403, "RELAY_SCOPE"), (404, "RELAY_API_BASE_URL"), (302, "RELAY_API_BASE_URL")],
