@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from relay.contract.activity import (
     NAMESPACE,
@@ -40,11 +40,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # RFC 4122 textual form, any case; normalised to lower case so case variants are one event.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# Longest accepted strings, in characters: one oversized field would otherwise travel whole into
-# every Caliper event built from it (and its retries and dead letters). Ids and IRIs fit in the
-# common 2,048-character URL limit; names and other free text in 8,192.
-MAX_ID_CHARS: Final = 2048
-MAX_TEXT_CHARS: Final = 8192
 _ASSESSMENT_ACTIONS = {member.value: member for member in AssessmentAction}
 _SESSION_ACTIONS = {member.value: member for member in SessionAction}
 
@@ -195,13 +190,7 @@ def _event_id(value: Any) -> str:
 def _is_id(value: Any) -> TypeGuard[str]:
     """A non-empty string without whitespace or control characters."""
     # isprintable() is False for every whitespace but " ", control, format and surrogate chars.
-    return (
-        type(value) is str
-        and value != ""
-        and len(value) <= MAX_ID_CHARS
-        and " " not in value
-        and value.isprintable()
-    )
+    return type(value) is str and value != "" and " " not in value and value.isprintable()
 
 
 def _ident(name: str, value: Any) -> str:
@@ -223,11 +212,7 @@ def _opt_ident(name: str, value: Any) -> str | None:
 def _is_text(value: Any) -> TypeGuard[str]:
     """Free text: any string that is valid Unicode (no lone surrogates)."""
     # isprintable() first: it is the cheap answer for almost every name.
-    return (
-        type(value) is str
-        and len(value) <= MAX_TEXT_CHARS
-        and (value.isprintable() or _SURROGATE.search(value) is None)
-    )
+    return type(value) is str and (value.isprintable() or _SURROGATE.search(value) is None)
 
 
 def _text(name: str, value: Any) -> str:
@@ -239,8 +224,6 @@ def _text(name: str, value: Any) -> str:
 def _bad_text(name: str, value: Any) -> Rejection:
     if type(value) is not str:
         return invalid(name, f"expected a string, got {_kind(value)}")
-    if len(value) > MAX_TEXT_CHARS:
-        return invalid(name, f"longer than {MAX_TEXT_CHARS} characters ({len(value)})")
     bad = _SURROGATE.search(value)
     assert bad is not None
     return invalid(name, f"invalid character U+{ord(bad.group()):04X} at {bad.start()}")
@@ -361,8 +344,6 @@ def _interval(started: Any, ended: Any) -> tuple[datetime | None, datetime | Non
 def _why_bad_id(value: str) -> str:
     if not value:
         return "must not be empty"
-    if len(value) > MAX_ID_CHARS:
-        return f"longer than {MAX_ID_CHARS} characters ({len(value)})"
     for index, char in enumerate(value):
         if char == " " or not char.isprintable():
             kind = "whitespace" if char.isspace() else "an invalid or control character"
