@@ -6,7 +6,6 @@ both refuse unknown or inconsistent settings, and librdkafka loads the CA file w
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from relay.config import Settings
 from relay.errors import ConfigError
 from relay.pipeline import kafka_config
+from tests.shared import self_signed
 
 pytestmark = pytest.mark.reliability
 
@@ -28,25 +28,9 @@ BOOTSTRAP = "broker-1.example.test:9094,broker-2.example.test:9094"
 @pytest.fixture(scope="module")
 def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed CA certificate (PEM) with a recognisable subject."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reliability-test-ca")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert, _key = self_signed("reliability-test-ca", ca=True)
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path

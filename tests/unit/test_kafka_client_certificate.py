@@ -3,7 +3,6 @@ aiokafka SSL context, passed to librdkafka, and the key password never shown."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from relay.config import load_settings
 from relay.errors import ConfigError
 from relay.pipeline.kafka_config import confluent_config, describe, ssl_context
 from relay.pipeline.kafka_diagnosis import principal
+from tests.shared import self_signed
 
 KEY_PASSWORD = "key-pass-Wombat-417"
 
@@ -21,24 +21,9 @@ KEY_PASSWORD = "key-pass-Wombat-417"
 @pytest.fixture(scope="module")
 def client_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed client certificate (CN=relay-unit) and its key, encrypted (PKCS#8)."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay-unit")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed("relay-unit")
     folder = tmp_path_factory.mktemp("client-cert")
     cert_file, key_file = folder / "client.pem", folder / "client.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
