@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
@@ -21,13 +22,17 @@ BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ he
 ANSWER_LIMIT: Final = 4 << 20
 
 
+# One exchange: a request to its response, body not read yet (a transport's
+# ``handle_async_request``, or an ``httpx.AsyncClient.send`` with ``stream=True``).
+Exchange = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
 async def send(
-    http: httpx.AsyncClient,
+    exchange: Exchange,
     request: httpx.Request,
     *,
     endpoint: str,
     what: str,
-    auth: httpx.Auth | None = None,
     deadline: float | None = None,
 ) -> httpx.Response:
     """Send one request, counted and timed; no answer (timeout, refused, reset) raises
@@ -39,7 +44,9 @@ async def send(
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline):
-            response = await read_capped(await http.send(request, auth=auth, stream=True))
+            answer = await exchange(request)
+            answer.request = request  # a transport need not set it (httpx.MockTransport does not)
+            response = await read_capped(answer)
     except httpx.TransportError as exc:
         observe(endpoint, None, started)
         cause = network_cause(exc)
@@ -53,11 +60,21 @@ async def send(
     return response
 
 
+def body_limit(status: int) -> int:
+    """Bytes of an answer's body kept: ``BODY_LIMIT`` of an error (all a dead letter keeps),
+    ``ANSWER_LIMIT`` of a success."""
+    return ANSWER_LIMIT if 200 <= status < 300 else BODY_LIMIT
+
+
 async def read_capped(response: httpx.Response) -> httpx.Response:
-    """``response`` with its body read up to a byte cap and the rest never read: an error
-    answer keeps ``BODY_LIMIT`` bytes (all a dead letter keeps), a success ``ANSWER_LIMIT``.
-    A huge body is never held whole; the connection of a cut body is closed, not drained."""
-    limit = ANSWER_LIMIT if response.is_success else BODY_LIMIT
+    """``response`` with its body read up to ``body_limit`` and the rest never read. A huge body
+    is never held whole; the connection of a cut body is closed, not drained. A response read
+    already (``transport.CappedAiohttpTransport`` caps as it reads; a mock's) is only cut."""
+    limit = body_limit(response.status_code)
+    if isinstance(response.stream, httpx.ByteStream):  # in memory: read already
+        if len(response.content) <= limit:
+            return response
+        return _with_body(response, response.content[:limit])
     kept = bytearray()
     try:
         async for chunk in response.aiter_bytes():
@@ -66,13 +83,17 @@ async def read_capped(response: httpx.Response) -> httpx.Response:
                 break
     finally:
         await response.aclose()
+    return _with_body(response, bytes(kept))
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
     # the body is decoded already: drop the headers that describe the encoded one
     encoded = {b"content-encoding", b"content-length", b"transfer-encoding"}
     headers = [(k, v) for k, v in response.headers.raw if k.lower() not in encoded]
     return httpx.Response(
         response.status_code,
         headers=headers,
-        content=bytes(kept),
+        content=body,
         request=response.request,
         extensions=response.extensions,
     )

@@ -155,7 +155,11 @@ class TokenManager:
         )
         what = "token endpoint unreachable"
         response = await send(
-            self._http, request, endpoint=ENDPOINT, what=what, auth=auth, deadline=self._deadline
+            lambda r: self._http.send(r, auth=auth, stream=True),
+            request,
+            endpoint=ENDPOINT,
+            what=what,
+            deadline=self._deadline,
         )
         return self._parse(response)
 

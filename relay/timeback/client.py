@@ -4,7 +4,11 @@ The client speaks httpx; its connections are aiohttp's (``httpx_aiohttp``). At 6
 flight httpcore's pool was most of the relay's CPU (bench/results/relay_profile_httpcore.txt: its
 request assignment scans every connection for every queued request); over aiohttp the relay
 spends about 0.4 of the CPU per record and delivers 2.7x the events (``python -m bench
---variants``).
+--variants``). API calls build their ``httpx.Request`` (URL parsed once) and hand it to the
+transport: ``AsyncClient.send`` and ``build_request`` (URL merging, cookie jar, auth and
+redirect machinery the relay does not use) were half of an event's HTTP cost (544 -> 291 us of
+CPU per request against the Go sink, ``bench/results``). So the transport is built here, with
+the proxy the environment names (HTTPS_PROXY, NO_PROXY), as ``AsyncClient`` would.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
 business (``relay.timeback.delivery``). Each call either returns, or raises one of the API-level
@@ -23,23 +27,24 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 
 from __future__ import annotations
 
+import urllib.request
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
-from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from relay import __version__
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
-from relay.timeback._http import capped_body, error_code, send
+from relay.timeback._http import body_limit, capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, transient_answer
+from relay.timeback.transport import CappedAiohttpTransport
 
 EVENTS_PATH: Final = "/events/1.0"
 JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -115,14 +120,20 @@ class TimeBackClient:
         health: Health | None = None,
     ) -> None:
         self.config = config
-        # An httpx.AsyncClient whose default transport is aiohttp's pool (``transport`` overrides).
-        self._http: httpx.AsyncClient = HttpxAiohttpClient(
+        # aiohttp's pool behind httpx (``transport`` overrides); the token endpoint goes through
+        # an AsyncClient on the same transport (its Basic auth), API calls straight to it.
+        self._transport = transport or api_transport(config)
+        self._base = config.base_url.rstrip("/") + "/"
+        self._events_url = httpx.URL(self._base + EVENTS_PATH.lstrip("/"))
+        self._headers = {"User-Agent": f"timeback-relay/{__version__}"}
+        self._extensions = {"timeout": config.timeouts().as_dict()}
+        self._http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=config.timeouts(),
-            limits=config.limits(),
-            transport=transport,
-            headers={"User-Agent": f"timeback-relay/{__version__}"},
+            transport=self._transport,
+            headers=self._headers,
             follow_redirects=False,  # a redirect would mean a wrong base URL: say so, not follow
+            trust_env=False,  # the environment's proxy is the transport's (api_transport)
         )
         self.auth = auth or TokenManager(
             self._http,
@@ -239,14 +250,15 @@ class TimeBackClient:
         params: dict[str, str | int] | None = None,
     ) -> httpx.Response:
         """Send with the bearer token; on a 401 drop it, refresh once and resend."""
+        url = self._url(path, params)
         for first in (True, False):
             token = await self.auth.token()
-            request = self._http.build_request(
+            request = httpx.Request(
                 method,
-                path,
+                url,
                 content=content,
-                params=params,
-                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                headers={**self._headers, **(headers or {}), "Authorization": f"Bearer {token}"},
+                extensions=self._extensions,
             )
             response = await self._send(request, endpoint, f"{method} {endpoint}")
             if response.status_code != 401:
@@ -256,10 +268,16 @@ class TimeBackClient:
                 break
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
 
+    def _url(self, path: str, params: dict[str, str | int] | None) -> httpx.URL:
+        """``path`` under the base URL (its own path kept, as httpx's ``base_url`` does)."""
+        if path == EVENTS_PATH and not params:
+            return self._events_url  # parsed once: the hot path
+        return httpx.URL(self._base + path.lstrip("/"), params=params)
+
     async def _send(self, request: httpx.Request, endpoint: str, what: str) -> httpx.Response:
         """One send within the total deadline (``_http.send``)."""
         return await send(
-            self._http,
+            self._transport.handle_async_request,
             request,
             endpoint=endpoint,
             what=f"{what}: no response",
@@ -287,6 +305,26 @@ class TimeBackClient:
             f"TimeBackClient(base_url={self.config.base_url!r}, "
             f"client_id={self.config.client_id!r})"
         )
+
+
+def api_transport(config: ClientConfig) -> httpx.AsyncBaseTransport:
+    """aiohttp's connection pool for the API, through the proxy the environment names for its
+    URL (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY), as httpx's ``trust_env`` does;
+    the CA store also follows the environment (SSL_CERT_FILE, SSL_CERT_DIR)."""
+    return CappedAiohttpTransport(
+        body_limit=body_limit, limits=config.limits(), proxy=environment_proxy(config.base_url)
+    )
+
+
+def environment_proxy(url: str) -> httpx.Proxy | None:
+    """The proxy the environment names for ``url``, if any (the standard library's reading of
+    the ``*_proxy`` variables, which httpx and curl share)."""
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return httpx.Proxy(proxy) if proxy else None
 
 
 _HINT = "the relay is misconfigured; check RELAY_API_BASE_URL"

@@ -1,0 +1,106 @@
+"""The API transport against a real HTTP server (aiohttp's, on a free loopback port): answers
+come back read and capped, a cut body's connection is closed, a whole one reused, a gzip body
+decoded; and the proxy the environment names."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from relay.timeback._http import BODY_LIMIT, body_limit
+from relay.timeback.client import ClientConfig, TimeBackClient, environment_proxy
+from relay.timeback.transport import CappedAiohttpTransport
+
+BIG = 1 << 20
+
+
+async def _answer(request: web.Request) -> web.StreamResponse:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if request.path == "/big-error":
+        return web.Response(status=400, body=b"e" * BIG)
+    if request.path == "/gzip":
+        return web.Response(
+            body=gzip.compress(b'{"ok": true}'), headers={"Content-Encoding": "gzip"}
+        )
+    return web.json_response({"peer": list(peer or ()), "body": len(await request.read())})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", _answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[CappedAiohttpTransport]:
+    t = CappedAiohttpTransport(body_limit=body_limit, limits=httpx.Limits(max_connections=1))
+    yield t
+    await t.aclose()
+
+
+async def test_an_error_body_is_cut_at_the_limit_and_its_connection_not_reused(
+    server: str, transport: CappedAiohttpTransport
+) -> None:
+    cut = await transport.handle_async_request(httpx.Request("GET", f"{server}/big-error"))
+    assert cut.status_code == 400
+    assert cut.content == b"e" * BODY_LIMIT
+    assert cut.extensions["body_cut"] is True
+    first = (await transport.handle_async_request(httpx.Request("GET", f"{server}/a"))).json()
+    again = (await transport.handle_async_request(httpx.Request("GET", f"{server}/a"))).json()
+    assert first["peer"] == again["peer"]  # a body read whole leaves its connection in the pool
+
+
+async def test_the_request_body_is_sent_and_a_gzip_answer_decoded(
+    server: str, transport: CappedAiohttpTransport
+) -> None:
+    sent = await transport.handle_async_request(
+        httpx.Request("POST", f"{server}/events/1.0", content=b"x" * 1000)
+    )
+    assert sent.json()["body"] == 1000
+    zipped = await transport.handle_async_request(httpx.Request("GET", f"{server}/gzip"))
+    assert zipped.json() == {"ok": True}
+    assert "content-encoding" not in zipped.headers
+
+
+async def test_the_client_keeps_the_base_urls_path(server: str) -> None:
+    seen: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        return httpx.Response(202, json={"status": "accepted"})
+
+    config = ClientConfig(f"{server}/partner/", "id", SecretStr("secret"))
+    async with TimeBackClient(config, transport=httpx.MockTransport(api)) as client:
+        await client.send_event(b"{}", event_type="ViewEvent")
+        await client.get_course("c 1")
+    assert seen[1:] == [
+        f"{server}/partner/events/1.0",
+        f"{server}/partner/rostering/1.0/courses/c%201",
+    ]
+
+
+def test_the_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert environment_proxy("https://api.example.com") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    proxy = environment_proxy("https://api.example.com")
+    assert proxy is not None and str(proxy.url) == "http://proxy.internal:3128"
+    assert environment_proxy("http://api.example.com") is None  # only https is proxied
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    assert environment_proxy("https://api.example.com") is None
