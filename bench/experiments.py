@@ -14,7 +14,15 @@ from typing import Any
 from bench.common import say
 from bench.lab import Lab
 
-VARIANTS: tuple[str | None, ...] = (None, "httpcore", "held-window", "httpcore+held-window")
+VARIANTS: tuple[str | None, ...] = (
+    None,
+    "httpcore",
+    "held-window",
+    "httpcore+held-window",
+    "client-send",
+    "faust-sensor",
+    "client-send+faust-sensor",
+)
 
 
 def run(lab: Lab, wanted: str | None = None) -> dict[str, Any]:

@@ -15,17 +15,25 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
   acknowledged (``max_pending = max_in_flight``): a record that is done but waits for an earlier
   offset of its partition, or waits behind its student's previous record, holds an API slot.
 
-Variants combine with ``+`` (``httpcore+held-window`` is the relay before the change).
+- ``client-send``: API calls through ``AsyncClient.build_request`` and ``send(stream=True)`` over
+  httpx_aiohttp's streaming transport, each answer copied into a capped second response (the
+  relay before relay/timeback/transport.py).
+- ``faust-sensor``: faust's Prometheus sensor on (``RELAY_FAUST_METRICS=true``, the default
+  before it became opt-in).
+
+Variants combine with ``+`` (``httpcore+held-window`` is the relay before the change of
+2026-11-29; ``client-send+faust-sensor`` the relay before issue 15's HTTP and sensor work).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import httpx
 
-VARIANTS = ("httpcore", "held-window")
+VARIANTS = ("httpcore", "held-window", "client-send", "faust-sensor")
 
 
 def _httpcore_transport() -> None:
@@ -53,11 +61,45 @@ def _held_window() -> None:
     Dispatcher.__init__ = init  # type: ignore[method-assign]
 
 
+def _faust_sensor() -> None:
+    os.environ["RELAY_FAUST_METRICS"] = "true"
+
+
+def _client_send() -> None:
+    """API calls through ``AsyncClient.build_request`` and ``send(stream=True)`` over
+    httpx_aiohttp's streaming transport, each answer copied into a capped second response."""
+    from httpx_aiohttp import AiohttpTransport
+
+    from relay.timeback import client
+
+    original = client.TimeBackClient.__init__
+
+    class Sent:  # AsyncClient.send in the transport's place
+        def __init__(self, http: httpx.AsyncClient) -> None:
+            self.http = http
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await self.http.send(request, stream=True)
+
+    def init(self: Any, config: Any, *, transport: Any = None, **kwargs: Any) -> None:
+        streamed = transport or AiohttpTransport(limits=config.limits())
+        original(self, config, transport=streamed, **kwargs)
+        http = self._http
+        self._url = lambda path, params: http.build_request("GET", path, params=params).url
+        self._transport = Sent(http)
+
+    client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
+
+
 def apply(variant: str) -> None:
     if variant == "httpcore":
         _httpcore_transport()
     elif variant == "held-window":
         _held_window()
+    elif variant == "client-send":
+        _client_send()
+    elif variant == "faust-sensor":
+        _faust_sensor()
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
 

@@ -239,6 +239,11 @@ class Settings(BaseSettings):
     # Runtime
     web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /livez, /readyz port")
     web_host: str = Field("0.0.0.0", description="address the web views bind")
+    faust_metrics: bool = Field(
+        False,
+        description="also export faust's own sensor as faust_* metrics (costs about a sixth of "
+        "the CPU per record: a labelled update per message; README Performance)",
+    )
     shutdown_grace: float = Field(25.0, ge=0, description="seconds to drain on SIGTERM")
     allow_insecure_http: bool = Field(
         False, description="allow an http:// API base and Schema Registry (local ones)"

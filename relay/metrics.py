@@ -147,6 +147,11 @@ CONSUMER_LAG = Gauge(
 ASSIGNED_PARTITIONS = Gauge(
     _P + "assigned_partitions", "Partitions assigned to this process", registry=REGISTRY
 )
+REBALANCES = Counter(
+    _P + "rebalances_total",
+    "Partition assignments received (each rebalance this process took part in)",
+    registry=REGISTRY,
+)
 READY = Gauge(_P + "ready", "1 when /readyz reports ready", registry=REGISTRY)
 
 
