@@ -1,0 +1,123 @@
+"""``relay run`` with RELAY_EVENTS_PER_REQUEST=20: real Kafka, the real sandbox over HTTP.
+
+Events of different records share Caliper envelopes. The sandbox refuses an envelope whole when
+one of its events breaks its rules (a subject it does not allow, which the relay does allow), so
+the relay splits it until the bad event is alone: every good event arrives exactly once, only
+the planted records are dead-lettered, each with its own single-event 400, and the relay made
+fewer requests than it delivered events. Against a sandbox that takes one event per request,
+every envelope is refused and split down to single events: everything still arrives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from relay.tools.traffic import PlannedRecord
+from tests.integration.conftest import SandboxFactory, SandboxHandle
+from tests.integration.pipeline_helpers import (
+    letters,
+    produce,
+    sample,
+    seed_students,
+    start_relay,
+    wait_acked,
+    xp_record,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+STUDENTS = [f"student-{n:02d}" for n in range(40)]
+ALLOWED = ("Math", "Reading", "None")  # the sandbox's subjects: no Science
+
+
+def backlog(per_student: int, planted_every: int = 0) -> tuple[list[PlannedRecord], set[bytes]]:
+    """Round-robin records of every student; each ``planted_every``-th is a Science one
+    (the values of the planted ones are returned)."""
+    records: list[PlannedRecord] = []
+    planted: set[bytes] = set()
+    for seq in range(per_student):
+        for student in STUDENTS:
+            bad = planted_every and len(records) % planted_every == planted_every - 1
+            records.append(xp_record(student, seq, subject="Science" if bad else "Math"))
+            if bad:
+                planted.add(records[-1].value)
+    return records, planted
+
+
+def taken(box: SandboxHandle) -> Counter[str]:
+    """Event ids the sandbox accepted, with how often."""
+    return Counter(e["id"] for e in box.events() if e["fate"] != "rejected_at_validation")
+
+
+def refused(box: SandboxHandle) -> set[str]:
+    return {e["id"] for e in box.events(fate="rejected_at_validation")}
+
+
+def test_envelopes_deliver_every_good_event_once_and_dead_letter_only_the_bad(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory(subjects=ALLOWED, max_events_per_request=20)
+    seed_students(box, STUDENTS)
+    records, planted = backlog(per_student=5, planted_every=37)
+    topic, dlq = make_topic("envelopes", partitions=3), make_topic("envelopes-dlq")
+    relay = start_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url,
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4", RELAY_BATCH_LINGER="0.02",
+    )  # fmt: skip
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_acked(relay, len(records))
+        requests = sample(relay, "http_requests", endpoint="events")
+        delivered = sample(relay, "events_sent", outcome="delivered")
+    finally:
+        relay.close()
+
+    good = len(records) - len(planted)  # an XpEarned is one GradeEvent
+    accepted = taken(box)
+    assert set(accepted.values()) == {1} and len(accepted) == good  # each good event once
+    assert delivered == good
+    assert requests < good, f"{requests} requests for {good} events: nothing was batched"
+
+    dead = letters(kafka_bootstrap, dlq)
+    assert sorted(d.value for d in dead) == sorted(planted)
+    dead_events = {d.headers["relay.event_ids"].decode() for d in dead}
+    assert dead_events <= refused(box) and not dead_events & set(accepted)
+    for letter in dead:
+        assert (letter.stage, letter.reason) == ("deliver", "api-rejected")
+        assert letter.headers["relay.http.status"] == b"400"
+        body = letter.headers["relay.http.body"]
+        assert b"extensions.subject" in body and b"data[" not in body  # its own request's
+
+
+def test_envelopes_to_an_api_taking_one_event_per_request_are_split_to_singles(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory()  # max_events_per_request=1: every envelope is a 400
+    seed_students(box, STUDENTS)
+    records, _ = backlog(per_student=2)
+    topic, dlq = make_topic("singles", partitions=3), make_topic("singles-dlq")
+    relay = start_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url,
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4",
+    )  # fmt: skip
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_acked(relay, len(records))
+        requests = sample(relay, "http_requests", endpoint="events")
+    finally:
+        relay.close()
+
+    accepted = taken(box)
+    assert set(accepted.values()) == {1} and len(accepted) == len(records)
+    assert letters(kafka_bootstrap, dlq) == []
+    assert requests > len(records)  # refused envelopes, then every event alone
