@@ -10,13 +10,18 @@ every envelope is refused and split down to single events: everything still arri
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from relay.tools.traffic import PlannedRecord
+from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.tools.demo import roster
+from relay.tools.reconcile import materialized_xp, reconcile
+from relay.tools.traffic import PlannedRecord, TrafficGenerator
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.integration.pipeline_helpers import (
     letters,
@@ -57,6 +62,17 @@ def refused(box: SandboxHandle) -> set[str]:
     return {e["id"] for e in box.events(fate="rejected_at_validation")}
 
 
+def ledger(url: str, students: list[str]) -> dict[str, float]:
+    """Each student's XP as the sandbox's ledger has it."""
+
+    async def fetch() -> dict[str, float]:
+        config = ClientConfig(url, "sandbox-client", SecretStr("sandbox-secret"))
+        async with TimeBackClient(config) as client:
+            return await materialized_xp(client, students)
+
+    return asyncio.run(fetch())
+
+
 def test_envelopes_deliver_every_good_event_once_and_dead_letter_only_the_bad(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
@@ -69,7 +85,7 @@ def test_envelopes_deliver_every_good_event_once_and_dead_letter_only_the_bad(
     topic, dlq = make_topic("envelopes", partitions=3), make_topic("envelopes-dlq")
     relay = start_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
-        RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4", RELAY_BATCH_LINGER="0.02",
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4", RELAY_BATCH_LINGER="0.05",
     )  # fmt: skip
     try:
         produce(kafka_bootstrap, topic, records)
@@ -121,3 +137,34 @@ def test_envelopes_to_an_api_taking_one_event_per_request_are_split_to_singles(
     assert set(accepted.values()) == {1} and len(accepted) == len(records)
     assert letters(kafka_bootstrap, dlq) == []
     assert requests > len(records)  # refused envelopes, then every event alone
+
+
+def test_every_record_type_reconciles_through_envelopes(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+) -> None:
+    # Records of several events (assessments, answers) and the relay's own poison, in envelopes.
+    box = sandbox_factory(max_events_per_request=20)
+    plan = TrafficGenerator(students=20, invalid_ratio=0.08, seed=21).plan(400)
+    for collection, entity in roster(plan):
+        assert box.put(collection, entity).status_code in (200, 201)
+    topic, dlq = make_topic("envelope-types", partitions=3), make_topic("envelope-types-dlq")
+    relay = start_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url,
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_BATCH_LINGER="0.05",
+    )  # fmt: skip
+    try:
+        produce(kafka_bootstrap, topic, plan.records)
+        wait_acked(relay, len(plan.records))
+        requests = sample(relay, "http_requests", endpoint="events")
+    finally:
+        relay.close()
+    box.process()
+
+    result = reconcile(plan, ledger(box.url, plan.students), letters(kafka_bootstrap, dlq))
+    assert result.ok, (result.xp_mismatches, result.missing, result.wrong_reason, result.unexpected)
+    assert box.stats()["rejected_at_validation"] == 0  # every envelope was taken whole
+    accepted = taken(box)
+    assert set(accepted.values()) == {1} and requests < len(accepted)
