@@ -2,8 +2,9 @@
 
 Source → transforms → sink: the ``Decoder`` (contract), the ``Mapper`` with its
 ``CourseResolver`` (course and subject), the ``Deliverer`` over one ``TimeBackClient`` behind a
-circuit breaker, the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently
-and acknowledges them in offset order. Nothing here knows faust: the worker hands it records and
+circuit breaker (with RELAY_EVENTS_PER_REQUEST above 1, the ``EnvelopeBatcher`` in front of it),
+the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently and acknowledges
+them in offset order. Nothing here knows faust: the worker hands it records and
 an ``ack`` callback.
 """
 
