@@ -16,6 +16,9 @@ again first half then second, recursively, until each refused event is alone. On
 own single-event answer reaches its record, so its dead letter carries the status and body of
 that request, as with batching off; a good event is never dead-lettered for a neighbour.
 
+A record of more than ``max_events`` events spans envelopes that may be in flight together, so
+only its events within one envelope reach the API in its order (records map to 1-3 events).
+
 Cancellation: a cancelled record (revocation, shutdown) withdraws its events not yet sent; an
 envelope already in flight carries on for the other records' events, and the withdrawn ones are
 left out when it is split. Nothing here knows Kafka.
@@ -34,6 +37,7 @@ import orjson
 
 from relay.caliper.events import CONTEXT
 from relay.caliper.ids import format_time
+from relay.metrics import ENVELOPES
 from relay.resilience import Attempts, RetriesExhausted
 from relay.timeback.client import SendResult
 from relay.timeback.errors import RequestRejected
@@ -245,12 +249,15 @@ class EnvelopeBatcher:
                 )
         except (RequestRejected, RetriesExhausted) as refused:
             log.info("%s; splitting the envelope of %d events to find why", refused, len(batch))
+            ENVELOPES.labels(outcome="split").inc()
             return False
         finally:
             _charge(batch, attempts)
         if result.outcome is not Outcome.DELIVERED:  # 409: only single events say which
             log.info("an envelope of %d events answered HTTP %d: split", len(batch), result.status)
+            ENVELOPES.labels(outcome="split").inc()
             return False
+        ENVELOPES.labels(outcome="delivered").inc()
         for p in batch:
             p.settle(result)
         return True

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.metrics import ENVELOPES
 from relay.resilience import Attempts, RetriesExhausted
 from relay.sandbox.events import _split
 from relay.timeback.client import SendResult
@@ -176,10 +177,16 @@ async def test_an_envelope_waits_its_linger_for_more_events() -> None:
     assert api.requests == [["a/0", "b/0"]]
 
 
+def envelopes(outcome: str) -> float:
+    return ENVELOPES.labels(outcome=outcome)._value.get()
+
+
 async def test_a_refused_envelope_is_split_until_the_bad_event_is_alone() -> None:
     api = FakeApi()
     records = [record("a", 0, 0), record("b", 0, 1), record("c", 0, 0), record("d", 0, 0)]
+    split, delivered = envelopes("split"), envelopes("delivered")
     outcomes = await deliver_all(batcher(api, max_events=8), records)
+    assert (envelopes("split") - split, envelopes("delivered") - delivered) == (3, 2)
     assert api.requests == [
         ["a/0", "a/1", "b/0", "b/1", "c/0", "c/1", "d/0", "d/1"],
         ["a/0", "a/1", "b/0", "b/1"],  # refused: first half first
