@@ -5,7 +5,8 @@ one of its events breaks its rules (a subject it does not allow, which the relay
 the relay splits it until the bad event is alone: every good event arrives exactly once, only
 the planted records are dead-lettered, each with its own single-event 400, and the relay made
 fewer requests than it delivered events. Against a sandbox that takes one event per request,
-every envelope is refused and split down to single events: everything still arrives.
+every envelope is refused and split down to single events: everything still arrives. A SIGTERM
+with envelopes in flight past the grace exits cleanly, and the records are redelivered.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from relay.tools.reconcile import materialized_xp, reconcile
 from relay.tools.traffic import PlannedRecord, TrafficGenerator
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.integration.pipeline_helpers import (
+    committed,
     letters,
     produce,
     sample,
     seed_students,
     start_relay,
     wait_acked,
+    wait_for,
     xp_record,
 )
 
@@ -168,3 +171,47 @@ def test_every_record_type_reconciles_through_envelopes(
     assert box.stats()["rejected_at_validation"] == 0  # every envelope was taken whole
     accepted = taken(box)
     assert set(accepted.values()) == {1} and requests < len(accepted)
+
+
+def test_envelopes_in_flight_at_shutdown_are_cancelled_and_redelivered(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory(max_events_per_request=20)
+    students = STUDENTS[:12]
+    seed_students(box, students)
+    records = [xp_record(s, 0, xp=3.0) for s in students]
+    topic, dlq = make_topic("envelope-term", partitions=1), make_topic("envelope-term-dlq")
+    box.faults(paths=["/events/1.0"], latency_ms={"fixed": 30_000})  # never within the grace
+    relay = start_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url,
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_SHUTDOWN_GRACE="1",
+    )  # fmt: skip
+    group = relay.env["RELAY_GROUP_ID"]
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_for(
+            lambda: (relay.metric("in_flight") or 0) >= len(records),
+            60,
+            "every record in flight",
+            relay.check_alive,
+        )
+        assert relay.terminate(60) == 0  # the batcher's requests were cancelled, not waited for
+        assert "drained: some left for redelivery" in relay.logs()
+        assert committed(kafka_bootstrap, group, topic) in ([-1001], [0])  # nothing acked
+        box.clear_faults()
+        relay.start()
+        wait_acked(relay, len(records))
+        wait_for(
+            lambda: committed(kafka_bootstrap, group, topic) == [len(records)],
+            30,
+            "the commit after the redelivery",
+            relay.check_alive,
+        )
+    finally:
+        relay.close()
+    box.process()
+    assert sum(ledger(box.url, students).values()) == 3.0 * len(records)
+    assert letters(kafka_bootstrap, dlq) == []
