@@ -5,14 +5,15 @@ one of its events breaks its rules (a subject it does not allow, which the relay
 the relay splits it until the bad event is alone: every good event arrives exactly once, only
 the planted records are dead-lettered, each with its own single-event 400, and the relay made
 fewer requests than it delivered events. Against a sandbox that takes one event per request,
-every envelope is refused and split down to single events: everything still arrives. A SIGTERM
+every envelope is refused and split down to single events: everything still arrives. Under 503s
+and jitter, envelopes are retried whole and each student's events still arrive in order. A SIGTERM
 with envelopes in flight past the grace exits cleanly, and the records are redelivered.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -214,4 +215,46 @@ def test_envelopes_in_flight_at_shutdown_are_cancelled_and_redelivered(
         relay.close()
     box.process()
     assert sum(ledger(box.url, students).values()) == 3.0 * len(records)
+    assert letters(kafka_bootstrap, dlq) == []
+
+
+def test_envelopes_retried_through_503s_keep_each_students_order(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+) -> None:
+    box = sandbox_factory(max_events_per_request=20)
+    seed_students(box, STUDENTS)
+    records, _ = backlog(per_student=4)
+    topic, dlq = make_topic("envelope-order", partitions=3), make_topic("envelope-order-dlq")
+    box.faults(
+        paths=["/events/1.0"],
+        latency_ms={"fixed": 0, "jitter": 40},
+        error_rates={"503": 0.2},
+        seed=5,
+    )
+    relay = start_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url,
+        RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4",
+    )  # fmt: skip
+    try:
+        produce(kafka_bootstrap, topic, records)
+        wait_acked(relay, len(records))
+        retries = sample(relay, "retries", endpoint="events", cause="503")
+        requests = sample(relay, "http_requests", endpoint="events")
+    finally:
+        relay.close()
+    box.clear_faults()
+
+    accepted = taken(box)
+    assert set(accepted.values()) == {1} and len(accepted) == len(records)
+    assert retries > 0 and requests < len(records)
+    times: dict[str, list[str]] = defaultdict(list)
+    for row in box.events(type="GradeEvent"):
+        body = box.event(row["id"])["body"]
+        times[body["object"]["assignee"]["id"]].append(body["eventTime"])
+    assert len(times) == len(STUDENTS)
+    for student, arrived in times.items():
+        assert arrived == sorted(arrived), f"{student}'s events arrived out of order"
     assert letters(kafka_bootstrap, dlq) == []
