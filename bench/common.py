@@ -46,6 +46,9 @@ class Sizes:
     s8_records: int = 5_000  # S8 backlog; each in-flight point drains a prefix of it
     s8_seconds: float = 4.0  # S8 in-flight points: about this long at the ideal rate
     s8_partition_records: int = 2_000  # S8 backlog per partition count
+    # S2, S3 and S6 again with RELAY_EVENTS_PER_REQUEST = this (rows "S2 (N=20)"...; the
+    # sandbox then takes envelopes that size); 1 or 0: no batched rows
+    envelope_events: int = 20
 
     @classmethod
     def named(cls, name: str) -> Sizes:
@@ -105,6 +108,11 @@ def traffic(count: int, *, seed: int = 11, students: int = STUDENTS) -> TrafficP
     """Realistic valid records (sessions, lessons, questions, quizzes, views) with course_id and
     subject in the records, so enrichment needs no network."""
     return TrafficGenerator(students=students, invalid_ratio=0.0, seed=seed).plan(count)
+
+
+def batched(name: str, events: int) -> str:
+    """The name of a scenario's row with envelopes of ``events``: ``S2 (N=20)``."""
+    return f"{name} (N={events})"
 
 
 def say(message: str) -> None:

@@ -130,16 +130,18 @@ def drain(
     variant: str | None = None,
     interval: float = 0.5,
     processes: int = 1,
+    events_per_request: int = 1,
 ) -> Drain:
     """Start ``relay run`` on ``topic`` against ``api``; watch until ``records`` are acknowledged
     (the whole backlog, or a prefix of it) or ``timeout``; stop it. Its DLQ is a topic of its
-    own. ``processes`` > 1: that many relays in one consumer group, their figures summed."""
+    own. ``processes`` > 1: that many relays in one consumer group, their figures summed.
+    ``events_per_request`` > 1: the relay batches events into envelopes of that many."""
     dlq = topics.create(f"{name}-dlq", 1)
     group = f"bench-{uuid.uuid4().hex[:8]}"
     relays = []
     for index in range(processes):
         env = relay_env(bootstrap, topic, dlq, api, free_port(), max_in_flight=in_flight,
-                        group_id=group)  # fmt: skip
+                        group_id=group, **batching(events_per_request))  # fmt: skip
         suffix = f"-{index + 1}" if processes > 1 else ""
         relays.append(Relay(f"relay-{name}{suffix}", env, profile_to, variant))
     try:
@@ -147,6 +149,11 @@ def drain(
     finally:
         for relay in relays:
             relay.stop()
+
+
+def batching(events_per_request: int) -> dict[str, int]:
+    """The relay's envelope setting: none for 1 (the relay's default, one event per POST)."""
+    return {"events_per_request": events_per_request} if events_per_request > 1 else {}
 
 
 def watch_sink(

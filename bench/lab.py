@@ -56,9 +56,12 @@ class Lab:
 
     # -- pieces --------------------------------------------------------------------------------
 
-    def sandbox(self, name: str, plan: TrafficPlan, latency_ms: float = 0.0) -> Sandbox:
-        """A fresh sandbox process (its journal starts empty), roster seeded for ``plan``."""
-        sandbox = Sandbox(f"sandbox-{name}", PROCESSING_DELAY)
+    def sandbox(
+        self, name: str, plan: TrafficPlan, latency_ms: float = 0.0, max_events: int = 1
+    ) -> Sandbox:
+        """A fresh sandbox process (its journal starts empty), roster seeded for ``plan``;
+        ``max_events``: the envelope size it accepts (for the relay's batched rows)."""
+        sandbox = Sandbox(f"sandbox-{name}", PROCESSING_DELAY, max_events)
         self._sandboxes.append(sandbox)
         asyncio.run(_seed(sandbox.url, plan))
         if latency_ms:
@@ -92,11 +95,18 @@ class Lab:
     def drain(
         self, name: str, backlog: Backlog, api: str, records: int = 0, **kwargs: Any
     ) -> Drain:
-        """``records``: stop once that many are acknowledged (default: the whole backlog)."""
+        """``records``: stop once that many are acknowledged (default: the whole backlog);
+        ``events_per_request``: the relay's RELAY_EVENTS_PER_REQUEST (default 1)."""
         records = records or len(backlog.plan.records)
         kwargs.setdefault("in_flight", self.sizes.in_flight)
         kwargs.setdefault("timeout", max(180.0, records / 20))
         return drain(name, self.bootstrap, self.topics, backlog.topic, records, api, **kwargs)
+
+    @property
+    def envelope_events(self) -> int | None:
+        """RELAY_EVENTS_PER_REQUEST of the batched rows (S2, S3, S6), or None: no such rows."""
+        n = self.sizes.envelope_events
+        return n if n > 1 else None
 
     def wants(self, scenario: str) -> bool:
         return scenario in self.only

@@ -141,13 +141,17 @@ class Child:
 
 
 class Sandbox(Child):
-    """``relay sandbox`` in its own process, with processing on (a delay after the 202)."""
+    """``relay sandbox`` in its own process, with processing on (a delay after the 202);
+    ``max_events_per_request`` above 1 lets it take envelopes of that many events."""
 
-    def __init__(self, name: str, processing_delay: float = 0.5) -> None:
+    def __init__(
+        self, name: str, processing_delay: float = 0.5, max_events_per_request: int = 1
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "relay.cli", "sandbox", "--port", str(self.port),
-                "--processing-delay", str(processing_delay), "--seed", "1"]  # fmt: skip
+                "--processing-delay", str(processing_delay), "--seed", "1",
+                "--max-events-per-request", str(max_events_per_request)]  # fmt: skip
         super().__init__(name, argv)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

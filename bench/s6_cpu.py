@@ -6,6 +6,10 @@ aiohttp loop POSTing pre-built events at the relay's concurrency, the relay drai
 (CPU of the relay process over the steady window / records acknowledged in it), the aiohttp loop
 again. Targets (issue 15): CPU <= 200 us/record (goal 150); relay / aiohttp loop >= 0.6 (goal
 0.8). S6c: the sink's capacity must be at least 2x the relay's figure.
+
+``S6a (N=20)``, ``S6b (N=20)`` (issue 15): the same backlog drained again (a fresh consumer
+group) into the same sink with RELAY_EVENTS_PER_REQUEST=20, over the same aiohttp loop figure
+(one event per POST). The Go sink takes any body; it counts requests, the relay counts events.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from bench.common import say
-from bench.lab import Lab
+from bench.common import batched, say
+from bench.lab import Backlog, Lab
 from bench.report import Result
 from bench.s1_pipeline import Chain
 from bench.sink import go_load_rate, sink_rate
@@ -61,7 +65,7 @@ def run(lab: Lab) -> list[Result]:
         "relay_cpu_over_s1_chain": round(cpu / chain_us, 1),
         "relay": relay.summary(),
     }
-    return [
+    results = [
         Result(
             "S6a",
             "relay CPU per record, no latency (Go sink)",
@@ -90,6 +94,50 @@ def run(lab: Lab) -> list[Result]:
             HEADROOM_TARGET,
             "higher",
             {"sink_events_per_s": round(capacity.rate, 1), "relay_events_per_s": round(rate, 1)},
+        ),
+    ]
+    events_per_request = lab.envelope_events
+    if events_per_request is not None:
+        results += envelopes(lab, events_per_request, backlog, sink.url, loop, cpu)
+    return results
+
+
+def envelopes(
+    lab: Lab, events: int, backlog: Backlog, sink_url: str, loop: float, cpu_one: float
+) -> list[Result]:
+    """S6a and S6b again with envelopes of ``events`` (the same backlog, sink and loop)."""
+    say(f"{batched('S6', events)}: the same backlog, RELAY_EVENTS_PER_REQUEST={events}")
+    relay = lab.drain(f"s6-n{events}", backlog, sink_url, events_per_request=events)
+    if not relay.finished:
+        raise RuntimeError(f"the relay (N={events}) did not drain the S6 backlog in time")
+    cpu = float(relay.steady_cpu()["relay_cpu_us_per_record"])
+    rate = relay.events_per_s
+    detail = {"events_per_request": events, "in_flight": lab.sizes.in_flight,
+              "one_event_per_post_cpu_us": cpu_one, "relay": relay.summary()}  # fmt: skip
+    return [
+        Result(
+            batched("S6a", events),
+            f"relay CPU per record, no latency (Go sink), {events} events per POST",
+            cpu,
+            "us/record",
+            CPU_TARGET_US,
+            "lower",
+            detail,
+            goal=CPU_GOAL_US,
+        ),
+        Result(
+            batched("S6b", events),
+            f"relay / bare aiohttp loop (Go sink), {events} events per POST",
+            round(rate / loop, 3),
+            "ratio",
+            RATIO_TARGET,
+            "higher",
+            {
+                "relay_events_per_s": round(rate, 1),
+                "aiohttp_loop_events_per_s": round(loop, 1),
+                "loop": "one event per POST",
+            },
+            goal=RATIO_GOAL,
         ),
     ]
 

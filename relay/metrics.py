@@ -36,6 +36,13 @@ EVENTS_SENT = Counter(
     ["type", "outcome"],
     registry=REGISTRY,
 )
+ENVELOPES = Counter(
+    _P + "envelopes",
+    "Caliper envelopes sent (RELAY_EVENTS_PER_REQUEST above 1), by outcome: delivered, or split "
+    "(refused, out of retries or 409: its events sent again in halves)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     _P + "http_requests",
     "HTTP requests to the Partner API by endpoint and status class (2xx..5xx, error)",

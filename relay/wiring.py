@@ -17,6 +17,7 @@ from relay.courses import CourseMap, CourseResolver
 from relay.courses.resolver import CourseLookup, Observer
 from relay.mapping import Mapper, MappingContext
 from relay.timeback.client import ClientConfig
+from relay.timeback.envelopes import EnvelopeBatcher, EnvelopeSender
 
 
 def client_config(settings: Settings) -> ClientConfig:
@@ -74,3 +75,18 @@ def mapper(settings: Settings, resolver: CourseResolver) -> Mapper:
     """The enrich + map stage with the TimeBack rules of RELAY_IRI_BASE and RELAY_SUBJECTS."""
     rules = TimeBackRules(settings.iri_base, tuple(settings.subjects))
     return Mapper(mapping_context(settings), resolver, rules)
+
+
+def envelope_batcher(settings: Settings, deliverer: EnvelopeSender) -> EnvelopeBatcher | None:
+    """With RELAY_EVENTS_PER_REQUEST above 1, the batcher of envelopes (sensor: the app's IRI,
+    as in every event's edApp; RELAY_MAX_IN_FLIGHT requests at once); else None: one event
+    per request, the Deliverer alone."""
+    if settings.events_per_request <= 1:
+        return None
+    return EnvelopeBatcher(
+        deliverer,
+        sensor=mapping_context(settings).app_iri,
+        max_events=settings.events_per_request,
+        linger=settings.batch_linger,
+        max_requests=settings.max_in_flight,
+    )

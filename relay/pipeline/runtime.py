@@ -2,8 +2,9 @@
 
 Source → transforms → sink: the ``Decoder`` (contract), the ``Mapper`` with its
 ``CourseResolver`` (course and subject), the ``Deliverer`` over one ``TimeBackClient`` behind a
-circuit breaker, the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently
-and acknowledges them in offset order. Nothing here knows faust: the worker hands it records and
+circuit breaker (with RELAY_EVENTS_PER_REQUEST above 1, the ``EnvelopeBatcher`` in front of it),
+the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently and acknowledges
+them in offset order. Nothing here knows faust: the worker hands it records and
 an ``ack`` callback.
 """
 
@@ -31,6 +32,7 @@ from relay.pipeline.stages import Pipeline, stage_retry
 from relay.resilience import Backoff, CircuitBreaker, FailureRate, FixedDelay, Retry, Verdict
 from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
+from relay.timeback.envelopes import EnvelopeBatcher
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Runtime:
         self.dispatcher: Dispatcher[SourceRecord] | None = None
         self.dead_letters: DeadLetterWriter | None = None
         self._token_task: asyncio.Task[None] | None = None
+        self.envelopes: EnvelopeBatcher | None = None
 
     async def start(self) -> None:
         """Build what needs the running loop (HTTP pool, producer, dispatcher); idempotent."""
@@ -82,6 +85,7 @@ class Runtime:
             rate=rate,
             health=health,
         )
+        self.envelopes = wiring.envelope_batcher(s, deliverer)
         resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(
             confluent_config(s), s.dlq_topic, backoff=backoff, health=health
@@ -96,11 +100,13 @@ class Runtime:
             quarantine=Quarantine(
                 Strikes(confluent_config(s), s.strike_topic, s.group_id), s.quarantine_after
             ),
+            envelopes=self.envelopes,
         )
         self.dispatcher = Dispatcher(
             pipeline.handle,
             self._ack,
-            max_in_flight=s.max_in_flight,
+            # records at once: RELAY_MAX_IN_FLIGHT requests of up to RELAY_EVENTS_PER_REQUEST
+            max_in_flight=s.records_in_flight,
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
             key_of=pipeline.order_key,  # decoding, in the window, in offset order
@@ -157,6 +163,8 @@ class Runtime:
     async def close(self) -> None:
         if self._token_task is not None:
             self._token_task.cancel()
+        if self.envelopes is not None:
+            await self.envelopes.aclose()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.aclose()

@@ -28,7 +28,9 @@ from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.quarantine import Quarantine
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
+from relay.timeback.client import SendResult
 from relay.timeback.delivery import Deliverer
+from relay.timeback.envelopes import EnvelopeBatcher
 from relay.timeback.errors import RequestRejected
 from relay.timeback.responses import Outcome
 
@@ -121,8 +123,10 @@ class Pipeline:
         registry: Retry,
         rostering: Retry,
         quarantine: Quarantine | None = None,
+        envelopes: EnvelopeBatcher | None = None,
     ) -> None:
         self.decoder, self.mapper, self.deliverer = decoder, mapper, deliverer
+        self.envelopes = envelopes  # RELAY_EVENTS_PER_REQUEST above 1: events share requests
         self.dead_letters = dead_letters
         self.registry, self.rostering = registry, rostering
         self.quarantine = quarantine
@@ -201,7 +205,16 @@ class Pipeline:
             raise rejection_of(refused) from None
 
     async def deliver(self, events: list[CaliperEvent], attempts: Attempts) -> None:
-        """Every event of the record, in order, each until the API takes it."""
+        """Every event of the record, in order, each until the API takes it. With envelopes,
+        all at once, sharing requests with other records' events; done when all are taken."""
+        if self.envelopes is not None:
+            try:
+                results = await self.envelopes.deliver(events, attempts)
+            except (RequestRejected, RetriesExhausted) as failed:  # its own event's answer
+                raise rejection_of(failed) from None
+            for event, sent in zip(events, results, strict=True):
+                _note_duplicate(event, sent)
+            return
         for event in events:
             try:
                 sent = await self.deliverer.deliver(
@@ -209,7 +222,9 @@ class Pipeline:
                 )
             except (RequestRejected, RetriesExhausted) as failed:
                 raise rejection_of(failed) from None
-            if sent.outcome is Outcome.DUPLICATE:  # a changed body would be dropped: README
-                log.info(
-                    "the API already had event %s (HTTP %d): not sent again", event.id, sent.status
-                )
+            _note_duplicate(event, sent)
+
+
+def _note_duplicate(event: CaliperEvent, sent: SendResult) -> None:
+    if sent.outcome is Outcome.DUPLICATE:  # a changed body would be dropped: README
+        log.info("the API already had event %s (HTTP %d): not sent again", event.id, sent.status)

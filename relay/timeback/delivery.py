@@ -22,6 +22,11 @@ out records pause instead of burning their budget. Per failure:
 - ``RequestRejected`` (a 4xx for this event): propagates; the API did answer, so it counts as a
   breaker success.
 
+``deliver_envelope`` is the same for one request carrying several events (an envelope built by
+``relay.timeback.envelopes``): every rule above applies to the request as a whole; a delivered
+envelope counts each of its events in ``EVENTS_SENT``, a refused one none (its events are sent
+again in smaller requests, and counted there).
+
 Cancellation propagates at once; a cancelled probe frees the breaker for another caller.
 """
 
@@ -32,7 +37,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -52,6 +57,7 @@ from relay.resilience import (
 from relay.resilience.retry import api_unhealthy
 from relay.timeback.client import SendResult
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.responses import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +70,12 @@ class EventSender(Protocol):
 
 @dataclass
 class _Hold:
-    """One event's systemic answers: when the first came (``clock`` time) and its status."""
+    """One request's systemic answers: when the first came (``clock`` time) and its status;
+    ``events``: how many events the request carries (what EVENTS_HELD counts)."""
 
     since: float | None = None
     status: int | None = None
+    events: int = 1
 
 
 class Deliverer:
@@ -114,32 +122,50 @@ class Deliverer:
         self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
     ) -> SendResult:
         """Send until taken; ``attempts`` (the record's) counts every attempt made."""
-        attempts = attempts if attempts is not None else Attempts()
-        before = attempts.count
-        hold = _Hold()
         try:
-            result = await self.retry.run(
-                lambda: self._attempt(payload, event_type, hold), attempts
-            )
+            result = await self._deliver(payload, event_type, 1, attempts)
         except RequestRejected:
             EVENTS_SENT.labels(type=event_type, outcome="rejected").inc()
             raise
+        EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+        return result
+
+    async def deliver_envelope(
+        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+    ) -> SendResult:
+        """Send one envelope of ``len(event_types)`` events until taken; counted per event
+        type only when DELIVERED (a refused or duplicate envelope is the caller's to split)."""
+        what = f"envelope of {len(event_types)} events"
+        result = await self._deliver(payload, what, len(event_types), attempts)
+        if result.outcome is Outcome.DELIVERED:
+            for event_type in event_types:
+                EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+        return result
+
+    async def _deliver(
+        self, payload: bytes, what: str, events: int, attempts: Attempts | None
+    ) -> SendResult:
+        attempts = attempts if attempts is not None else Attempts()
+        before = attempts.count
+        hold = _Hold(events=events)
+        try:
+            result = await self.retry.run(lambda: self._attempt(payload, what, hold), attempts)
         finally:
             self._release(hold)
-        EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
         return replace(result, attempts=attempts.count - before)
 
-    async def _attempt(self, payload: bytes, event_type: str, hold: _Hold) -> SendResult:
+    async def _attempt(self, payload: bytes, what: str, hold: _Hold) -> SendResult:
         started = self._clock()
         try:
-            result = await self._client.send_event(payload, event_type=event_type)
+            # ``event_type`` only names the request in messages: "the envelope of 20 events"
+            result = await self._client.send_event(payload, event_type=what)
         except RequestRejected:
             self._answered(started)
             raise
         except ApiSystemicError as exc:
             if exc.endpoint != ENDPOINT:  # the token endpoint refusing the relay: systemic
                 raise
-            raise self._judge(exc, hold, event_type) from None
+            raise self._judge(exc, hold, what) from None
         self._answered(started)
         return result
 
@@ -151,7 +177,7 @@ class Deliverer:
         event sent after this one's first such answer, as this event's own (rejected)."""
         if hold.since is None:
             hold.since, hold.status = self._clock(), exc.status or 0
-            self._hold(hold.status, str(exc))
+            self._hold(hold.status, hold.events, str(exc))
             return exc
         if self._answered_from > hold.since:
             return RequestRejected(
@@ -163,15 +189,15 @@ class Deliverer:
             )
         return exc
 
-    def _hold(self, status: int, why: str) -> None:
-        self._held[status] += 1
+    def _hold(self, status: int, events: int, why: str) -> None:
+        self._held[status] += events
         EVENTS_HELD.labels(status=str(status)).set(self._held[status])
         self._report(status, f"{self._held[status]} event(s) held: {why}")
 
     def _release(self, hold: _Hold) -> None:
         if hold.status is None:
             return
-        self._held[hold.status] -= 1
+        self._held[hold.status] -= hold.events
         EVENTS_HELD.labels(status=str(hold.status)).set(self._held[hold.status])
         if self._held[hold.status] <= 0:
             del self._held[hold.status]

@@ -46,6 +46,19 @@ def test_sizes_override_and_names() -> None:
         Sizes().override(["nope=1"])
 
 
+def test_batched_rows_give_the_relay_its_envelope_size() -> None:
+    from bench.drain import batching
+    from bench.procs import relay_env
+
+    def env(n: int) -> dict[str, str]:
+        return relay_env("k:1", "t", "d", "http://a", 1, max_in_flight=8, **batching(n))
+
+    assert "RELAY_EVENTS_PER_REQUEST" not in env(1)  # the relay's default: one event per POST
+    assert env(20)["RELAY_EVENTS_PER_REQUEST"] == "20"
+    assert Sizes().envelope_events == 20
+    assert Sizes().override(["envelope_events=0"]).envelope_events == 0  # no batched rows
+
+
 def test_unknown_scenario_is_refused() -> None:
     with pytest.raises(SystemExit):
         main(["--only", "S9"])
@@ -157,7 +170,9 @@ def test_s6_s7_tiny_write_their_results(
     out = tmp_path / "latest.json"
     assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S6c", "S7a", "S7b"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
+    batched = scenarios["S6a (N=20)"]["detail"]
+    assert batched["events_per_request"] == 20 and batched["relay"]["finished"]
     for name in ("S6a", "S6b"):
         assert set(scenarios[name]) >= SCENARIO_KEYS | {"goal", "goal_met"}
         assert scenarios[name]["value"] > 0

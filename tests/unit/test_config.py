@@ -49,6 +49,8 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_KAFKA_SESSION_TIMEOUT", "5", "RELAY_KAFKA_SESSION_TIMEOUT"),
         ("RELAY_KAFKA_HEARTBEAT_INTERVAL", "5", "RELAY_KAFKA_HEARTBEAT_INTERVAL: must be under"),
         ("RELAY_KAFKA_REBALANCE_TIMEOUT", "0", "RELAY_KAFKA_REBALANCE_TIMEOUT"),
+        ("RELAY_EVENTS_PER_REQUEST", "0", "RELAY_EVENTS_PER_REQUEST"),
+        ("RELAY_BATCH_LINGER", "-1", "RELAY_BATCH_LINGER"),
     ],
 )
 def test_errors_name_the_variable(
@@ -129,3 +131,15 @@ def test_schema_dir_setting_feeds_the_decoder(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("RELAY_SCHEMA_DIR", str(only_xp))
     decoder = Decoder.from_settings(load_settings())
     assert list(decoder.catalogue.names()) == ["timeback.activity.XpEarned"]
+
+
+def test_batching_widens_the_window_not_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert (s.events_per_request, s.batch_linger) == (1, 0.005)
+    assert (s.records_in_flight, s.pending_limit) == (64, 256)  # as without batching
+    monkeypatch.setenv("RELAY_EVENTS_PER_REQUEST", "20")
+    s = load_settings()
+    assert (s.max_in_flight, s.records_in_flight, s.pending_limit) == (64, 1280, 5120)
+    monkeypatch.setenv("RELAY_MAX_PENDING", "1000")
+    with pytest.raises(ConfigError, match="RELAY_MAX_IN_FLIGHT x RELAY_EVENTS_PER_REQUEST"):
+        load_settings()

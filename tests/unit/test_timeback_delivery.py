@@ -359,3 +359,67 @@ async def test_a_long_outage_dead_letters_nothing() -> None:
     assert result.attempts == 201
     assert t.now > 10 * 60  # far beyond the budget, all of it in an open circuit or probing
     assert d.breaker.state is CircuitState.CLOSED
+
+
+class Naming(Sender):
+    """A ``Sender`` that also notes what each request was called (the client's messages)."""
+
+    def __init__(self, time: AutoTime, *script: SendResult | BaseException) -> None:
+        super().__init__(time, *script)
+        self.names: list[str] = []
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        self.names.append(event_type)
+        return await super().send_event(payload, event_type=event_type)
+
+
+async def test_a_delivered_envelope_counts_each_of_its_events() -> None:
+    t = AutoTime()
+    sender = Naming(t, transient(), OK)
+    grades, views = sent("GradeEvent", "delivered"), sent("ViewEvent", "delivered")
+    types = ["GradeEvent", "ViewEvent", "GradeEvent"]
+    result = await deliverer(sender, t).deliver_envelope(b"{}", event_types=types)
+    assert result == SendResult(202, Outcome.DELIVERED, attempts=2)  # retried as one request
+    assert sender.names == ["envelope of 3 events"] * 2
+    assert (sent("GradeEvent", "delivered"), sent("ViewEvent", "delivered")) == (
+        grades + 2,
+        views + 1,
+    )
+
+
+@pytest.mark.parametrize("answer", [SendResult(409, Outcome.DUPLICATE), "rejected"])
+async def test_a_refused_or_duplicate_envelope_counts_nothing(answer: object) -> None:
+    # Its events go again in smaller requests (relay.timeback.envelopes), counted there.
+    t = AutoTime()
+    refused = RequestRejected(
+        "the API refused the envelope", endpoint="events", status=400, body=""
+    )
+    sender = Sender(t, refused if answer == "rejected" else answer)  # type: ignore[arg-type]
+    before = {o: sent("AssessmentEvent", o) for o in ("delivered", "duplicate", "rejected")}
+    d = deliverer(sender, t)
+    if answer == "rejected":
+        with pytest.raises(RequestRejected):
+            await d.deliver_envelope(b"{}", event_types=["AssessmentEvent"] * 2)
+    else:
+        result = await d.deliver_envelope(b"{}", event_types=["AssessmentEvent"] * 2)
+        assert result.outcome is Outcome.DUPLICATE
+    assert {o: sent("AssessmentEvent", o) for o in before} == before
+
+
+async def test_a_held_envelope_holds_each_of_its_events() -> None:
+    t, health = AutoTime(), Health()
+    gate = Gate(t)
+    forbidden = ApiSystemicError("HTTP 403", endpoint="events", status=403)
+    breaker = CircuitBreaker(5, 10, clock=t.clock, sleep=t.sleep)
+    d = Deliverer(
+        OneRefused(t, forbidden), breaker, Backoff(1, 8), 100, 60,
+        health=health, sleep=gate.sleep, clock=t.clock,
+    )  # fmt: skip
+    held = asyncio.create_task(d.deliver_envelope(b"bad", event_types=["X"] * 20))
+    await gate.sleeping.wait()
+    assert EVENTS_HELD.labels(status="403")._value.get() == 20
+    await d.deliver(b"good", event_type="X")
+    gate.opened.set()
+    with pytest.raises(RequestRejected, match="envelope of 20 events alone"):
+        await held
+    assert EVENTS_HELD.labels(status="403")._value.get() == 0 and health.api_accepting

@@ -1,0 +1,279 @@
+"""Envelope batching (RELAY_EVENTS_PER_REQUEST above 1): events of several records in one POST.
+
+A record hands ``EnvelopeBatcher.deliver`` all its events at once and awaits them all. Pending
+events are packed, in the order they came, into Caliper envelopes (CALIPER.md §7: ``sensor``,
+``sendTime``, ``dataVersion``, ``data``) of at most ``max_events``; a record's events stay
+together in one envelope when they fit. An envelope goes out when full, or ``linger`` seconds
+after its first event came (Kafka 4's producer lingers 5 ms by default), with at most
+``max_requests`` requests in flight. Each request goes through the ``Deliverer``: retries,
+breaker, brownout budget and held systemic answers all apply per request. A lone event is sent
+bare, exactly as with batching off. The envelope is the events' serialized bytes joined: no
+event is serialized again.
+
+A refused envelope (``RequestRejected``, ``RetriesExhausted``) never reaches a record, and
+neither does a 409 (which of its events were the duplicates?): it is split in halves, sent
+again first half then second, recursively, until each refused event is alone. Only an event's
+own single-event answer reaches its record, so its dead letter carries the status and body of
+that request, as with batching off; a good event is never dead-lettered for a neighbour.
+
+A record of more than ``max_events`` events spans envelopes that may be in flight together, so
+only its events within one envelope reach the API in its order (records map to 1-3 events).
+
+Cancellation: a cancelled record (revocation, shutdown) withdraws its events not yet sent; an
+envelope already in flight carries on for the other records' events, and the withdrawn ones are
+left out when it is split. Nothing here knows Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, Protocol
+
+import orjson
+
+from relay.caliper.events import CONTEXT
+from relay.caliper.ids import format_time
+from relay.metrics import ENVELOPES
+from relay.resilience import Attempts, RetriesExhausted
+from relay.timeback.client import SendResult
+from relay.timeback.errors import RequestRejected
+from relay.timeback.responses import Outcome
+
+log = logging.getLogger(__name__)
+
+_DATA_VERSION: Final = orjson.dumps(CONTEXT)
+
+
+class Sendable(Protocol):
+    """An event ready to send (``relay.mapping.CaliperEvent``): its type and serialized body."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+
+class EnvelopeSender(Protocol):
+    """What sends one request until it is answered: the ``Deliverer``."""
+
+    async def deliver(
+        self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
+    ) -> SendResult: ...
+
+    async def deliver_envelope(
+        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+    ) -> SendResult: ...
+
+
+def envelope(sensor: str, payloads: Sequence[bytes], sent: datetime) -> bytes:
+    """The Caliper envelope of already-serialized events, built by joining their bytes."""
+    head = b'{"sensor":%b,"sendTime":"%b","dataVersion":%b,"data":[' % (
+        orjson.dumps(sensor),
+        format_time(sent).encode(),
+        _DATA_VERSION,
+    )
+    return head + b",".join(payloads) + b"]}"
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One event waiting for its answer; ``attempts`` is its record's (deliver stage)."""
+
+    event: Sendable
+    answer: asyncio.Future[SendResult]
+    attempts: Attempts = field(default_factory=Attempts)
+
+    def settle(self, result: SendResult) -> None:
+        if not self.answer.done():  # a withdrawn event's answer is nobody's
+            self.answer.set_result(result)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
+
+class EnvelopeBatcher:
+    """Packs the events of concurrent records into envelopes of at most ``max_events``."""
+
+    def __init__(
+        self,
+        sender: EnvelopeSender,
+        *,
+        sensor: str,
+        max_events: int,
+        linger: float,
+        max_requests: int,
+    ) -> None:
+        if max_events < 2:
+            raise ValueError("max_events must be >= 2 (1 means no batching: use the Deliverer)")
+        if linger < 0 or max_requests < 1:
+            raise ValueError("linger must be >= 0 and max_requests >= 1")
+        self._sender = sender
+        self.sensor = sensor
+        self.max_events = max_events
+        self.linger = linger
+        self._requests = asyncio.Semaphore(max_requests)
+        self._open: list[_Pending] = []  # the envelope being filled
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        """Events in the envelope being filled (not sent yet)."""
+        return len(self._open)
+
+    async def deliver(self, events: Sequence[Sendable], attempts: Attempts) -> list[SendResult]:
+        """Every event of one record, until each is answered: their results, in order; or the
+        first (in the record's order) event's own ``RequestRejected`` or ``RetriesExhausted``,
+        raised only once every event of the record has its answer."""
+        if self._closed:
+            raise RuntimeError("the envelope batcher is closed")
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(event, loop.create_future(), attempts) for event in events]
+        self._add(pending)
+        try:
+            await asyncio.wait([p.answer for p in pending])
+        except asyncio.CancelledError:
+            self._withdraw(pending)
+            raise
+        failures = [p.answer.exception() for p in pending]  # each retrieved: no stray warnings
+        first = next((failure for failure in failures if failure is not None), None)
+        if first is not None:
+            raise first
+        return [p.answer.result() for p in pending]
+
+    async def aclose(self) -> None:
+        """Stop: nothing more is sent; events waiting or in flight are cancelled."""
+        self._closed = True
+        self._cancel_timer()
+        for p in self._open:
+            p.answer.cancel()
+        self._open.clear()
+        for task in list(self._sending):
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(list(self._sending))
+
+    # -- packing --------------------------------------------------------------------------------
+
+    def _add(self, pending: list[_Pending]) -> None:
+        if self._open and len(self._open) + len(pending) > self.max_events:
+            self._flush()  # the record starts the next envelope rather than straddle two
+        self._open.extend(pending)
+        while len(self._open) >= self.max_events:
+            self._flush()
+        if self._open and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._lingered)
+
+    def _lingered(self) -> None:
+        self._timer = None
+        if self._open and not self._closed:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send the first ``max_events`` waiting events (all of them, if fewer)."""
+        self._cancel_timer()
+        batch, self._open = self._open[: self.max_events], self._open[self.max_events :]
+        task = asyncio.create_task(self._send_batch(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def _withdraw(self, pending: list[_Pending]) -> None:
+        """A cancelled record: its events not sent yet leave; those in flight are left out of
+        any later split (their answers are dropped)."""
+        for p in pending:
+            p.answer.cancel()
+        gone = set(map(id, pending))
+        self._open = [p for p in self._open if id(p) not in gone]
+        if not self._open:
+            self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def _send_batch(self, batch: list[_Pending]) -> None:
+        """``_send``, making sure every event of the batch ends with an answer: an unexpected
+        error (a bug) is every one's, a cancellation (``aclose``) cancels them."""
+        try:
+            await self._send(batch)
+        except asyncio.CancelledError:
+            for p in batch:
+                p.answer.cancel()
+            raise
+        except Exception as bug:
+            for p in batch:
+                p.fail(bug)
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        batch = [p for p in batch if not p.answer.done()]  # withdrawn events are left out
+        if len(batch) == 1:
+            await self._send_alone(batch[0])
+        elif batch:
+            if await self._send_envelope(batch):
+                return
+            half = (len(batch) + 1) // 2  # in order: the first half is answered first
+            await self._send(batch[:half])
+            await self._send(batch[half:])
+
+    async def _send_alone(self, p: _Pending) -> None:
+        try:
+            async with self._requests:
+                result = await self._sender.deliver(
+                    p.event.payload, event_type=p.event.type, attempts=p.attempts
+                )
+        except (RequestRejected, RetriesExhausted) as refused:
+            p.fail(refused)
+        else:
+            p.settle(result)
+
+    async def _send_envelope(self, batch: list[_Pending]) -> bool:
+        """One envelope; True when every event of it was taken, False when it must be split."""
+        attempts = Attempts()
+        payload = envelope(self.sensor, [p.event.payload for p in batch], datetime.now(UTC))
+        try:
+            async with self._requests:
+                result = await self._sender.deliver_envelope(
+                    payload, event_types=[p.event.type for p in batch], attempts=attempts
+                )
+        except (RequestRejected, RetriesExhausted) as refused:
+            log.info("%s; splitting the envelope of %d events to find why", refused, len(batch))
+            ENVELOPES.labels(outcome="split").inc()
+            return False
+        finally:
+            _charge(batch, attempts)
+        if result.outcome is not Outcome.DELIVERED:  # 409: only single events say which
+            log.info("an envelope of %d events answered HTTP %d: split", len(batch), result.status)
+            ENVELOPES.labels(outcome="split").inc()
+            return False
+        ENVELOPES.labels(outcome="delivered").inc()
+        for p in batch:
+            p.settle(result)
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"EnvelopeBatcher(max_events={self.max_events}, linger={self.linger:g}, "
+            f"waiting={self.waiting}, sending={len(self._sending)})"
+        )
+
+
+def _charge(batch: list[_Pending], envelope: Attempts) -> None:
+    """Add an envelope's attempts to each record it carried events of (once per record)."""
+    records = {id(p.attempts): p.attempts for p in batch}
+    for attempts in records.values():
+        attempts.count += envelope.count
+        if envelope.first_failure is not None:
+            first = attempts.first_failure
+            attempts.first_failure = min(first or envelope.first_failure, envelope.first_failure)

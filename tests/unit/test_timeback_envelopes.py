@@ -1,0 +1,325 @@
+"""EnvelopeBatcher: packing, linger, splitting refused envelopes, cancellation.
+
+The sender is a fake of the ``Deliverer`` (its own tests are test_timeback_delivery.py): it
+answers like the sandbox's envelope intake (an envelope is atomic, one bad event refuses all),
+with no HTTP, so that thousands of interleavings run in a second; the same paths against the
+real sandbox over HTTP are tests/integration/test_pipeline_envelopes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.metrics import ENVELOPES
+from relay.resilience import Attempts, RetriesExhausted
+from relay.sandbox.events import _split
+from relay.timeback.client import SendResult
+from relay.timeback.envelopes import EnvelopeBatcher, envelope
+from relay.timeback.errors import RequestRejected
+from relay.timeback.responses import Outcome
+
+SENSOR = "https://api.alpha-1edtech.ai/applications/1.0/app-1"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    payload: bytes
+
+
+def event(event_id: str, *, bad: bool = False, kind: str = "GradeEvent") -> Event:
+    body = {"id": event_id, "type": kind, "bad": bad}
+    return Event(event_id, kind, orjson.dumps(body))
+
+
+def record(name: str, *flags: int) -> list[Event]:
+    """Events ``name/0``, ``name/1``...; True flags the bad ones."""
+    return [event(f"{name}/{i}", bad=bool(bad)) for i, bad in enumerate(flags)]
+
+
+class FakeApi:
+    """Answers like the sandbox: an envelope with a bad event is refused whole (400); a lone bad
+    event is refused with its own id in the body; ``hang`` holds requests until released."""
+
+    def __init__(
+        self, rng: random.Random | None = None, *, refuse: type[Exception] = RequestRejected
+    ):
+        self.rng = rng
+        self.refuse = refuse
+        self.requests: list[list[str]] = []  # event ids per request, in the order sent
+        self.accepted: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.duplicates: set[str] = set()
+        self.hang: asyncio.Event | None = None
+        self.arrived = asyncio.Event()  # set by the first request
+
+    async def deliver(
+        self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
+    ) -> SendResult:
+        body = orjson.loads(payload)
+        assert "data" not in body, "a lone event is sent bare"
+        return await self._answer([body], attempts)
+
+    async def deliver_envelope(
+        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+    ) -> SendResult:
+        body = orjson.loads(payload)
+        events, _, issues = _split(body, 1000)  # the sandbox's own envelope check
+        assert issues == [] and len(events) >= 2
+        assert [e["type"] for e in events] == list(event_types)
+        return await self._answer(events, attempts)
+
+    async def _answer(self, events: list[dict[str, Any]], attempts: Attempts | None) -> SendResult:
+        ids = [e["id"] for e in events]
+        self.requests.append(ids)
+        self.arrived.set()
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            for _ in range(self.rng.randrange(4) if self.rng else 0):
+                await asyncio.sleep(0)  # interleave with other requests
+            if self.hang is not None:
+                await self.hang.wait()
+        finally:
+            self.in_flight -= 1
+        if attempts is not None:
+            attempts.count += 1
+        bad = [e["id"] for e in events if e["bad"]]
+        if bad:
+            if attempts is not None:
+                attempts.failed()
+            what = ids[0] if len(ids) == 1 else f"envelope of {len(ids)} events"
+            if self.refuse is RetriesExhausted:
+                raise RetriesExhausted(RuntimeError("HTTP 500"), 3, 1.0, 1.0, what)
+            raise RequestRejected(f"refused {what}", endpoint="events", status=400, body=what)
+        if any(i in self.duplicates for i in ids):
+            return SendResult(409, Outcome.DUPLICATE)
+        self.accepted.extend(ids)
+        return SendResult(202, Outcome.DELIVERED)
+
+
+def batcher(
+    api: FakeApi, *, max_events: int = 4, linger: float = 0.0, requests: int = 8
+) -> EnvelopeBatcher:
+    return EnvelopeBatcher(
+        api, sensor=SENSOR, max_events=max_events, linger=linger, max_requests=requests
+    )
+
+
+async def deliver_all(
+    b: EnvelopeBatcher, records: list[list[Event]]
+) -> list[list[SendResult] | BaseException]:
+    outcomes = await asyncio.gather(
+        *(b.deliver(r, Attempts()) for r in records), return_exceptions=True
+    )
+    return list(outcomes)
+
+
+def test_the_envelope_is_the_events_bytes_joined_and_the_sandbox_takes_its_shape() -> None:
+    from datetime import UTC, datetime
+
+    events = record("r", False, False)
+    raw = envelope(SENSOR, [e.payload for e in events], datetime(2026, 1, 2, 3, 4, 5, 6000, UTC))
+    body = orjson.loads(raw)
+    assert body == {
+        "sensor": SENSOR,
+        "sendTime": "2026-01-02T03:04:05.006Z",
+        "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p2",
+        "data": [orjson.loads(e.payload) for e in events],
+    }
+    assert b",".join(e.payload for e in events) in raw  # not serialized again
+    assert _split(body, 2)[2] == [] and _split(body, 1)[2] != []  # the sandbox's own limit
+
+
+async def test_records_are_packed_whole_into_full_envelopes() -> None:
+    api = FakeApi()
+    b = batcher(api, max_events=4)
+    outcomes = await deliver_all(b, [record("a", 0, 0), record("b", 0, 0), record("c", 0, 0, 0)])
+    assert api.requests == [["a/0", "a/1", "b/0", "b/1"], ["c/0", "c/1", "c/2"]]
+    assert all(isinstance(o, list) and len(o) in (2, 3) for o in outcomes)
+
+
+async def test_a_record_that_would_straddle_two_envelopes_starts_the_next() -> None:
+    api = FakeApi()
+    outcomes = await deliver_all(
+        batcher(api, max_events=4), [record("a", 0, 0, 0), record("b", 0, 0)]
+    )
+    assert api.requests == [["a/0", "a/1", "a/2"], ["b/0", "b/1"]]
+    assert not any(isinstance(o, BaseException) for o in outcomes)
+
+
+async def test_a_lone_event_is_sent_bare() -> None:
+    api = FakeApi()
+    [result] = await batcher(api).deliver(record("a", False), Attempts())
+    assert api.requests == [["a/0"]] and result.outcome is Outcome.DELIVERED
+
+
+async def test_an_envelope_waits_its_linger_for_more_events() -> None:
+    api = FakeApi()
+    b = batcher(api, max_events=10, linger=0.2)
+    first = asyncio.create_task(b.deliver(record("a", False), Attempts()))
+    await asyncio.sleep(0.05)
+    assert api.requests == [] and b.waiting == 1  # lingering
+    second = asyncio.create_task(b.deliver(record("b", False), Attempts()))
+    await asyncio.gather(first, second)
+    assert api.requests == [["a/0", "b/0"]]
+
+
+def envelopes(outcome: str) -> float:
+    return ENVELOPES.labels(outcome=outcome)._value.get()
+
+
+async def test_a_refused_envelope_is_split_until_the_bad_event_is_alone() -> None:
+    api = FakeApi()
+    records = [record("a", 0, 0), record("b", 0, 1), record("c", 0, 0), record("d", 0, 0)]
+    split, delivered = envelopes("split"), envelopes("delivered")
+    outcomes = await deliver_all(batcher(api, max_events=8), records)
+    assert (envelopes("split") - split, envelopes("delivered") - delivered) == (3, 2)
+    assert api.requests == [
+        ["a/0", "a/1", "b/0", "b/1", "c/0", "c/1", "d/0", "d/1"],
+        ["a/0", "a/1", "b/0", "b/1"],  # refused: first half first
+        ["a/0", "a/1"],
+        ["b/0", "b/1"],
+        ["b/0"],
+        ["b/1"],  # alone: its own answer is its record's
+        ["c/0", "c/1", "d/0", "d/1"],
+    ]
+    assert sorted(api.accepted) == ["a/0", "a/1", "b/0", "c/0", "c/1", "d/0", "d/1"]
+    failed = outcomes[1]
+    assert isinstance(failed, RequestRejected) and (failed.status, failed.body) == (400, "b/1")
+    assert all(isinstance(o, list) for i, o in enumerate(outcomes) if i != 1)
+
+
+async def test_an_envelope_out_of_retries_is_split_too() -> None:
+    api = FakeApi(refuse=RetriesExhausted)
+    outcomes = await deliver_all(batcher(api), [record("a", 0), record("b", 1), record("c", 0)])
+    assert isinstance(outcomes[1], RetriesExhausted) and "b/0" in str(outcomes[1])
+    assert sorted(api.accepted) == ["a/0", "c/0"]
+
+
+async def test_a_record_fails_with_its_first_bad_event_once_all_are_answered() -> None:
+    api = FakeApi()
+    outcome = (await deliver_all(batcher(api), [record("a", 0, 1, 1)]))[0]
+    assert isinstance(outcome, RequestRejected) and outcome.body == "a/1"
+    assert sorted(api.accepted) == ["a/0"] and ["a/2"] in api.requests  # every one answered
+
+
+async def test_a_duplicate_envelope_is_split_to_learn_which_were_duplicates() -> None:
+    api = FakeApi()
+    api.duplicates = {"a/1"}
+    [results] = await deliver_all(batcher(api), [record("a", 0, 0)])
+    assert isinstance(results, list)
+    assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.DUPLICATE]
+    assert api.requests == [["a/0", "a/1"], ["a/0"], ["a/1"]]
+
+
+async def test_envelope_attempts_are_charged_once_to_each_record() -> None:
+    api = FakeApi()
+    b = batcher(api)
+    a_attempts, b_attempts = Attempts(), Attempts()
+    await asyncio.gather(
+        b.deliver(record("a", 0, 0), a_attempts),
+        b.deliver(record("b", 1), b_attempts),
+        return_exceptions=True,
+    )
+    # a: the envelope and its refused half [a/0, a/1] re-sent as one taken envelope: 2;
+    # b: the envelope, then b/0 alone: 2
+    assert api.requests == [["a/0", "a/1", "b/0"], ["a/0", "a/1"], ["b/0"]]
+    assert (a_attempts.count, b_attempts.count) == (2, 2)
+    assert a_attempts.first_failure is not None and b_attempts.first_failure is not None
+
+
+async def test_requests_in_flight_are_bounded() -> None:
+    api = FakeApi(random.Random(3))
+    records = [record(f"r{i}", 0, 0) for i in range(40)]
+    outcomes = await deliver_all(batcher(api, max_events=2, requests=3), records)
+    assert api.most_in_flight == 3 and len(api.requests) == 40
+    assert not any(isinstance(o, BaseException) for o in outcomes)
+
+
+async def test_a_cancelled_record_withdraws_its_waiting_events() -> None:
+    api = FakeApi()
+    b = batcher(api, max_events=10, linger=0.1)
+    cancelled = asyncio.create_task(b.deliver(record("a", 0, 0), Attempts()))
+    kept = asyncio.create_task(b.deliver(record("b", 0), Attempts()))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    [result] = await kept
+    assert api.requests == [["b/0"]] and result.outcome is Outcome.DELIVERED
+    assert b.waiting == 0 and cancelled.cancelled()
+
+
+async def test_a_record_cancelled_in_flight_leaves_the_others_their_answer() -> None:
+    api = FakeApi()
+    api.hang = asyncio.Event()
+    b = batcher(api, max_events=3)
+    cancelled = asyncio.create_task(b.deliver(record("a", 0), Attempts()))
+    kept = asyncio.create_task(b.deliver(record("b", 1, 0), Attempts()))
+    await api.arrived.wait()
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    api.hang.set()  # the envelope is refused (b/0 is bad) and split: a/0 is left out
+    with pytest.raises(RequestRejected):
+        await kept
+    assert api.requests == [["a/0", "b/0", "b/1"], ["b/0"], ["b/1"]]
+    assert api.accepted == ["b/1"] and cancelled.cancelled()
+
+
+async def test_closing_cancels_what_waits_and_what_is_in_flight() -> None:
+    api = FakeApi()
+    api.hang = asyncio.Event()
+    b = batcher(api, max_events=2, linger=10)
+    flying = asyncio.create_task(b.deliver(record("a", 0, 0), Attempts()))
+    waiting = asyncio.create_task(b.deliver(record("b", 0), Attempts()))
+    await api.arrived.wait()
+    await b.aclose()
+    for task in (flying, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert api.requests == [["a/0", "a/1"]] and b.waiting == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await b.deliver(record("c", 0), Attempts())
+
+
+# Records of 1-3 events (True: the API refuses that event), envelopes of 3-8 events.
+RECORDS = st.lists(st.lists(st.booleans(), min_size=1, max_size=3), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=RECORDS, max_events=st.integers(3, 8), seed=st.integers(0, 2**16))
+def test_any_bad_events_among_good_ones(
+    records: list[list[bool]], max_events: int, seed: int
+) -> None:
+    """Every good event is delivered exactly once, every bad one is refused alone and reaches
+    its record (its first bad one), and a record's events reach the API in its order."""
+    api = FakeApi(random.Random(seed))
+    events = [record(f"r{n}", *flags) for n, flags in enumerate(records)]
+
+    async def run() -> list[list[SendResult] | BaseException]:
+        return await deliver_all(batcher(api, max_events=max_events, requests=4), events)
+
+    outcomes = asyncio.run(run())
+    good = [e.id for r in events for e in r if not orjson.loads(e.payload)["bad"]]
+    assert Counter(api.accepted) == Counter(good)
+    bad = {e.id for r in events for e in r if orjson.loads(e.payload)["bad"]}
+    assert {ids[0] for ids in api.requests if len(ids) == 1 and ids[0] in bad} == bad
+    for flags, outcome, evs in zip(records, outcomes, events, strict=True):
+        if any(flags):
+            assert isinstance(outcome, RequestRejected)
+            assert outcome.body == evs[flags.index(True)].id
+        else:
+            assert isinstance(outcome, list) and len(outcome) == len(flags)
+        taken = [i for i in api.accepted if i.split("/")[0] == evs[0].id.split("/")[0]]
+        assert taken == sorted(taken, key=lambda i: int(i.split("/")[1]))
