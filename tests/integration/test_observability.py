@@ -233,6 +233,8 @@ EXPORTER = textwrap.dedent(
         m.RECORDS_REJECTED.labels(stage="decode", reason="unknown-framing").inc()
         m.RECORDS_ACKED.labels(topic="t").inc(10)
         m.EVENTS_SENT.labels(type="GradeEvent", outcome="delivered").inc(9)
+        m.ENVELOPES.labels(outcome="delivered").inc()
+        m.REBALANCES.inc(n % 2)
         m.HTTP_REQUESTS.labels(endpoint="events", status_class="2xx").inc(9)
         m.HTTP_REQUESTS.labels(endpoint="events", status_class="5xx").inc()
         m.RETRIES.labels(endpoint="events", cause="503").inc()
