@@ -49,6 +49,8 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_KAFKA_SESSION_TIMEOUT", "5", "RELAY_KAFKA_SESSION_TIMEOUT"),
         ("RELAY_KAFKA_HEARTBEAT_INTERVAL", "5", "RELAY_KAFKA_HEARTBEAT_INTERVAL: must be under"),
         ("RELAY_KAFKA_REBALANCE_TIMEOUT", "0", "RELAY_KAFKA_REBALANCE_TIMEOUT"),
+        ("RELAY_MAX_FIELD_BYTES", "100", "RELAY_MAX_FIELD_BYTES"),
+        ("RELAY_MAX_FIELD_BYTES", str(64 << 20), "RELAY_MAX_FIELD_BYTES: must be under"),
     ],
 )
 def test_errors_name_the_variable(
@@ -129,3 +131,13 @@ def test_schema_dir_setting_feeds_the_decoder(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("RELAY_SCHEMA_DIR", str(only_xp))
     decoder = Decoder.from_settings(load_settings())
     assert list(decoder.catalogue.names()) == ["timeback.activity.XpEarned"]
+
+
+def test_the_field_cap_defaults_to_the_contracts_and_reaches_its_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relay.contract.build import DEFAULT_MAX_FIELD_BYTES, Checks
+
+    assert load_settings().max_field_bytes == DEFAULT_MAX_FIELD_BYTES
+    monkeypatch.setenv("RELAY_MAX_FIELD_BYTES", "65536")
+    assert Checks.from_settings(load_settings()).max_field_bytes == 65536
