@@ -84,7 +84,10 @@ def check_topics(settings: Settings, admin: AdminClient, timeout: float = 10.0) 
 
 def check_strike_topic(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> None:
     """The strike topic readable and writable by the relay's principal, or creatable: without
-    it a processing bug is never quarantined (the partition stays blocked)."""
+    it a processing bug is never quarantined (the partition stays blocked). Nothing to check
+    with quarantine off (RELAY_QUARANTINE_AFTER=0)."""
+    if settings.quarantine_after <= 0:
+        return
     topic = settings.strike_topic
     future = admin.describe_topics(
         TopicCollection([topic]), request_timeout=timeout, include_authorized_operations=True

@@ -49,6 +49,12 @@ def test_an_existing_strike_topic_passes(relay_env: dict[str, str], make_topic) 
     assert "✓ quarantine" in result.stdout
 
 
+def test_with_quarantine_off_the_strike_topic_is_not_checked(relay_env: dict[str, str]) -> None:
+    off = {"RELAY_QUARANTINE_AFTER": "0", "RELAY_QUARANTINE_TOPIC": "no such/topic"}
+    result = run_check(relay_env | off)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "failed", "hint"),
     [
