@@ -46,6 +46,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # every Caliper event, retry and dead letter built from it. Above what valid records carry (the
 # trials send names of 1-2 MiB), below the window's byte bound (RELAY_MAX_PENDING_BYTES).
 DEFAULT_MAX_FIELD_BYTES: Final = 4 * 1024 * 1024
+_SCALARS: Final = frozenset({int, float, bool, type(None), datetime})  # never a nested record
 _ASSESSMENT_ACTIONS = {member.value: member for member in AssessmentAction}
 _SESSION_ACTIONS = {member.value: member for member in SessionAction}
 
@@ -110,12 +111,13 @@ def _check_sizes(record: Record, limit: int, prefix: str = "") -> None:
     # character), so almost every field costs one len(); an ASCII string's length is its size.
     quick = limit // 4
     for name, value in record.items():
-        if type(value) is str:
+        kind = type(value)
+        if kind is str:
             if len(value) > quick:
                 size = len(value) if value.isascii() else _utf8_size(value)
                 if size > limit:
                     raise too_long(f"{prefix}{name}", size, limit)
-        elif isinstance(value, Mapping):
+        elif kind is dict or (kind not in _SCALARS and isinstance(value, Mapping)):
             _check_sizes(value, limit, f"{prefix}{name}.")
 
 
