@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from relay.pipeline.deadletter import read_topic
 from relay.tools.traffic import TrafficGenerator, TrafficPlan
 from tests.integration.conftest import SandboxFactory
+from tests.integration.pipeline_helpers import samples
 from tests.kafka_cluster import Cluster, Names
 from tests.reliability.conftest import Report
 from tests.reliability.harness import RelayProcess, requires_relay, wait_for
@@ -407,7 +408,8 @@ def test_a_deleted_dead_letter_topic_is_reported_as_permanent_and_recovers_once_
         response = relay.get("/readyz")
         body = response.json() if response is not None else {}
         during = committed(cluster, names, partition)
-        failures = relay.metrics_text() or ""
+        permanent = {dict(labels).get("error"): n
+                     for labels, n in samples(relay, "dlq_permanent_failures").items()}  # fmt: skip
 
         cluster.grant(names)  # the operator re-creates the topic (its ACLs outlived it)
         s.dlq_watch.reopen()  # the new topic's offsets start over
@@ -416,6 +418,7 @@ def test_a_deleted_dead_letter_topic_is_reported_as_permanent_and_recovers_once_
         figures = s.finish()
         figures.notes.update(planted_at=f"{partition}:{offset}", committed_while_gone=during,
                              dead_letters_before_deletion=written_before,
+                             dlq_permanent_failures=permanent,
                              readyz_while_gone=body)  # fmt: skip
         report(figures)
     finally:
@@ -424,7 +427,7 @@ def test_a_deleted_dead_letter_topic_is_reported_as_permanent_and_recovers_once_
     reasons = body.get("reasons", {})
     assert "fail permanently (" in reasons.get("dlq_healthy", ""), body
     assert "UNKNOWN_TOPIC" in reasons.get("dlq_healthy", ""), body
-    assert 'error="' in failures and "UNKNOWN_TOPIC" in failures
+    assert permanent.keys() & {"_UNKNOWN_TOPIC", "UNKNOWN_TOPIC_OR_PART"}, permanent
     assert during is None or during <= offset, "committed past an unwritten dead letter"
     assert figures.lost == 0, figures.problems
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
