@@ -188,6 +188,12 @@ class Settings(BaseSettings):
     max_clock_skew: float = Field(
         300.0, ge=0, description="seconds occurred_at may lie in the future"
     )
+    max_field_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="UTF-8 bytes of any one string field of a record; a longer one is "
+        "dead-lettered as validate/field-too-long (must be under RELAY_MAX_PENDING_BYTES)",
+    )
 
     # Delivery
     max_in_flight: int = Field(
@@ -311,6 +317,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RELAY_MAX_PENDING: must be at least RELAY_MAX_IN_FLIGHT"
                 + (" x RELAY_EVENTS_PER_REQUEST" if self.events_per_request > 1 else "")
+            )
+        if self.max_field_bytes >= self.max_pending_bytes:
+            raise ValueError(
+                "RELAY_MAX_FIELD_BYTES: must be under RELAY_MAX_PENDING_BYTES (a record holding "
+                "one such field would fill the window on its own)"
             )
         if not self.topics:
             raise ValueError("RELAY_TOPICS: at least one topic is required")

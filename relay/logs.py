@@ -17,6 +17,8 @@ import logging
 import re
 import sys
 import time
+import traceback
+from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
@@ -32,6 +34,36 @@ _SECRETS: Final = re.compile(
 # user:pass@ in any URL (a Schema Registry URL in some library's message).
 _URL_USER_INFO: Final = re.compile(r"(?<=://)[^\s/]+@")
 _MAX_MESSAGE: Final = 8000  # characters of one message (a runaway repr must not flood the log)
+
+
+def outline(exc: BaseException, frames: int = 12) -> str:
+    """Where ``exc`` was raised, without what it says: its type, ``file:line in function`` of
+    the innermost ``frames`` frames, and the type of the exception it chains. The message is
+    left out on purpose: a processing bug's message may quote the record (a KeyError names a
+    payload key, a ValueError repeats the bad value), and so does a traceback's last line."""
+    text = type(exc).__name__
+    stack = traceback.extract_tb(exc.__traceback__)[-frames:]
+    if stack:
+        text += " at " + " > ".join(map(_frame, stack))
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is not None:  # where the chained one was raised: its innermost frame
+        inner = traceback.extract_tb(cause.__traceback__)[-1:]
+        text += f" (while handling {type(cause).__name__}"
+        text += "".join(f" at {_frame(f)}" for f in inner) + ")"
+    return text
+
+
+def _frame(frame: traceback.FrameSummary) -> str:
+    return f"{_short_path(frame.filename)}:{frame.lineno} in {frame.name}"
+
+
+def _short_path(filename: str) -> str:
+    """A source path from its package down (``relay/pipeline/stages.py``), not the install's."""
+    path = Path(filename)
+    roots = [Path(p) for p in sys.path if p and path.is_relative_to(p)]
+    if not roots:
+        return path.name
+    return path.relative_to(max(roots, key=lambda r: len(r.parts))).as_posix()
 
 
 def bind_record(**context: Any) -> None:

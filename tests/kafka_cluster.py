@@ -137,11 +137,20 @@ class Cluster:
         principal: str | None = None,
         group: bool = True,
         dlq: bool = True,
+        strikes: bool = True,
     ) -> Names:
         """Fresh topics (RF 3, min.insync 2) and a group, granted to the relay's principals (or
-        to ``principal`` only); ``group`` / ``dlq`` False leave that grant out."""
+        to ``principal`` only); ``group`` / ``dlq`` False leave that grant out, ``strikes``
+        False the strike topic (``<dlq>.strikes``) and its grants."""
         names = self.names(prefix)
-        self.grant(names, partitions=partitions, principal=principal, group=group, dlq=dlq)
+        self.grant(
+            names,
+            partitions=partitions,
+            principal=principal,
+            group=group,
+            dlq=dlq,
+            strikes=strikes,
+        )
         return names
 
     @staticmethod
@@ -157,12 +166,14 @@ class Cluster:
         principal: str | None = None,
         group: bool = True,
         dlq: bool = True,
+        strikes: bool = True,
     ) -> None:
         args = ["grant", "--topics", names.topic, "--dlq", names.dlq, "--group", names.group]
         args += ["--partitions", str(partitions)]
         args += ["--principal", principal] if principal else []
         args += [] if group else ["--no-group"]
         args += [] if dlq else ["--no-dlq"]
+        args += [] if strikes else ["--no-strikes"]
         self.admin_tool(*args)
 
     def set_password(self, user: str, password: str) -> None:

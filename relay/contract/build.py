@@ -2,7 +2,9 @@
 
 The input is the *plain* datum the decoder produces (see ``catalogue``): timestamps as epoch
 milliseconds, ``event_id`` as a string. Aware datetimes are accepted too, so hand-built records
-work. Every failed check raises ``Rejection("validate", "invalid-field", "<field>: <why>")``.
+work. Every failed check raises ``Rejection("validate", "invalid-field", "<field>: <why>")``;
+a string longer than ``Checks.max_field_bytes`` in UTF-8 raises ``validate/field-too-long``
+naming the field and its size (never its value).
 
 This runs once per record on the hot path, hence plain functions and ``type() is`` tests rather
 than a generic validator.
@@ -15,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from relay.contract.activity import (
     NAMESPACE,
@@ -40,6 +42,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # RFC 4122 textual form, any case; normalised to lower case so case variants are one event.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# The longest string field accepted, in UTF-8 bytes: one field would otherwise travel whole into
+# every Caliper event, retry and dead letter built from it. Above what valid records carry (the
+# trials send names of 1-2 MiB), below the window's byte bound (RELAY_MAX_PENDING_BYTES).
+DEFAULT_MAX_FIELD_BYTES: Final = 4 * 1024 * 1024
+_SCALARS: Final = frozenset({int, float, bool, type(None), datetime})  # never a nested record
 _ASSESSMENT_ACTIONS = {member.value: member for member in AssessmentAction}
 _SESSION_ACTIONS = {member.value: member for member in SessionAction}
 
@@ -50,22 +57,28 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Checks:
-    """The tunable semantic checks (RELAY_ALLOW_NEGATIVE_XP, RELAY_MAX_CLOCK_SKEW)."""
+    """The tunable semantic checks (RELAY_ALLOW_NEGATIVE_XP, RELAY_MAX_CLOCK_SKEW,
+    RELAY_MAX_FIELD_BYTES)."""
 
     allow_negative_xp: bool = False
     max_clock_skew: float = 300.0  # seconds occurred_at may lie in the future
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES  # UTF-8 bytes of any one string field
     now: Callable[[], datetime] = _utc_now  # injectable for tests; must return an aware datetime
     _skew: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_clock_skew < 0 or not math.isfinite(self.max_clock_skew):
             raise ValueError(f"max_clock_skew: must be finite and >= 0, got {self.max_clock_skew}")
+        if self.max_field_bytes < 1:
+            raise ValueError(f"max_field_bytes: must be >= 1, got {self.max_field_bytes}")
         object.__setattr__(self, "_skew", timedelta(seconds=self.max_clock_skew))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Checks:
         return cls(
-            allow_negative_xp=settings.allow_negative_xp, max_clock_skew=settings.max_clock_skew
+            allow_negative_xp=settings.allow_negative_xp,
+            max_clock_skew=settings.max_clock_skew,
+            max_field_bytes=settings.max_field_bytes,
         )
 
     def latest_allowed(self) -> datetime:
@@ -80,6 +93,7 @@ def activity_from_record(full_name: str, record: Record, checks: Checks) -> Acti
         raise Rejection("decode", "unsupported-record", f"record type {full_name!r} is not handled")
     if type(record) is not dict and not isinstance(record, Mapping):
         raise invalid("record", f"expected a mapping, got {_kind(record)}")
+    _check_sizes(record, checks.max_field_bytes)
     try:
         return builder(record, checks)
     except KeyError as exc:  # a hand-built record without a required field
@@ -89,6 +103,33 @@ def activity_from_record(full_name: str, record: Record, checks: Checks) -> Acti
 def invalid(name: str, why: str) -> Rejection:
     """The rejection of one field: ``invalid-field`` with ``<field>: <why>`` as detail."""
     return Rejection("validate", "invalid-field", f"{name}: {why}")
+
+
+def _check_sizes(record: Record, limit: int, prefix: str = "") -> None:
+    """Refuse the first string (nested records included) over ``limit`` UTF-8 bytes."""
+    # No string of limit // 4 characters or fewer can exceed it (UTF-8 takes at most 4 bytes a
+    # character), so almost every field costs one len(); an ASCII string's length is its size.
+    quick = limit // 4
+    for name, value in record.items():
+        kind = type(value)
+        if kind is str:
+            if len(value) > quick:
+                size = len(value) if value.isascii() else _utf8_size(value)
+                if size > limit:
+                    raise too_long(f"{prefix}{name}", size, limit)
+        elif kind is dict or (kind not in _SCALARS and isinstance(value, Mapping)):
+            _check_sizes(value, limit, f"{prefix}{name}.")
+
+
+def _utf8_size(value: str) -> int:
+    # surrogatepass: a lone surrogate is refused by the text checks, not here
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
+def too_long(name: str, size: int, limit: int) -> Rejection:
+    """The rejection of an oversized string: its field and size, never its value."""
+    why = f"{size} bytes of UTF-8, over the {limit}-byte cap (RELAY_MAX_FIELD_BYTES)"
+    return Rejection("validate", "field-too-long", f"{name}: {why}")
 
 
 # -- one builder per record type ----------------------------------------------------------------

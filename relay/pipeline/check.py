@@ -5,8 +5,10 @@
    login, an unknown CA, a hostname mismatch or a refused client certificate is named as such
 3. the input topics exist and may be read, the dead-letter topic exists and may be written
    (the broker's ACLs, as it reports them for the relay's principal)
-4. the consumer group may be joined (READ on the group)
-5. a token from the token endpoint (the client credentials work)
+4. the quarantine's strike topic (RELAY_QUARANTINE_TOPIC) exists and may be read and written,
+   or is missing and may be created (the relay creates it on the first processing bug)
+5. the consumer group may be joined (READ on the group)
+6. a token from the token endpoint (the client credentials work)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TypeVar
 
 import click
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
-from confluent_kafka.admin import AclOperation, AdminClient
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 from rich.console import Console
 from rich.markup import escape
 
@@ -78,6 +80,66 @@ def check_topics(settings: Settings, admin: AdminClient, timeout: float = 10.0) 
             problems.append(_denied(settings, "topic", topic, needs[topic]))
     if problems:
         raise CheckFailed("\n".join(str(p) for p in problems))
+
+
+def check_strike_topic(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> None:
+    """The strike topic readable and writable by the relay's principal, or creatable: without
+    it a processing bug is never quarantined (the partition stays blocked). Nothing to check
+    with quarantine off (RELAY_QUARANTINE_AFTER=0)."""
+    if settings.quarantine_after <= 0:
+        return
+    topic = settings.strike_topic
+    future = admin.describe_topics(
+        TopicCollection([topic]), request_timeout=timeout, include_authorized_operations=True
+    )[topic]
+    try:
+        allowed = future.result(timeout=timeout).authorized_operations
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            raise CheckFailed(str(_strike_problem(settings, error))) from None
+        _check_creatable(settings, admin, timeout)
+        return
+    missing = [op for op in (AclOperation.READ, AclOperation.WRITE)
+               if allowed is not None and op not in allowed]  # fmt: skip
+    if missing:
+        raise CheckFailed("\n".join(str(_denied(settings, "topic", topic, op)) for op in missing))
+
+
+def _check_creatable(settings: Settings, admin: AdminClient, timeout: float) -> None:
+    """The broker would let the relay create the missing strike topic (validated, not made)."""
+    new = NewTopic(settings.strike_topic, num_partitions=1, replication_factor=-1)
+    future = admin.create_topics([new], operation_timeout=timeout, validate_only=True)
+    try:
+        future[settings.strike_topic].result(timeout=timeout)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise CheckFailed(str(_strike_problem(settings, error, missing=True))) from None
+
+
+def _strike_problem(settings: Settings, error: KafkaError, missing: bool = False) -> Diagnosis:
+    topic, who = settings.strike_topic, principal(settings)
+    denied = error.code() in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    )
+    create = (
+        f"create it (1 partition, cleanup.policy=compact,delete) and grant {who} READ and WRITE "
+        f"on it, or grant {who} CREATE on it"
+    )
+    if missing and denied:
+        return Diagnosis(
+            f"the strike topic {topic} does not exist and {who} may not create it",
+            f"{create}, or correct RELAY_QUARANTINE_TOPIC",
+        )
+    if denied:  # no DESCRIBE: Kafka does not say whether it exists
+        return Diagnosis(
+            f"the broker's ACLs deny {who} access to the strike topic {topic}",
+            f"grant {who} READ and WRITE on TOPIC {topic} (or {create}), or correct "
+            "RELAY_QUARANTINE_TOPIC",
+        )
+    return Diagnosis(f"strike topic {topic}: {error.str()}", "check RELAY_QUARANTINE_TOPIC")
 
 
 def check_group(settings: Settings, admin: AdminClient, timeout: float = 10.0) -> None:
@@ -156,6 +218,8 @@ def _denied(
 def _variable(settings: Settings, kind: str, name: str) -> str:
     if kind == "group":
         return "RELAY_GROUP_ID"
+    if name == settings.strike_topic:
+        return "RELAY_QUARANTINE_TOPIC"
     return "RELAY_DLQ_TOPIC" if name == settings.dlq_topic else "RELAY_TOPICS"
 
 
@@ -173,11 +237,13 @@ async def check_token(settings: Settings) -> None:
 @click.command(name="check")
 @click.option("--timeout", default=10.0, show_default=True, help="seconds per network check")
 def check_command(timeout: float) -> None:
-    """Validate configuration, reach Kafka, confirm topics, ACLs and group, obtain a token."""
+    """Validate configuration, reach Kafka, confirm topics (strike topic included), ACLs and
+    group, obtain a token."""
     console = Console()
     settings = _step(console, "configuration", check_settings)
     admin = _step(console, "kafka", lambda: check_kafka(settings, timeout))
     _step(console, "topics", lambda: check_topics(settings, admin, timeout))
+    _step(console, "quarantine", lambda: check_strike_topic(settings, admin, timeout))
     _step(console, "group", lambda: check_group(settings, admin, timeout))
     _step(console, "token", lambda: asyncio.run(check_token(settings)))
     console.print("all checks passed")

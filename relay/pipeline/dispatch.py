@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from relay.logs import outline
 from relay.metrics import IN_FLIGHT, PENDING
 
 log = logging.getLogger(__name__)
@@ -241,10 +242,11 @@ class Dispatcher(Generic[T]):
             IN_FLIGHT.dec()
 
     def _fail(self, entry: _Entry[T], exc: BaseException) -> None:
+        # Type and frames only: the message (and a traceback's last line) may quote the record.
         log.error(
-            "record processing failed unexpectedly; partition %s is blocked",
+            "record processing failed unexpectedly; partition %s is blocked: %s",
             entry.partition,
-            exc_info=exc,
+            outline(exc),
         )
         if self._on_error is not None:
             self._on_error(entry.item, exc)

@@ -37,9 +37,22 @@ def relay_env(kafka_bootstrap, make_topic, sandbox) -> dict[str, str]:  # type: 
 
 
 def test_all_checks_pass(relay_env: dict[str, str]) -> None:
+    # the strike topic (<dlq>.strikes) does not exist yet: the relay may create it
     result = run_check(relay_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all checks passed" in result.stdout
+    assert "✓ quarantine" in result.stdout and "all checks passed" in result.stdout
+
+
+def test_an_existing_strike_topic_passes(relay_env: dict[str, str], make_topic) -> None:  # type: ignore[no-untyped-def]
+    result = run_check(relay_env | {"RELAY_QUARANTINE_TOPIC": make_topic("check-strikes")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ quarantine" in result.stdout
+
+
+def test_with_quarantine_off_the_strike_topic_is_not_checked(relay_env: dict[str, str]) -> None:
+    off = {"RELAY_QUARANTINE_AFTER": "0", "RELAY_QUARANTINE_TOPIC": "no such/topic"}
+    result = run_check(relay_env | off)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -47,6 +60,7 @@ def test_all_checks_pass(relay_env: dict[str, str]) -> None:
     [
         ({"RELAY_CLIENT_ID": ""}, "configuration", "RELAY_CLIENT_ID"),
         ({"RELAY_TOPICS": "no-such-topic-xyz"}, "topics", "no-such-topic-xyz"),
+        ({"RELAY_QUARANTINE_TOPIC": "no such/topic"}, "quarantine", "RELAY_QUARANTINE_TOPIC"),
         ({"RELAY_CLIENT_SECRET": "wrong-Quokka-991"}, "token", "RELAY_CLIENT_SECRET"),
         ({"RELAY_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "kafka", "RELAY_KAFKA_BOOTSTRAP"),
     ],

@@ -17,6 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from relay.pipeline.deadletter import read_topic
 from relay.tools.traffic import TrafficGenerator
@@ -80,7 +88,7 @@ def test_check_passes(
     result = relay_cli(["check"], check_env(cluster, identity, granted, sandbox))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ kafka" in result.stdout and "✓ group" in result.stdout
-    assert "all checks passed" in result.stdout
+    assert "✓ quarantine" in result.stdout and "all checks passed" in result.stdout
 
 
 NO_CLIENT_CERT = {
@@ -145,6 +153,38 @@ def test_acl_denying_the_dead_letter_topic_names_the_grant(
         f"✗ topics: the broker's ACLs deny User:relay WRITE on topic {names.dlq}" in result.stdout
     )
     assert "correct RELAY_DLQ_TOPIC" in result.stdout
+
+
+def test_a_strike_topic_the_relay_may_not_use_or_create_is_named(
+    cluster: Cluster, sandbox: SandboxHandle
+) -> None:
+    names = cluster.topics("nostrikes", strikes=False)  # missing, and no CREATE for the relay
+    result = relay_cli(["check"], check_env(cluster, "scram", names, sandbox))
+    assert result.returncode == 1, result.stdout
+    # Kafka hides from a principal without DESCRIBE whether the topic exists
+    denied = f"the broker's ACLs deny User:relay access to the strike topic {names.dlq}.strikes"
+    assert f"✗ quarantine: {denied}" in result.stdout
+    assert "READ and WRITE" in result.stdout and "RELAY_QUARANTINE_TOPIC" in result.stdout
+
+
+def test_a_strike_topic_the_relay_may_only_read_names_the_write_grant(
+    cluster: Cluster, sandbox: SandboxHandle
+) -> None:
+    names = cluster.topics("readstrikes", strikes=False)
+    strikes = f"{names.dlq}.strikes"
+    admin = cluster.admin()
+    new = NewTopic(strikes, 1, 3, config={"cleanup.policy": "compact,delete"})
+    admin.create_topics([new])[strikes].result(timeout=60)
+    read = AclBinding(ResourceType.TOPIC, strikes, ResourcePatternType.LITERAL, "User:relay",
+                      "*", AclOperation.READ, AclPermissionType.ALLOW)  # fmt: skip
+    for future in admin.create_acls([read]).values():
+        future.result(timeout=60)
+    result = relay_cli(["check"], check_env(cluster, "scram", names, sandbox))
+    assert result.returncode == 1, result.stdout
+    assert f"✗ quarantine: the broker's ACLs deny User:relay WRITE on topic {strikes}" in (
+        result.stdout
+    )
+    assert "correct RELAY_QUARANTINE_TOPIC" in result.stdout
 
 
 def test_missing_topic_is_named(cluster: Cluster, sandbox: SandboxHandle) -> None:

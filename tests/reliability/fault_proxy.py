@@ -4,6 +4,9 @@
     proxy.answer(event_id, 403)            # every POST carrying that event id gets a 403
     proxy.answer(event_id, 500, times=2)   # the first two only, then it is forwarded
     proxy.drip(event_id, times=1)          # a 200 whose body arrives one byte a second, forever
+    proxy.answer_all(503)                  # every events POST (an outage); None: forward again
+    proxy.drip_all(times=1)                # the next events POST drips, whatever it carries
+    proxy.drips                            # how long each dripped reply was held (seconds)
     relay_env(..., api_url=proxy.url)
 
 Everything else is forwarded unchanged to the sandbox, which stays the system of record (its
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +47,9 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._rules: dict[str, Rule] = {}
+        self._all: Rule | None = None  # a rule for every events POST no event rule matched
+        self.faulted_all = 0  # requests the rule for every POST answered
+        self.drips: list[float] = []  # seconds each finished drip was held by the client
         self.hits: Counter[str] = Counter()  # event id -> requests the proxy faulted
         self.seen: Counter[str] = Counter()  # event id -> requests carrying it
         self.dripping = 0  # drips under way now
@@ -64,18 +71,29 @@ class FaultProxy:
         with self._lock:
             self._rules[event_id] = Rule(None, times, every)
 
+    def answer_all(self, status: int | None, times: int | None = None) -> None:
+        """Answer every events POST with ``status`` (None: forward them again)."""
+        with self._lock:
+            self._all = None if status is None else Rule(status, times)
+
+    def drip_all(self, times: int | None = 1, every: float = 1.0) -> None:
+        """Drip the reply of the next ``times`` events POSTs, then forward again."""
+        with self._lock:
+            self._all = Rule(None, times, every)
+
     def _take(self, ids: list[str]) -> Rule | None:
         with self._lock:
             for ident in ids:
                 self.seen[ident] += 1
             for ident in ids:
                 rule = self._rules.get(ident)
-                if rule is None or rule.times == 0:
+                if rule is None or not _spend(rule):
                     continue
-                if rule.times is not None:
-                    rule.times -= 1
                 self.hits[ident] += 1
                 return rule
+            if self._all is not None and _spend(self._all):
+                self.faulted_all += 1
+                return self._all
         return None
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -141,6 +159,7 @@ class FaultProxy:
         )
         await response.prepare(request)
         self.dripping += 1
+        started = time.monotonic()
         try:
             for _ in range(1_000_000):
                 await response.write(b" ")
@@ -149,7 +168,17 @@ class FaultProxy:
             pass  # the client gave up: what the trial wants
         finally:
             self.dripping -= 1
+            self.drips.append(time.monotonic() - started)
         return response
+
+
+def _spend(rule: Rule) -> bool:
+    """Take one use of ``rule``: False when it has none left."""
+    if rule.times == 0:
+        return False
+    if rule.times is not None:
+        rule.times -= 1
+    return True
 
 
 def _event_ids(body: bytes) -> list[str]:

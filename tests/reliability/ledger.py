@@ -183,10 +183,15 @@ class DlqWatch:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
+        self.bootstrap = bootstrap
         self.letters: list[Letter] = []
-        self.consumer = Consumer(
+        self._carried = 0  # letters read from the topic before it was deleted (``reopen``)
+        self.consumer = self._open()
+
+    def _open(self) -> Consumer:
+        consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                "bootstrap.servers": self.bootstrap,
                 "group.id": f"reliability-dlq-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "fetch.max.bytes": 8 * 1024 * 1024,
@@ -194,16 +199,25 @@ class DlqWatch:
                 "log_level": 2,  # quiet while a broker restart is under test
             }
         )
-        self.partitions = self._partitions(topic)
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self.partitions])
+        self.partitions = self._partitions(consumer, self.topic)
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self.partitions])
+        return consumer
 
-    def _partitions(self, topic: str, timeout: float = 30.0) -> list[int]:
+    def reopen(self) -> None:
+        """The topic was deleted and created again: read the new one from its beginning (its
+        offsets start over), keeping the letters read from the old one."""
+        self.consumer.close()
+        self._carried = len(self.letters)
+        self.consumer = self._open()
+
+    @staticmethod
+    def _partitions(consumer: Consumer, topic: str, timeout: float = 30.0) -> list[int]:
         """The topic's partitions, once its metadata has them: right after the topic is created
         (a loaded broker) the metadata can list it with none, and a watch assigned to no
         partition sees no dead letter at all (nor does ``drain`` notice: it reads up to 0)."""
         stop = time.monotonic() + timeout
         while True:
-            metadata = self.consumer.list_topics(topic, timeout=timeout).topics[topic]
+            metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
             if metadata.partitions and metadata.error is None:
                 return sorted(metadata.partitions)
             if time.monotonic() > stop:
@@ -231,7 +245,7 @@ class DlqWatch:
             p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout)[1]
             for p in self.partitions
         }
-        total = sum(ends.values())
+        total = self._carried + sum(ends.values())
         stop = time.monotonic() + timeout
         while len(self.letters) < total and time.monotonic() < stop:
             self.poll(0.5)

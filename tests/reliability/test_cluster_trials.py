@@ -14,6 +14,8 @@ Every trial reconciles produced vs delivered vs dead-lettered by event id (ledge
 - a refused login (wrong SCRAM password): the relay stays up, not ready, with a metric.
 - DLQ denied (no WRITE ACL on it): a permanent dead-letter error named in /readyz; the partition
   waits; after the grant everything arrives.
+- DLQ deleted (after dead letters were written; no auto-create): the same, until the operator
+  re-creates the topic.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from relay.pipeline.deadletter import read_topic
 from relay.tools.traffic import TrafficGenerator, TrafficPlan
 from tests.integration.conftest import SandboxFactory
+from tests.integration.pipeline_helpers import samples
 from tests.kafka_cluster import Cluster, Names
 from tests.reliability.conftest import Report
 from tests.reliability.harness import RelayProcess, requires_relay, wait_for
@@ -348,6 +351,83 @@ def test_a_denied_dead_letter_is_reported_as_permanent_and_recovers_once_granted
 
     reasons = body.get("reasons", {})
     assert "permanently (TOPIC_AUTHORIZATION_FAILED)" in reasons.get("dlq_healthy", ""), body
+    assert during is None or during <= offset, "committed past an unwritten dead letter"
+    assert figures.lost == 0, figures.problems
+    assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
+    assert figures.dlq_unexpected == 0 and figures.duplicate_mismatch == 0, figures.problems
+
+
+def delete_topic(cluster: Cluster, topic: str) -> None:
+    """Delete ``topic`` and wait until the metadata no longer lists it."""
+    admin = cluster.admin()
+    for future in admin.delete_topics([topic], operation_timeout=60).values():
+        future.result(timeout=60)
+    wait_for(lambda: topic not in admin.list_topics(timeout=30).topics, 60, f"{topic} gone")
+
+
+def test_a_deleted_dead_letter_topic_is_reported_as_permanent_and_recovers_once_recreated(
+    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
+) -> None:
+    """Issue 16 item 4, "topic deleted": the relay has written dead letters, then the DLQ topic
+    is deleted (the cluster does not auto-create topics) while more poison arrives. The first
+    poison record after the deletion must hold its partition (nothing committed past it),
+    /readyz must name the permanent unknown-topic error, and once the operator re-creates the
+    topic every dead letter lands and everything arrives, with no restart. A failure: the
+    offset committed past, /readyz 200 or naming no unknown topic, or no recovery (e.g. the
+    idempotent producer wedged on the old topic's sequence numbers)."""
+    box = sandbox_factory()
+    names = cluster.topics("dlqgone")
+    s = secured_scenario(cluster, names, "dlq-deleted", box, tmp_path)
+    try:
+        plan = TrafficGenerator(students=6, seed=67).plan(160)
+        poison = poison_for(plan, students=1, seed=17)[:5]
+        valid = expectations(plan)
+        before = interleave(valid[:80], poison[:2])  # dead letters the relay writes first
+        after = interleave(valid[80:], poison[2:])  # poison arriving while the topic is gone
+        s.seed_roster(plan)
+        relay = s.relay("a", **cluster.relay_env("scram")).start()
+        relay.wait_assigned()
+        s.produce(before, wait=True)
+        s.wait_complete(timeout=120, alive=[relay])
+        s.dlq_watch.drain()
+        written_before = len(s.dlq_watch.letters)
+
+        delete_topic(cluster, names.dlq)
+        s.produce(after, wait=True)
+        admin = {"bootstrap.servers": cluster.admin_bootstrap}
+        values = {r.value for r in after if not r.valid}
+        planted = [m for m in read_topic(admin, names.topic) if m.value() in values]
+        assert len({m.partition() for m in planted}) == 1, "one student's poison: one partition"
+        # the first poison record after the deletion: no commit may pass it until it is written
+        offset = min(m.offset() or 0 for m in planted)
+        partition = planted[0].partition() or 0
+        wait_for(lambda: (relay.metric("dlq_permanent_failures") or 0) > 0, 120,
+                 "a permanently failing dead-letter write", relay.check_alive)  # fmt: skip
+        wait_for(lambda: relay.readyz() == 503, 60, "/readyz 503", relay.check_alive)
+        time.sleep(3)  # commits every second: one would have landed by now
+        response = relay.get("/readyz")
+        body = response.json() if response is not None else {}
+        during = committed(cluster, names, partition)
+        permanent = {dict(labels).get("error"): n
+                     for labels, n in samples(relay, "dlq_permanent_failures").items()}  # fmt: skip
+
+        cluster.grant(names)  # the operator re-creates the topic (its ACLs outlived it)
+        s.dlq_watch.reopen()  # the new topic's offsets start over
+        s.wait_complete(timeout=120, alive=[relay])
+        wait_for(lambda: relay.readyz() == 200, 60, "/readyz 200 again", relay.check_alive)
+        figures = s.finish()
+        figures.notes.update(planted_at=f"{partition}:{offset}", committed_while_gone=during,
+                             dead_letters_before_deletion=written_before,
+                             dlq_permanent_failures=permanent,
+                             readyz_while_gone=body)  # fmt: skip
+        report(figures)
+    finally:
+        s.close()
+
+    reasons = body.get("reasons", {})
+    assert "fail permanently (" in reasons.get("dlq_healthy", ""), body
+    assert "UNKNOWN_TOPIC" in reasons.get("dlq_healthy", ""), body
+    assert permanent.keys() & {"_UNKNOWN_TOPIC", "UNKNOWN_TOPIC_OR_PART"}, permanent
     assert during is None or during <= offset, "committed past an unwritten dead letter"
     assert figures.lost == 0, figures.problems
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems

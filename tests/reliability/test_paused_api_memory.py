@@ -39,9 +39,11 @@ from tests.reliability.ledger import Expected, Figures, with_ids
 from tests.reliability.poison import PoisonCorpus
 from tests.reliability.scenario import Scenario
 
-pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300)]
-
 RECORDS = int(os.environ.get("RELIABILITY_BIG_RECORDS", "384"))
+# Guards against a hang, scaled with RECORDS so that the full 4,096 can finish
+DELIVERY_TIMEOUT = 180 + RECORDS // 8
+
+pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300 + RECORDS // 4)]
 NAME_CHARS = 1_000_000
 MEMORY_BOUND_MIB = 256  # what a bytes-bounded buffer may hold, far under RECORDS MB
 
@@ -124,7 +126,7 @@ def _drive(s: Scenario, box: SandboxHandle) -> PausedRun:
     peak_paused = _kib(pid, "VmHWM")
     delivered_while_paused = s.progress()
     box.clear_faults()
-    s.wait_complete(timeout=180, alive=[relay])
+    s.wait_complete(timeout=DELIVERY_TIMEOUT, alive=[relay])
     peak = _kib(pid, "VmHWM")
     figures = s.finish()
     notes = {

@@ -51,6 +51,8 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_KAFKA_REBALANCE_TIMEOUT", "0", "RELAY_KAFKA_REBALANCE_TIMEOUT"),
         ("RELAY_EVENTS_PER_REQUEST", "0", "RELAY_EVENTS_PER_REQUEST"),
         ("RELAY_BATCH_LINGER", "-1", "RELAY_BATCH_LINGER"),
+        ("RELAY_MAX_FIELD_BYTES", "100", "RELAY_MAX_FIELD_BYTES"),
+        ("RELAY_MAX_FIELD_BYTES", str(64 << 20), "RELAY_MAX_FIELD_BYTES: must be under"),
     ],
 )
 def test_errors_name_the_variable(
@@ -143,3 +145,13 @@ def test_batching_widens_the_window_not_the_requests(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("RELAY_MAX_PENDING", "1000")
     with pytest.raises(ConfigError, match="RELAY_MAX_IN_FLIGHT x RELAY_EVENTS_PER_REQUEST"):
         load_settings()
+
+
+def test_the_field_cap_defaults_to_the_contracts_and_reaches_its_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relay.contract.build import DEFAULT_MAX_FIELD_BYTES, Checks
+
+    assert load_settings().max_field_bytes == DEFAULT_MAX_FIELD_BYTES
+    monkeypatch.setenv("RELAY_MAX_FIELD_BYTES", "65536")
+    assert Checks.from_settings(load_settings()).max_field_bytes == 65536

@@ -195,3 +195,57 @@ def test_checks_from_settings() -> None:
     assert Checks().now().tzinfo is not None
     with pytest.raises(ValueError, match="max_clock_skew"):
         Checks(max_clock_skew=-1)
+
+
+# -- the per-field byte cap (RELAY_MAX_FIELD_BYTES) -----------------------------------------------
+
+
+def too_long(short: str, changes: dict[str, Any], cap: int) -> str:
+    """The detail of the field-too-long rejection of ``full(short)`` with ``changes``."""
+    with pytest.raises(Rejection) as caught:
+        decode(short, {**full(short), **changes}, fixed_checks(max_field_bytes=cap))
+    assert (caught.value.stage, caught.value.reason) == ("validate", "field-too-long")
+    return caught.value.detail
+
+
+def test_a_name_of_two_mib_is_valid_under_the_default_cap() -> None:
+    # the poison corpus, secrets and paused-API trials send valid records with 1-2 MiB names
+    name = "x" * (2 << 20)
+    activity = decode("XpEarned", {**full("XpEarned"), "activity": {"id": "a-1", "name": name}})
+    assert activity.activity.name == name
+
+
+def test_a_field_over_the_cap_is_refused_naming_it_and_its_size_not_its_value() -> None:
+    secretish = "Quokka-" * 200  # 1,400 bytes
+    detail = too_long("XpEarned", {"activity": {"id": "a-1", "name": secretish}}, cap=1024)
+    assert detail == (
+        "activity.name: 1400 bytes of UTF-8, over the 1024-byte cap (RELAY_MAX_FIELD_BYTES)"
+    )
+    assert "Quokka" not in detail
+
+
+@pytest.mark.parametrize("field", ["student_id", "course_id", "subject"])
+def test_every_string_field_is_capped(field: str) -> None:
+    assert too_long("XpEarned", {field: "s" * 2000}, cap=1024).startswith(f"{field}: 2000 bytes")
+
+
+def test_the_cap_counts_utf8_bytes_not_characters() -> None:
+    accented = "é" * 600  # 600 characters, 1,200 bytes
+    assert too_long("ResourceViewed", {"resource": {"id": "r", "name": accented}}, cap=1024) == (
+        "resource.name: 1200 bytes of UTF-8, over the 1024-byte cap (RELAY_MAX_FIELD_BYTES)"
+    )
+    emoji = "\N{BOOKS}" * 256  # 1,024 bytes: exactly the cap
+    record = {**full("ResourceViewed"), "resource": {"id": "r", "name": emoji}}
+    assert decode("ResourceViewed", record, fixed_checks(max_field_bytes=1024))
+
+
+def test_the_cap_is_checked_before_the_other_field_checks() -> None:
+    # an oversized id with a space in it: its size is the rejection, not the whitespace
+    assert too_long("XpEarned", {"student_id": "a b" * 500}, cap=1024).startswith(
+        "student_id: 1500 bytes"
+    )
+
+
+def test_the_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_field_bytes"):
+        Checks(max_field_bytes=0)

@@ -8,8 +8,10 @@ confluent-kafka's AdminClient, over the PLAINTEXT listener whose principal is a 
 
 ``grant`` creates the topics if missing (replication factor 3, min.insync.replicas=2) and gives
 each relay principal exactly what the relay needs: READ on the input topics and on its group,
-WRITE on the dead-letter topic. The operator principal (``relay dlq``, ``relay produce``) may read
-the dead-letter topic and write the input topics. ``--no-group`` / ``--no-dlq`` leave a grant out
+WRITE on the dead-letter topic, READ and WRITE on the quarantine's strike topic (``--strikes``,
+default ``<dlq>.strikes``, created compacted with one partition). The operator principal
+(``relay dlq``, ``relay produce``) may read the dead-letter topic and write the input topics.
+``--no-group`` / ``--no-dlq`` leave a grant out, ``--no-strikes`` the strike topic and its grants
 (the failure modes of ``relay check``).
 """
 
@@ -52,6 +54,17 @@ def create_topics(admin: AdminClient, names: Iterable[str], partitions: int) -> 
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise SystemExit(f"topic {name}: {exc}") from None
+
+
+def create_strike_topic(admin: AdminClient, name: str) -> None:
+    """The quarantine's strike topic as the relay would create it (relay/pipeline/quarantine)."""
+    config = {"cleanup.policy": "compact,delete", "min.insync.replicas": "2"}
+    future = admin.create_topics([NewTopic(name, 1, 3, config=config)], operation_timeout=TIMEOUT)
+    try:
+        future[name].result(timeout=TIMEOUT)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise SystemExit(f"topic {name}: {exc}") from None
 
 
 def allow(
@@ -106,6 +119,14 @@ def grant(admin: AdminClient, args: argparse.Namespace) -> None:
         )
     if not args.principal:
         acls += operator_acls(OPERATOR_PRINCIPAL, topics, args.dlq)
+    if not args.no_strikes:
+        strikes = args.strikes or f"{args.dlq}.strikes"
+        create_strike_topic(admin, strikes)
+        acls += [
+            allow(principal, ResourceType.TOPIC, strikes, operation)
+            for principal in args.principal or RELAY_PRINCIPALS
+            for operation in (AclOperation.READ, AclOperation.WRITE)
+        ]
     for future in admin.create_acls(acls, request_timeout=TIMEOUT).values():
         future.result(timeout=TIMEOUT)
     wait_for_group_coordinator(args.bootstrap, args.group, topics[0])
@@ -150,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--principal", action="append", help="grant to this principal only")
     g.add_argument("--no-group", action="store_true", help="leave out READ on the group")
     g.add_argument("--no-dlq", action="store_true", help="leave out WRITE on the DLQ topic")
+    g.add_argument("--strikes", help="the quarantine's strike topic (default <dlq>.strikes)")
+    g.add_argument("--no-strikes", action="store_true", help="no strike topic, no grant on it")
     u = commands.add_parser("user", help="create a SCRAM user or change its password")
     u.add_argument("--name", required=True)
     u.add_argument("--password", required=True)
