@@ -248,3 +248,21 @@ class GoPeer(Child):
                 "-in-flight", str(in_flight)]  # fmt: skip
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
+
+
+class CamelPeer(Child):
+    """The S7 peer a user would run instead: an Apache Camel 4.14 route ``kafka -> http``
+    (bench/camel, CamelPeer.java: batching consumer, ``in_flight`` POSTs at a time, manual
+    commit after the 2xx) reading pre-mapped Caliper JSON from ``topic``. One JVM; its CPU
+    (JIT and GC threads included) is measured like the relay's."""
+
+    def __init__(self, name: str, bootstrap: str, topic: str, api: str, in_flight: int) -> None:
+        from bench.camelbuild import MAIN_CLASS, classpath
+
+        self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
+        java = os.environ.get("JAVA", "java")
+        argv = [java, "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
+                "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap, "--topic", topic,
+                "--group", self.group, "--url", api, "--in-flight", str(in_flight)]  # fmt: skip
+        env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
+        super().__init__(name, argv, env)

@@ -58,6 +58,12 @@ needs_go = pytest.mark.skipif(
 )
 
 
+needs_jvm_build = pytest.mark.skipif(
+    shutil.which("mvn") is None or shutil.which("java") is None,
+    reason="bench/camel (the S7 Camel peer) is built with Maven and runs on a JDK 17+",
+)
+
+
 def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
     from bench.drain import Drain, Sample
 
@@ -118,6 +124,43 @@ def test_go_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap:
         topics.delete_all()
 
 
+@needs_go
+@needs_jvm_build
+def test_camel_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
+    """The Camel route, built by ``mvn package`` here (Maven Central, as the broker's jars are),
+    drains a pre-mapped topic into the Go sink and commits every partition to its end."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_sink
+    from bench.procs import CamelPeer, GoSink, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-camel-sink", latency_ms=5)
+    try:
+        topic = topics.create("camel", 3)
+        pairs = [(f"s{i % 7}".encode(), b'{"n":%d}' % i) for i in range(300)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        peers: list[CamelPeer] = []
+
+        def start() -> CamelPeer:
+            peers.append(CamelPeer("test-camel", kafka_bootstrap, topic, sink.url, in_flight=16))
+            return peers[0]
+
+        drained = watch_sink("test-camel", start, sink, len(pairs), timeout=90, interval=0.1)
+        assert drained.finished and drained.samples[-1].acked == len(pairs)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peers[0].group})
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], 30)
+            ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in committed]
+        finally:
+            consumer.close()
+        assert [tp.offset for tp in committed] == ends  # committed past every delivered record
+        assert sink.events() == len(pairs)  # and each POSTed once: no redelivery on a clean run
+    finally:
+        sink.stop()
+        topics.delete_all()
+
+
 def test_a_result_with_a_goal_reports_both_bars(capsys: pytest.CaptureFixture[str]) -> None:
     from bench.report import Result, show
 
@@ -149,6 +192,7 @@ def test_scaling_picture_draws_every_measured_point() -> None:
 
 
 @needs_go
+@needs_jvm_build
 def test_s6_s7_tiny_write_their_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,7 +201,7 @@ def test_s6_s7_tiny_write_their_results(
     out = tmp_path / "latest.json"
     assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S6c", "S7a", "S7b"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7d"} <= set(scenarios)
     for name in ("S6a", "S6b"):
         assert set(scenarios[name]) >= SCENARIO_KEYS | {"goal", "goal_met"}
         assert scenarios[name]["value"] > 0
@@ -167,3 +211,6 @@ def test_s6_s7_tiny_write_their_results(
     assert s7["kafka_connect"]["ran"] is False and s7["kafka_connect"]["http_sink_connectors_tried"]
     assert s7["no_latency"]["peer_events_per_s"] > 0
     assert s7["latency_50ms"]["relay_events_per_s"] > 0
+    for row in ("no_latency", "latency_50ms"):  # the Camel route drained both backlogs
+        camel = s7[row]["camel"]
+        assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
