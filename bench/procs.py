@@ -250,6 +250,9 @@ class GoPeer(Child):
         super().__init__(name, argv, env)
 
 
+CAMEL_JAVA_OPTS = "-Xms128m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"
+
+
 class CamelPeer(Child):
     """The S7 peer a user would run instead: an Apache Camel 4.14 route ``kafka -> http``
     (bench/camel, CamelPeer.java: batching consumer, ``in_flight`` POSTs at a time, manual
@@ -261,8 +264,8 @@ class CamelPeer(Child):
 
         self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
         java = os.environ.get("JAVA", "java")
-        argv = [java, "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-                "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap, "--topic", topic,
+        options = os.environ.get("BENCH_CAMEL_JAVA_OPTS", CAMEL_JAVA_OPTS).split()
+        argv = [java, *options, "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap, "--topic", topic,
                 "--group", self.group, "--url", api, "--in-flight", str(in_flight)]  # fmt: skip
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
