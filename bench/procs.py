@@ -250,6 +250,7 @@ class GoPeer(Child):
         super().__init__(name, argv, env)
 
 
+# the JVM's defaults (G1, tiered JIT) as a service would run, with a bounded heap
 CAMEL_JAVA_OPTS = "-Xms128m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"
 
 
@@ -265,7 +266,8 @@ class CamelPeer(Child):
         self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
         java = os.environ.get("JAVA", "java")
         options = os.environ.get("BENCH_CAMEL_JAVA_OPTS", CAMEL_JAVA_OPTS).split()
-        argv = [java, *options, "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap, "--topic", topic,
-                "--group", self.group, "--url", api, "--in-flight", str(in_flight)]  # fmt: skip
+        argv = [java, *options, "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap,
+                "--topic", topic, "--group", self.group, "--url", api,
+                "--in-flight", str(in_flight)]  # fmt: skip
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
