@@ -132,6 +132,10 @@ class Child:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def jit_cpu_seconds(self) -> float:
+        """CPU of the process's JIT compiler threads so far: 0 for a process without a JIT."""
+        return 0.0
+
     def status(self, field: str) -> int:
         """A ``/proc/<pid>/status`` figure in kB (VmHWM: peak resident set, VmRSS: now)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -249,6 +253,17 @@ class GoPeer(Child):
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
 
+    def jit_cpu_seconds(self) -> float:
+        """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
+        JVM spends much of a short drain compiling, which a long-running route would not."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end between listing and reading
+                if "CompilerThre" in (task / "comm").read_text():
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
 
 # the JVM's defaults (G1, tiered JIT) as a service would run, with a bounded heap
 CAMEL_JAVA_OPTS = "-Xms128m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"
@@ -271,3 +286,14 @@ class CamelPeer(Child):
                 "--in-flight", str(in_flight)]  # fmt: skip
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
+
+    def jit_cpu_seconds(self) -> float:
+        """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
+        JVM spends much of a short drain compiling, which a long-running route would not."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end between listing and reading
+                if "CompilerThre" in (task / "comm").read_text():
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")

@@ -149,6 +149,8 @@ def _peer(
         "events_per_s": round(rate, 1),
         "ratio": round(relay_rate / rate, 3) if rate else 0.0,
         "cpu_us_per_event": steady.get("relay_cpu_us_per_record"),
+        # of which JIT compilation (a cold JVM: 0 for the Go peer), in the same window
+        "jit_cpu_us_per_event": steady.get("jit_cpu_us_per_record", 0),
         "cpu_share_of_a_core": steady.get("relay_cpu_share_of_a_core"),
         "peak_rss_mb": round(drained.peak_rss_kb / 1024, 1),
         "finished": drained.finished,

@@ -214,3 +214,4 @@ def test_s6_s7_tiny_write_their_results(
     for row in ("no_latency", "latency_50ms"):  # the Camel route drained both backlogs
         camel = s7[row]["camel"]
         assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
+        assert 0 <= camel["jit_cpu_us_per_event"] <= camel["cpu_us_per_event"]  # a part of it
