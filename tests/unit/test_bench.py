@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -159,6 +161,71 @@ def test_camel_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstr
     finally:
         sink.stop()
         topics.delete_all()
+
+
+@needs_jvm_build
+def test_camel_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
+    """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
+    503 the route commits no offset; at a 40 % 503 rate it redelivers until each event is
+    accepted, then commits every partition to its end."""
+    import httpx
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.common import traffic
+    from bench.drain import produce_values
+    from bench.procs import CamelPeer, Sandbox, Topics
+    from bench.s1_pipeline import Chain
+
+    plan = traffic(40, seed=3, students=20)
+    pairs = [(r.key, e.payload) for r in plan.records for e in Chain().full(r.value)]
+    topics = Topics(kafka_bootstrap)
+    box = Sandbox("test-camel-sandbox")
+    peer: CamelPeer | None = None
+    consumer: Consumer | None = None
+    try:
+        faults = f"{box.url}/sandbox/1.0/faults"
+        httpx.post(
+            faults, json={"error_rates": {"503": 1.0}, "paths": ["/events/1.0"]}
+        ).raise_for_status()
+        topic = topics.create("camel-faults", 2)
+        produce_values(kafka_bootstrap, topic, pairs)
+        peer = CamelPeer("test-camel-faults", kafka_bootstrap, topic, box.url, in_flight=8)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peer.group})
+        partitions = [TopicPartition(topic, p) for p in range(2)]
+
+        def stats() -> dict[str, int]:
+            peer.check_alive()
+            return dict(httpx.get(f"{box.url}/sandbox/1.0/stats", timeout=5).json())
+
+        _wait(lambda: stats()["faulted"] >= 20, 60, "the route to meet the 503s")
+        assert [tp.offset for tp in consumer.committed(partitions, 30)] == [OFFSET_INVALID] * 2
+        assert stats()["accepted"] == 0
+
+        httpx.post(faults, json={"error_rates": {"503": 0.4}, "seed": 7}).raise_for_status()
+        _wait(lambda: stats()["accepted"] - stats()["duplicates"] >= len(pairs), 60, "every event")
+        ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+        _wait(lambda: [tp.offset for tp in consumer.committed(partitions, 30)] == ends, 30,
+              "every partition committed to its end")  # fmt: skip
+        final = stats()
+        assert final["rejected_at_validation"] == 0
+        assert final["accepted"] - final["duplicates"] == len(pairs)
+    finally:
+        if consumer is not None:
+            consumer.close()
+        if peer is not None:
+            peer.stop()
+        box.stop()
+        topics.delete_all()
+
+
+OFFSET_INVALID = -1001  # librdkafka's committed offset of a partition the group never committed
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.2)
 
 
 def test_a_result_with_a_goal_reports_both_bars(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,9 +20,7 @@ import org.apache.camel.LoggingLevel;
 import org.apache.camel.Message;
 import org.apache.camel.builder.RouteBuilder;
 import org.apache.camel.component.http.HttpComponent;
-import org.apache.camel.component.kafka.KafkaComponent;
 import org.apache.camel.component.kafka.KafkaConstants;
-import org.apache.camel.component.kafka.consumer.DefaultKafkaManualAsyncCommitFactory;
 import org.apache.camel.component.kafka.consumer.KafkaManualCommit;
 import org.apache.camel.http.base.HttpOperationFailedException;
 import org.apache.camel.main.Main;
@@ -34,9 +32,12 @@ import org.apache.camel.main.Main;
  * <p>At-least-once with the relay's in-flight budget, as far as camel-kafka allows it:
  * <ul>
  *   <li>{@code autoCommitEnable=false}, {@code allowManualCommit=true}: an offset is committed
- *       only by the route, after the POSTs before it got their 2xx. The async manual-commit
- *       factory queues the commit for the consumer thread's next loop (the KafkaConsumer is not
- *       thread-safe, and the route ends on a pool thread after the parallel split).</li>
+ *       only by the route, after the POSTs before it got their 2xx, with the default (sync)
+ *       manual commit: {@code commitSync} of that offset + 1 at once. (The async factory only
+ *       caches the offset until a rebalance or shutdown; and with auto-commit off, Camel never
+ *       commits consumed positions itself, so records still buffered for a batch are not
+ *       committed on stop.) The consumer thread waits in the route meanwhile, so the commit from
+ *       the split's completing thread never overlaps a poll.</li>
  *   <li>{@code batching=true, maxPollRecords=N}: each poll (at most N records) is one exchange;
  *       {@code split().parallelProcessing()} on an N-thread pool POSTs them N at a time, and the
  *       last offset of each partition in the batch is committed when every POST is done. The
@@ -102,8 +103,6 @@ public final class CamelPeer extends RouteBuilder {
     }
 
     private void configureComponents() {
-        KafkaComponent kafka = getContext().getComponent("kafka", KafkaComponent.class);
-        kafka.setKafkaManualCommitFactory(new DefaultKafkaManualAsyncCommitFactory());
         HttpComponent http = getContext().getComponent("http", HttpComponent.class);
         http.setMaxTotalConnections(inFlight); // the pool's default is 20 per route
         http.setConnectionsPerRoute(inFlight);
