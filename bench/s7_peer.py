@@ -40,7 +40,8 @@ CAMEL_SETUP: Final = (
     "bench/camel CamelPeer.java: camel-kafka batching consumer (maxPollRecords = in flight), "
     "split().parallelProcessing() on an in-flight-sized pool to camel-http POST /events/1.0, "
     "autoCommitEnable=false + allowManualCommit: each partition's last offset committed after "
-    "every POST of the poll got its 2xx; redelivery with back-off until accepted; one JVM"
+    "every POST of the batch got its 2xx (sync commit); redelivery with back-off until "
+    "accepted; one JVM"
 )
 # Every HTTP sink connector coordinate tried (mvn dependency:get, once each); none resolved.
 CONNECT_TRIED: Final = (
