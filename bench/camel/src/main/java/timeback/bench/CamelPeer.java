@@ -47,8 +47,9 @@ import org.apache.camel.main.Main;
  *       short of N (the tail of the backlog) goes after an empty poll of {@code pollTimeoutMs}.</li>
  *   <li>A failed POST (5xx, I/O) is redelivered with exponential back-off until it succeeds, so
  *       a batch is never given up and no later commit can pass over an event that was not
- *       accepted. A 4xx is logged and skipped (this route has no DLQ; the Go sink never
- *       rejects).</li>
+ *       accepted. (Beneath it, camel-http's Apache HttpClient 5 retries a 503 once after 1 s by
+ *       its default retry strategy: the attempts seen in the log are about 1.1 s apart.) A 4xx
+ *       is logged and skipped (this route has no DLQ; the Go sink never rejects).</li>
  * </ul>
  *
  * <p>Arguments: {@code --brokers --topic --group --url [--in-flight 64]}; client credentials in
