@@ -17,7 +17,7 @@ PYTEST_WORKERS ?= 2
 
 PROMETHEUS  := deploy/prometheus/install.sh
 
-.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go lint fmt clean
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go bench-camel lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
@@ -75,7 +75,11 @@ test-reliability: setup kafka-fetch prometheus
 bench-go: setup
 	$(PY) -m bench.gobuild
 
-bench: setup kafka-fetch bench-go
+# bench/camel: S7's Apache Camel 4.14 peer route (mvn package, Maven Central; JDK 17+)
+bench-camel: setup
+	$(PY) -m bench.camelbuild
+
+bench: setup kafka-fetch bench-go bench-camel
 	$(PY) -m bench
 
 lint: setup
@@ -90,5 +94,5 @@ fmt: setup
 clean:
 	-$(KAFKA) stop
 	-$(CLUSTER) stop
-	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin bench/camel/target .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

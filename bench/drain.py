@@ -35,6 +35,7 @@ class Sample:
     rss_kb: int
     cpu: float  # the relay's CPU seconds so far
     peak_kb: int = 0  # VmHWM so far (the largest process's, for a group)
+    jit_cpu: float = 0.0  # of ``cpu``, what a JVM's JIT compiler threads used (0: no JIT)
 
 
 @dataclass
@@ -67,10 +68,14 @@ class Drain:
         the relay is CPU-bound, so its own code and libraries are what limit it)."""
         low, high = self.window()
         cpu = high.cpu - low.cpu
-        return {
-            "relay_cpu_us_per_record": round(cpu / max(1.0, high.acked - low.acked) * 1e6),
+        records = max(1.0, high.acked - low.acked)
+        steady = {
+            "relay_cpu_us_per_record": round(cpu / records * 1e6),
             "relay_cpu_share_of_a_core": round(cpu / (high.at - low.at), 2),
         }
+        if high.jit_cpu:  # a cold JVM compiles while it drains: its share of that CPU
+            steady["jit_cpu_us_per_record"] = round((high.jit_cpu - low.jit_cpu) / records * 1e6)
+        return steady
 
     def summary(self) -> dict[str, Any]:
         last = self.samples[-1] if self.samples else None
@@ -174,7 +179,8 @@ def watch_sink(
         peer.check_alive()
         accepted = float(sink.events() - baseline)
         now = time.monotonic()
-        return Sample(now, accepted, accepted, 0.0, peer.status("VmRSS"), peer.cpu_seconds())
+        cpu, jit = peer.cpu_seconds(), peer.jit_cpu_seconds()
+        return Sample(now, accepted, accepted, 0.0, peer.status("VmRSS"), cpu, jit_cpu=jit)
 
     try:
         result = _watch(name, events, timeout, interval, probe)

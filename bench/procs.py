@@ -132,6 +132,10 @@ class Child:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def jit_cpu_seconds(self) -> float:
+        """CPU of the process's JIT compiler threads so far: 0 for a process without a JIT."""
+        return 0.0
+
     def status(self, field: str) -> int:
         """A ``/proc/<pid>/status`` figure in kB (VmHWM: peak resident set, VmRSS: now)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -252,3 +256,48 @@ class GoPeer(Child):
                 "-in-flight", str(in_flight)]  # fmt: skip
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
+
+    def jit_cpu_seconds(self) -> float:
+        """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
+        JVM spends much of a short drain compiling, which a long-running route would not."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end between listing and reading
+                if "CompilerThre" in (task / "comm").read_text():
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+# the JVM's defaults (G1, tiered JIT) as a service would run, with a bounded heap
+CAMEL_JAVA_OPTS = "-Xms128m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"
+
+
+class CamelPeer(Child):
+    """The S7 peer a user would run instead: an Apache Camel 4.14 route ``kafka -> http``
+    (bench/camel, CamelPeer.java: batching consumer, ``in_flight`` POSTs at a time, manual
+    commit after the 2xx) reading pre-mapped Caliper JSON from ``topic``. One JVM; its CPU
+    (JIT and GC threads included) is measured like the relay's."""
+
+    def __init__(self, name: str, bootstrap: str, topic: str, api: str, in_flight: int) -> None:
+        from bench.camelbuild import MAIN_CLASS, classpath
+
+        self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
+        java = os.environ.get("JAVA", "java")
+        options = os.environ.get("BENCH_CAMEL_JAVA_OPTS", CAMEL_JAVA_OPTS).split()
+        argv = [java, *options, "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap,
+                "--topic", topic, "--group", self.group, "--url", api,
+                "--in-flight", str(in_flight)]  # fmt: skip
+        env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
+        super().__init__(name, argv, env)
+
+    def jit_cpu_seconds(self) -> float:
+        """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
+        JVM spends much of a short drain compiling, which a long-running route would not."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end between listing and reading
+                if "CompilerThre" in (task / "comm").read_text():
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,12 @@ needs_go = pytest.mark.skipif(
 )
 
 
+needs_jvm_build = pytest.mark.skipif(
+    shutil.which("mvn") is None or shutil.which("java") is None,
+    reason="bench/camel (the S7 Camel peer) is built with Maven and runs on a JDK 17+",
+)
+
+
 def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
     from bench.drain import Drain, Sample
 
@@ -131,6 +139,108 @@ def test_go_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap:
         topics.delete_all()
 
 
+@needs_go
+@needs_jvm_build
+def test_camel_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
+    """The Camel route, built by ``mvn package`` here (Maven Central, as the broker's jars are),
+    drains a pre-mapped topic into the Go sink and commits every partition to its end."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_sink
+    from bench.procs import CamelPeer, GoSink, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-camel-sink", latency_ms=5)
+    try:
+        topic = topics.create("camel", 3)
+        pairs = [(f"s{i % 7}".encode(), b'{"n":%d}' % i) for i in range(300)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        peers: list[CamelPeer] = []
+
+        def start() -> CamelPeer:
+            peers.append(CamelPeer("test-camel", kafka_bootstrap, topic, sink.url, in_flight=16))
+            return peers[0]
+
+        drained = watch_sink("test-camel", start, sink, len(pairs), timeout=90, interval=0.1)
+        assert drained.finished and drained.samples[-1].acked == len(pairs)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peers[0].group})
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], 30)
+            ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in committed]
+        finally:
+            consumer.close()
+        assert [tp.offset for tp in committed] == ends  # committed past every delivered record
+        assert sink.events() == len(pairs)  # and each POSTed once: no redelivery on a clean run
+    finally:
+        sink.stop()
+        topics.delete_all()
+
+
+@needs_jvm_build
+def test_camel_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
+    """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
+    503 the route commits no offset; at a 40 % 503 rate it redelivers until each event is
+    accepted, then commits every partition to its end."""
+    import httpx
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.common import traffic
+    from bench.drain import produce_values
+    from bench.procs import CamelPeer, Sandbox, Topics
+    from bench.s1_pipeline import Chain
+
+    plan = traffic(40, seed=3, students=20)
+    pairs = [(r.key, e.payload) for r in plan.records for e in Chain().full(r.value)]
+    topics = Topics(kafka_bootstrap)
+    box = Sandbox("test-camel-sandbox")
+    peer: CamelPeer | None = None
+    consumer: Consumer | None = None
+    try:
+        faults = f"{box.url}/sandbox/1.0/faults"
+        httpx.post(
+            faults, json={"error_rates": {"503": 1.0}, "paths": ["/events/1.0"]}
+        ).raise_for_status()
+        topic = topics.create("camel-faults", 2)
+        produce_values(kafka_bootstrap, topic, pairs)
+        peer = CamelPeer("test-camel-faults", kafka_bootstrap, topic, box.url, in_flight=8)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peer.group})
+        partitions = [TopicPartition(topic, p) for p in range(2)]
+
+        def stats() -> dict[str, int]:
+            peer.check_alive()
+            return dict(httpx.get(f"{box.url}/sandbox/1.0/stats", timeout=5).json())
+
+        _wait(lambda: stats()["faulted"] >= 20, 60, "the route to meet the 503s")
+        assert [tp.offset for tp in consumer.committed(partitions, 30)] == [OFFSET_INVALID] * 2
+        assert stats()["accepted"] == 0
+
+        httpx.post(faults, json={"error_rates": {"503": 0.4}, "seed": 7}).raise_for_status()
+        _wait(lambda: stats()["accepted"] - stats()["duplicates"] >= len(pairs), 60, "every event")
+        ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+        _wait(lambda: [tp.offset for tp in consumer.committed(partitions, 30)] == ends, 30,
+              "every partition committed to its end")  # fmt: skip
+        final = stats()
+        assert final["rejected_at_validation"] == 0
+        assert final["accepted"] - final["duplicates"] == len(pairs)
+    finally:
+        if consumer is not None:
+            consumer.close()
+        if peer is not None:
+            peer.stop()
+        box.stop()
+        topics.delete_all()
+
+
+OFFSET_INVALID = -1001  # librdkafka's committed offset of a partition the group never committed
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.2)
+
+
 def test_a_result_with_a_goal_reports_both_bars(capsys: pytest.CaptureFixture[str]) -> None:
     from bench.report import Result, show
 
@@ -162,6 +272,7 @@ def test_scaling_picture_draws_every_measured_point() -> None:
 
 
 @needs_go
+@needs_jvm_build
 def test_s6_s7_tiny_write_their_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,7 +281,8 @@ def test_s6_s7_tiny_write_their_results(
     out = tmp_path / "latest.json"
     assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7d"} <= set(scenarios)
+    assert {"S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
     batched = scenarios["S6a (N=20)"]["detail"]
     assert batched["events_per_request"] == 20 and batched["relay"]["finished"]
     for name in ("S6a", "S6b"):
@@ -182,3 +294,7 @@ def test_s6_s7_tiny_write_their_results(
     assert s7["kafka_connect"]["ran"] is False and s7["kafka_connect"]["http_sink_connectors_tried"]
     assert s7["no_latency"]["peer_events_per_s"] > 0
     assert s7["latency_50ms"]["relay_events_per_s"] > 0
+    for row in ("no_latency", "latency_50ms"):  # the Camel route drained both backlogs
+        camel = s7[row]["camel"]
+        assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
+        assert 0 <= camel["jit_cpu_us_per_event"] <= camel["cpu_us_per_event"]  # a part of it
