@@ -20,8 +20,7 @@ VARIANTS: tuple[str | None, ...] = (
     "held-window",
     "httpcore+held-window",
     "client-send",
-    "faust-sensor",
-    "client-send+faust-sensor",
+    "no-faust-sensor",
 )
 
 

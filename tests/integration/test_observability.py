@@ -477,6 +477,6 @@ def test_end_to_end_panels_return_data_during_a_relay_run(
     ):
         assert results[f"alert {alert}"] == [], alert
     _assert_rules_healthy(prometheus)
-    # the assignment was counted; faust's own sensor is off unless RELAY_FAUST_METRICS is set
+    # the assignment was counted; faust's own sensor is on (RELAY_FAUST_METRICS defaults true)
     assert prometheus.query("sum(timeback_relay_rebalances_total) >= 1")
-    assert not prometheus.query('count({__name__=~"faust_.+"})')
+    assert prometheus.query('count({__name__=~"faust_.+"})')
