@@ -6,9 +6,10 @@ request assignment scans every connection for every queued request); over aiohtt
 spends about 0.4 of the CPU per record and delivers 2.7x the events (``python -m bench
 --variants``). API calls build their ``httpx.Request`` (URL parsed once) and hand it to the
 transport: ``AsyncClient.send`` and ``build_request`` (URL merging, cookie jar, auth and
-redirect machinery the relay does not use) were half of an event's HTTP cost (544 -> 291 us of
-CPU per request against the Go sink, ``bench/results``). So the transport is built here, with
-the proxy the environment names (HTTPS_PROXY, NO_PROXY), as ``AsyncClient`` would.
+redirect machinery the relay does not use) and a second, capped copy of every answer cost
+1.3-1.6x the CPU per request of this path (``python -m bench.client_bench``). So the transport
+is built here, with the proxy the environment names (HTTPS_PROXY, NO_PROXY), as ``AsyncClient``
+would.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
 business (``relay.timeback.delivery``). Each call either returns, or raises one of the API-level
