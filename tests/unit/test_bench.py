@@ -107,6 +107,37 @@ def test_go_sink_counts_what_the_go_load_client_and_aiohttp_loop_sent() -> None:
 
 
 @needs_go
+def test_client_bench_times_every_client_against_the_go_sink(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each client really sent its requests (the sink counted them) and got a CPU figure."""
+    from bench import client_bench
+
+    figures = client_bench.main(["400"])
+    assert set(figures) == {
+        "TimeBackClient.send_event",
+        "AsyncClient.build_request + send + capped copy",
+        "bare aiohttp",
+    }
+    assert all(us > 0 for us in figures.values())
+    assert "vs the relay" in capsys.readouterr().out
+
+
+@needs_go
+def test_ab_rounds_drain_the_backlog_with_each_variant(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Interleaved rounds: every variant drains the whole backlog in every round."""
+    from bench import ab
+
+    monkeypatch.setenv("RELAY_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    figures = ab.main(["as-is,no-faust-sensor", "300", "2"])
+    assert {v: len(rows) for v, rows in figures.items()} == {"as-is": 2, "no-faust-sensor": 2}
+    assert all(row["us_per_record"] > 0 for rows in figures.values() for row in rows)
+    assert "median us/record" in capsys.readouterr().out
+
+
+@needs_go
 def test_go_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
