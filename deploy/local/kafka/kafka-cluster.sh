@@ -237,6 +237,17 @@ pid_alive() {   # node N's pid file points at its live kafka.Kafka JVM (guards a
   [[ "$cmd" == *kafka.Kafka* && "$cmd" == *"$(node_dir "$1")/server.properties"* ]]
 }
 
+await_exec() {   # $! is a forked copy of this script until it execs nohup, then java: until
+  # then pid_alive would see this script's command line and call a starting node dead
+  local pid="$1" cmd
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0   # exited: wait_ready reports it
+    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
+    [[ "$cmd" == *kafka.Kafka* ]] && return 0
+    sleep 0.1
+  done
+}
+
 launch() {
   local i="$1"
   if pid_alive "$i"; then return 0; fi
@@ -251,6 +262,7 @@ launch() {
   nohup java $HEAP_OPTS $JVM_OPTS $LOG4J_OPTS -cp "$LIB_DIR/*" \
       kafka.Kafka "$(node_dir "$i")/server.properties" >"$(log_file "$i")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$i")"
+  await_exec "$!"
 }
 
 wait_ready() {   # a node opens its client ports once it is unfenced and serving

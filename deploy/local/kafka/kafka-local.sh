@@ -122,6 +122,17 @@ pid_alive() {   # our pid file points at a live kafka.Kafka JVM (guards against 
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+await_exec() {   # $! is a forked copy of this script until it execs nohup, then java: until
+  # then pid_alive would see this script's command line and call a starting broker dead
+  local pid="$1" cmd
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0   # exited: the readiness loop reports it
+    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
+    [[ "$cmd" == *kafka.Kafka* ]] && return 0
+    sleep 0.1
+  done
+}
+
 start() {
   fetch
   if pid_alive; then say "already running (pid $(cat "$PID_FILE")) on $HOST:$BROKER_PORT"; return 0; fi
@@ -137,6 +148,7 @@ start() {
   nohup java $HEAP_OPTS $JVM_OPTS $LOG4J_OPTS -cp "$LIB_DIR/*" \
       kafka.Kafka "$RUN_DIR/server.properties" >"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
+  await_exec "$!"
   # The broker opens its client port only once it is unfenced and ready to serve (KAFKA-14658).
   until port_open "$BROKER_PORT"; do
     if ! pid_alive; then tail -n 40 "$LOG_FILE" >&2; rm -f "$PID_FILE"; die "broker exited during startup (log: $LOG_FILE)"; fi
