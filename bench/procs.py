@@ -92,6 +92,12 @@ class Topics:
                 future.result(timeout=30)
 
 
+def _cpu_ticks(stat: Path) -> int:
+    """utime + stime (clock ticks) of a /proc ``stat`` file, a process's or one thread's."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 class Child:
     """A subprocess of ours, in its own session, logging to a file; stopped by its pid only."""
 
@@ -129,8 +135,7 @@ class Child:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_ticks(Path(f"/proc/{self.pid}/stat")) / os.sysconf("SC_CLK_TCK")
 
     def jit_cpu_seconds(self) -> float:
         """CPU of the process's JIT compiler threads so far: 0 for a process without a JIT."""
@@ -257,17 +262,6 @@ class GoPeer(Child):
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
         super().__init__(name, argv, env)
 
-    def jit_cpu_seconds(self) -> float:
-        """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
-        JVM spends much of a short drain compiling, which a long-running route would not."""
-        total = 0
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread may end between listing and reading
-                if "CompilerThre" in (task / "comm").read_text():
-                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                    total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
 
 # the JVM's defaults (G1, tiered JIT) as a service would run, with a bounded heap
 CAMEL_JAVA_OPTS = "-Xms128m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError"
@@ -294,10 +288,9 @@ class CamelPeer(Child):
     def jit_cpu_seconds(self) -> float:
         """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold
         JVM spends much of a short drain compiling, which a long-running route would not."""
-        total = 0
+        ticks = 0
         for task in Path(f"/proc/{self.pid}/task").iterdir():
             with contextlib.suppress(OSError):  # a thread may end between listing and reading
                 if "CompilerThre" in (task / "comm").read_text():
-                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                    total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+                    ticks += _cpu_ticks(task / "stat")
+        return ticks / os.sysconf("SC_CLK_TCK")
