@@ -41,7 +41,7 @@ DEFAULT_SUBJECTS = (
 )
 # Fixed so every replica and every replay derives the same event ids.
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
-# RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (the README table says "4 x")
+# RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (the configuration table says "4 x")
 PENDING_PER_SLOT = 4
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
@@ -269,7 +269,7 @@ class Settings(BaseSettings):
         True,
         description="export faust's own sensor as faust_* metrics (messages, commits, "
         "rebalances); false saves its labelled updates per message, a few percent of the CPU per "
-        "record (README Performance)",
+        "record (bench/README.md)",
     )
     shutdown_grace: float = Field(25.0, ge=0, description="seconds to drain on SIGTERM")
     allow_insecure_http: bool = Field(

@@ -226,5 +226,5 @@ class Pipeline:
 
 
 def _note_duplicate(event: CaliperEvent, sent: SendResult) -> None:
-    if sent.outcome is Outcome.DUPLICATE:  # a changed body would be dropped: README
+    if sent.outcome is Outcome.DUPLICATE:  # a changed body is dropped: docs/dead-letters.md
         log.info("the API already had event %s (HTTP %d): not sent again", event.id, sent.status)
