@@ -1,19 +1,24 @@
-"""Line charts as SVG, written by our own code (no plotting library): the S8 scaling curves.
+"""Line charts as SVG, drawn with matplotlib: the S8 scaling curves.
 
 One ``Panel`` per curve, side by side in one picture; each has its measured points, optionally
 an "ideal" line (dashed), a log2 x axis where the x values span powers of two, a log10 y axis
-where the values span decades.
+where the values span decades. Each measured series is an SVG group with an id ``series-...``
+(its line and one marker per point), so the picture can be checked as well as looked at.
 """
 
 from __future__ import annotations
 
-import math
+import io
 from dataclasses import dataclass, field
-from html import escape
 
-WIDTH, HEIGHT = 340, 260  # one panel
-MARGIN = (48, 16, 40, 34)  # left, right, bottom, top
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+PANEL_INCHES = (3.4, 2.6)  # one panel
 COLORS = ("#1f77b4", "#d62728", "#2ca02c")
+IDEAL_COLOR = "#888888"
 
 
 @dataclass
@@ -34,78 +39,51 @@ class Panel:
 
 
 def svg(panels: list[Panel], caption: str = "") -> str:
-    width, height = WIDTH * len(panels), HEIGHT + (22 if caption else 0)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{width}" height="{height}" fill="white"/>']  # fmt: skip
-    for index, panel in enumerate(panels):
-        parts.append(f'<g transform="translate({index * WIDTH},0)">{_panel(panel)}</g>')
+    width, height = PANEL_INCHES
+    figure = Figure(figsize=(width * len(panels), height + (0.3 if caption else 0)))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+        _draw(ax, panel, index)
     if caption:
-        parts.append(f'<text x="8" y="{height - 7}" fill="#555">{escape(caption)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+        figure.text(0.01, 0.02, caption, color="#555555", fontsize=8)
+    figure.tight_layout(rect=(0, 0.08 if caption else 0, 1, 1))
+    return _to_svg(figure)
 
 
-def _panel(panel: Panel) -> str:
-    left, right, bottom, top = MARGIN
-    plot_w, plot_h = WIDTH - left - right, HEIGHT - top - bottom
-    xs = [x for s in panel.series for x, _ in s.points] or [1.0]
-    ys = [y for s in panel.series if panel.log_y or not s.dashed for _, y in s.points] or [1.0]
-    fx = (lambda v: math.log2(v)) if panel.log_x else (lambda v: v)
-    x0, x1 = fx(min(xs)), fx(max(xs))
-    span_x = (x1 - x0) or 1.0
-    if panel.log_y:
-        low = 10 ** math.floor(math.log10(max(min(y for y in ys if y > 0), 1e-9)))
-        high = 10 ** math.ceil(math.log10(max(ys)))
-        y_ticks = [low * 10**i for i in range(round(math.log10(high / low)) + 1)]
-    else:
-        low, high = 0.0, _nice(max(ys) * 1.1)
-        y_ticks = [high * i / 4 for i in range(5)]
-
-    def fy(y: float) -> float:  # 0 at the bottom, 1 at the top
-        y = min(max(y, low), high)
-        if panel.log_y:
-            return math.log10(y / low) / math.log10(high / low)
-        return y / high
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return left + (fx(x) - x0) / span_x * plot_w, top + plot_h - fy(y) * plot_h
-
-    out = [f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-weight="bold">'
-           f"{escape(panel.title)}</text>",
-           f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
-           'stroke="#999"/>']  # fmt: skip
-    for value in y_ticks:  # y grid and labels
-        _, y = at(min(xs), value)
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-                   f'stroke="#eee"/><text x="{left - 4}" y="{y + 4:.1f}" '
-                   f'text-anchor="end">{value:,.0f}</text>')  # fmt: skip
-    for x in sorted(set(xs)):  # x ticks at the measured values
-        px, _ = at(x, 0)
-        out.append(f'<text x="{px:.1f}" y="{top + plot_h + 14}" text-anchor="middle">'
-                   f"{x:g}</text>")  # fmt: skip
-    out.append(f'<text x="{left + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
-               f"{escape(panel.x_label)}</text>")  # fmt: skip
-    out.append(f'<text transform="translate(12,{top + plot_h / 2}) rotate(-90)" '
-               f'text-anchor="middle">{escape(panel.y_label)}</text>')  # fmt: skip
+def _draw(ax: Axes, panel: Panel, index: int) -> None:
+    ax.set_title(panel.title, fontsize=9, fontweight="bold")
+    ax.set_xlabel(panel.x_label, fontsize=8)
+    ax.set_ylabel(panel.y_label, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, axis="y", color="#eeeeee")
     for number, series in enumerate(panel.series):
-        color = "#888" if series.dashed else COLORS[number % len(COLORS)]
-        coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in series.points))
-        dash = ' stroke-dasharray="5,4"' if series.dashed else ""
-        out.append(f'<polyline points="{coords}" fill="none" stroke="{color}" '
-                   f'stroke-width="2"{dash}/>')  # fmt: skip
-        if not series.dashed:
-            for x, y in series.points:
-                px, py = at(x, y)
-                out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
-        out.append(f'<text x="{left + 6}" y="{top + 14 + 13 * number}" fill="{color}">'
-                   f"{escape(series.label)}</text>")  # fmt: skip
-    return "\n".join(out)
+        xs, ys = zip(*series.points, strict=True) if series.points else ((), ())
+        if series.dashed:
+            ax.plot(xs, ys, color=IDEAL_COLOR, linestyle=(0, (5, 4)), linewidth=1.5,
+                    label=series.label, gid=f"ideal-{index}-{number}")  # fmt: skip
+        else:
+            ax.plot(xs, ys, color=COLORS[number % len(COLORS)], marker="o", markersize=4,
+                    linewidth=2, label=series.label, gid=f"series-{index}-{number}")  # fmt: skip
+    measured_x = sorted({x for s in panel.series for x, _ in s.points})
+    if panel.log_x:
+        ax.set_xscale("log", base=2)
+    if measured_x:  # ticks at the measured values
+        ax.xaxis.set_major_locator(FixedLocator(measured_x))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if panel.log_y:
+        ax.set_yscale("log")
+    else:  # the measured values set the range; an ideal line above them is clipped
+        measured = [y for s in panel.series if not s.dashed for _, y in s.points] or [1.0]
+        ax.set_ylim(0, max(measured) * 1.1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    if panel.series:
+        ax.legend(fontsize=7, frameon=False, loc="best")
 
 
-def _nice(value: float) -> float:
-    """The next 1, 2 or 5 times a power of ten at or above ``value``."""
-    if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= value)
+def _to_svg(figure: Figure) -> str:
+    """SVG with text kept as text, and no date or random ids: the same data, the same file."""
+    out = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "timeback-relay"}):
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()

@@ -41,7 +41,7 @@ DEFAULT_SUBJECTS = (
 )
 # Fixed so every replica and every replay derives the same event ids.
 DEFAULT_ID_NAMESPACE = uuid.UUID("6f1d2c3a-8b4e-5f60-9a7b-c8d9e0f1a2b3")
-# RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (the configuration table says "4 x")
+# RELAY_MAX_PENDING's default, in multiples of RELAY_MAX_IN_FLIGHT (documented as "4 x")
 PENDING_PER_SLOT = 4
 
 CsvList = Annotated[tuple[str, ...], NoDecode]

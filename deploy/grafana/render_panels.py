@@ -4,13 +4,15 @@
         --minutes 15 --out docs/dashboard.svg
 
 Each panel's queries run over the last ``--minutes`` through /api/v1/query_range, with Grafana's
-variables substituted as Grafana would ($__rate_interval, $job, $instance). No Grafana and no
-plotting library needed: the picture is plain SVG (GitHub shows it in a README).
+variables substituted as Grafana would ($__rate_interval, $job, $instance). No Grafana needed;
+matplotlib draws the picture (``pip install 'timeback-relay[bench]'``; ``make setup`` has it).
+Each panel is an SVG group ``panel-<n>``, each of its lines a group ``series-<n>-<m>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import re
@@ -19,14 +21,21 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 DASHBOARD = Path(__file__).resolve().parent / "timeback-relay.json"
 COLORS = ("#3274d9", "#56a64b", "#e02f44", "#ff9830", "#a352cc", "#37872d", "#8ab8ff", "#fade2a")
-WIDTH, HEIGHT, COLUMNS, PAD = 560, 250, 2, 16
-PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 64, 34, 64
+BACKGROUND, PANEL_FACE, GRID = "#111217", "#181b1f", "#2c3235"  # Grafana's dark theme
+TEXT, AXIS, LEGEND = "#d8d9da", "#8e8e8e", "#c7d0d9"
+PANEL_INCHES, COLUMNS = (5.6, 2.9), 2
 
 
 @dataclass
@@ -109,73 +118,49 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.3g}{suffix}"
 
 
-def _panel_svg(panel: Panel, x0: float, y0: float) -> str:
-    plot_w, plot_h = WIDTH - PLOT_LEFT - PAD, HEIGHT - PLOT_TOP - PLOT_BOTTOM
-    parts = [
-        f'<g class="panel" transform="translate({x0},{y0})">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" rx="4" fill="#181b1f" stroke="#2c3235"/>',
-        f'<text x="{PAD}" y="22" class="title">{escape(panel.title)}</text>',
-    ]
-    points = [p for s in panel.series for p in s.points]
-    if not points:
-        parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" class="empty">No data</text></g>')
-        return "".join(parts)
-    t_min, t_max = min(t for t, _ in points), max(t for t, _ in points)
-    v_min, v_max = min(0.0, *(v for _, v in points)), max(v for _, v in points)
-    if v_max == v_min:
-        v_max = v_min + 1
-    t_span = (t_max - t_min) or 1.0
-
-    def xy(t: float, v: float) -> str:
-        x = PLOT_LEFT + (t - t_min) / t_span * plot_w
-        y = PLOT_TOP + (1 - (v - v_min) / (v_max - v_min)) * plot_h
-        return f"{x:.1f},{y:.1f}"
-
-    for fraction in (0, 0.5, 1):
-        y = PLOT_TOP + (1 - fraction) * plot_h
-        value = v_min + fraction * (v_max - v_min)
-        parts.append(
-            f'<line x1="{PLOT_LEFT}" x2="{PLOT_LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-            f'class="grid"/><text x="{PLOT_LEFT - 6}" y="{y + 4:.1f}" class="axis">'
-            f"{escape(_fmt(value, panel.unit))}</text>"
-        )
-    span_text = f"last {t_span / 60:.0f} min" if t_span >= 120 else f"last {t_span:.0f} s"
-    parts.append(
-        f'<text x="{PLOT_LEFT + plot_w}" y="{PLOT_TOP + plot_h + 14}" class="axis">'
-        f"{span_text}</text>"
-    )
+def _draw(ax: Axes, panel: Panel, number: int) -> None:
+    """One panel in Grafana's dark style; its SVG group is ``panel-<n>``, each line's
+    ``series-<n>-<m>``."""
+    ax.set_gid(f"panel-{number}")
+    ax.set_facecolor(PANEL_FACE)
+    ax.set_title(panel.title, loc="left", color=TEXT, fontsize=9, fontweight="bold")
+    for side in ax.spines.values():
+        side.set_color(GRID)
+    ax.tick_params(colors=AXIS, labelsize=7)
+    ax.grid(True, color=GRID, linewidth=0.6)
+    if not panel.series:
+        ax.text(0.5, 0.5, "No data", color=AXIS, ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
     for n, series in enumerate(panel.series[: len(COLORS)]):
-        color = COLORS[n % len(COLORS)]
-        path = " ".join(xy(t, v) for t, v in series.points)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
-        lx, ly = PAD + (n % 3) * 180, HEIGHT - 34 + (n // 3) * 14
-        parts.append(
-            f'<rect x="{lx}" y="{ly - 8}" width="10" height="3" fill="{color}"/>'
-            f'<text x="{lx + 14}" y="{ly}" class="legend">{escape(series.label[:28])}</text>'
-        )
-    parts.append("</g>")
-    return "".join(parts)
+        times = [datetime.fromtimestamp(t, tz=UTC) for t, _ in series.points]
+        ax.plot(times, [v for _, v in series.points], color=COLORS[n], linewidth=1.2,
+                label=series.label[:28], gid=f"series-{number}-{n}")  # fmt: skip
+    values = [v for s in panel.series for _, v in s.points]
+    if min(values) >= 0:
+        ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt(v, panel.unit)))
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=UTC))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=7,
+              frameon=False, labelcolor=LEGEND)  # fmt: skip
 
 
 def render_svg(panels: list[Panel], title: str) -> str:
-    rows = math.ceil(len(panels) / COLUMNS)
-    width, height = COLUMNS * (WIDTH + PAD) + PAD, rows * (HEIGHT + PAD) + PAD + 30
-    body = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
-        "<style>.title{fill:#d8d9da;font-size:13px;font-weight:bold}"
-        ".axis{fill:#8e8e8e;font-size:10px;text-anchor:end}.legend{fill:#c7d0d9;font-size:10px}"
-        ".grid{stroke:#2c3235;stroke-width:1}.empty{fill:#8e8e8e;font-size:12px;"
-        "text-anchor:middle}.head{fill:#d8d9da;font-size:15px}</style>",
-        f'<rect width="{width}" height="{height}" fill="#111217"/>',
-        f'<text x="{PAD}" y="24" class="head">{escape(title)}</text>',
-    ]
-    for n, panel in enumerate(panels):
-        x0 = PAD + (n % COLUMNS) * (WIDTH + PAD)
-        y0 = 30 + PAD + (n // COLUMNS) * (HEIGHT + PAD)
-        body.append(_panel_svg(panel, x0, y0))
-    body.append("</svg>")
-    return "\n".join(body)
+    rows = max(1, math.ceil(len(panels) / COLUMNS))
+    figure = Figure(figsize=(PANEL_INCHES[0] * COLUMNS, PANEL_INCHES[1] * rows + 0.4))
+    figure.patch.set_facecolor(BACKGROUND)
+    figure.suptitle(title, color=TEXT, x=0.01, ha="left", fontsize=11)
+    grid = figure.subplots(rows, COLUMNS, squeeze=False).flatten()
+    for number, (ax, panel) in enumerate(zip(grid, panels, strict=False)):
+        _draw(ax, panel, number)
+    for spare in grid[len(panels) :]:
+        spare.set_visible(False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (PANEL_INCHES[1] * rows + 0.4)))
+    out = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "timeback-relay"}):
+        figure.savefig(out, format="svg", facecolor=BACKGROUND, metadata={"Date": None})
+    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

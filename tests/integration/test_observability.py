@@ -310,11 +310,12 @@ def test_harness_every_panel_returns_data_and_every_alert_evaluates(
     picture = tmp_path / "dashboard.svg"
     render = [str(RENDER_PANELS), f"--prometheus={prometheus.url}", f"--instance={target}"]
     subprocess.run([sys.executable, *render, "--minutes=1", f"--out={picture}"], check=True)
-    svg = ElementTree.parse(picture).getroot()
-    charts = svg.findall(".//{http://www.w3.org/2000/svg}g[@class='panel']")
+    svg, ns = ElementTree.parse(picture).getroot(), "{http://www.w3.org/2000/svg}"
+    charts = [g for g in svg.iter(f"{ns}g") if g.get("id", "").startswith("panel-")]
     timeseries = [p for p in iter_panels(load_dashboard()["panels"]) if p["type"] == "timeseries"]
     assert len(charts) == len(timeseries)
-    assert all(c.find("{http://www.w3.org/2000/svg}polyline") is not None for c in charts)
+    lines = [[g for g in c.iter(f"{ns}g") if g.get("id", "").startswith("series-")] for c in charts]
+    assert all(any(line.find(f"{ns}path") is not None for line in found) for found in lines)
 
 
 def test_harness_target_down_matches_the_down_alert(

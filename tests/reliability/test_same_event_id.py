@@ -28,9 +28,9 @@ pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(120)]
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 item 8, kept by decision (docs/dead-letters.md, 'Same event id, different "
-    "body'): ids come from (namespace, record type, event_id, index) only (caliper/ids.py, "
-    "mapping.py _ids_for) and deliberately not from the settings, course map or rostering the body also "
+    reason="issue 16 item 8, kept by decision (docs/dead-letters.md, 'Same event id'): ids "
+    "come from (namespace, record type, event_id, index) only (caliper/ids.py, mapping.py "
+    "_ids_for) and deliberately not from the settings, course map or rostering the body also "
     "depends on, because the API's XP ledger dedupes on sourceEventId and a body-dependent id "
     "would award XP twice on a redelivery across such a change; the duplicate answer is counted "
     "(events_sent_total{outcome=duplicate}) and logged with the event id, the changed body is "
