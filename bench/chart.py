@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 PANEL_INCHES = (3.4, 2.6)  # one panel
 COLORS = ("#1f77b4", "#d62728", "#2ca02c")
 IDEAL_COLOR = "#888888"
+# text stays text, in one short font name (the default list of fallbacks is repeated in every
+# label); ids are salted, not random: the same data gives the same file
+SVG_SETTINGS: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "timeback-relay",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+}
 
 
 @dataclass
@@ -40,14 +52,17 @@ class Panel:
 
 def svg(panels: list[Panel], caption: str = "") -> str:
     width, height = PANEL_INCHES
-    figure = Figure(figsize=(width * len(panels), height + (0.3 if caption else 0)))
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-        _draw(ax, panel, index)
-    if caption:
-        figure.text(0.01, 0.02, caption, color="#555555", fontsize=8)
-    figure.tight_layout(rect=(0, 0.08 if caption else 0, 1, 1))
-    return _to_svg(figure)
+    with rc_context(SVG_SETTINGS):  # around drawing too: text takes its font when created
+        figure = Figure(figsize=(width * len(panels), height + (0.3 if caption else 0)))
+        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+            _draw(ax, panel, index)
+        if caption:
+            figure.text(0.01, 0.02, caption, color="#555555", fontsize=8)
+        figure.tight_layout(rect=(0, 0.08 if caption else 0, 1, 1))
+        out = io.StringIO()
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
 
 
 def _draw(ax: Axes, panel: Panel, index: int) -> None:
@@ -79,11 +94,3 @@ def _draw(ax: Axes, panel: Panel, index: int) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     if panel.series:
         ax.legend(fontsize=7, frameon=False, loc="best")
-
-
-def _to_svg(figure: Figure) -> str:
-    """SVG with text kept as text, and no date or random ids: the same data, the same file."""
-    out = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "timeback-relay"}):
-        figure.savefig(out, format="svg", metadata={"Date": None})
-    return out.getvalue()

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
@@ -31,11 +31,22 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 DASHBOARD = Path(__file__).resolve().parent / "timeback-relay.json"
 COLORS = ("#3274d9", "#56a64b", "#e02f44", "#ff9830", "#a352cc", "#37872d", "#8ab8ff", "#fade2a")
 BACKGROUND, PANEL_FACE, GRID = "#111217", "#181b1f", "#2c3235"  # Grafana's dark theme
 TEXT, AXIS, LEGEND = "#d8d9da", "#8e8e8e", "#c7d0d9"
 PANEL_INCHES, COLUMNS = (5.6, 2.9), 2
+# text stays text, in one short font name (the default list of fallbacks is repeated in every
+# label); ids are salted, not random: the same data gives the same file
+SVG_SETTINGS: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "timeback-relay",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+}
 
 
 @dataclass
@@ -141,24 +152,27 @@ def _draw(ax: Axes, panel: Panel, number: int) -> None:
     if min(values) >= 0:
         ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt(v, panel.unit)))
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=UTC))
+    span = max(t for s in panel.series for t, _ in s.points) - min(
+        t for s in panel.series for t, _ in s.points
+    )
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M" if span > 600 else "%H:%M:%S", tz=UTC))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=7,
               frameon=False, labelcolor=LEGEND)  # fmt: skip
 
 
 def render_svg(panels: list[Panel], title: str) -> str:
-    rows = max(1, math.ceil(len(panels) / COLUMNS))
-    figure = Figure(figsize=(PANEL_INCHES[0] * COLUMNS, PANEL_INCHES[1] * rows + 0.4))
-    figure.patch.set_facecolor(BACKGROUND)
-    figure.suptitle(title, color=TEXT, x=0.01, ha="left", fontsize=11)
-    grid = figure.subplots(rows, COLUMNS, squeeze=False).flatten()
-    for number, (ax, panel) in enumerate(zip(grid, panels, strict=False)):
-        _draw(ax, panel, number)
-    for spare in grid[len(panels) :]:
-        spare.set_visible(False)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (PANEL_INCHES[1] * rows + 0.4)))
-    out = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "timeback-relay"}):
+    with rc_context(SVG_SETTINGS):  # around drawing too: text takes its font when created
+        rows = max(1, math.ceil(len(panels) / COLUMNS))
+        figure = Figure(figsize=(PANEL_INCHES[0] * COLUMNS, PANEL_INCHES[1] * rows + 0.4))
+        figure.patch.set_facecolor(BACKGROUND)
+        figure.suptitle(title, color=TEXT, x=0.01, ha="left", fontsize=11)
+        grid = figure.subplots(rows, COLUMNS, squeeze=False).flatten()
+        for number, (ax, panel) in enumerate(zip(grid, panels, strict=False)):
+            _draw(ax, panel, number)
+        for spare in grid[len(panels) :]:
+            spare.set_visible(False)
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (PANEL_INCHES[1] * rows + 0.4)))
+        out = io.StringIO()
         figure.savefig(out, format="svg", facecolor=BACKGROUND, metadata={"Date": None})
     return out.getvalue()
 
