@@ -2,7 +2,7 @@
 
 One ``Settings`` object, validated at start. Errors name the variable (``RELAY_MAX_IN_FLIGHT:
 must be >= 1``). Secrets are ``SecretStr`` so they never print by accident. The names in the
-table of DESIGN.md are a contract: they may be added to, never renamed.
+table of docs/configuration.md are a contract: they may be added to, never renamed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from relay.errors import ConfigError
 from relay.logs import redact
 
 PRODUCTION_BASE_URL = "https://api.alpha-1edtech.ai"
-# The subject enum of the Partner API (TIMEBACK.md §2); `Other` is added by configuration.
+# The subject enum of the Partner API (docs/partner-api.md#events); `Other` comes by configuration.
 DEFAULT_SUBJECTS = (
     "Reading",
     "Language",

@@ -239,7 +239,7 @@ def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> 
 
 
 def _map_session(a: SessionChanged, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
-    del course  # sessions never carry subject or course (TIMEBACK.md §2)
+    del course  # sessions never carry subject or course (docs/partner-api.md#what-the-relay-sends)
     event = ev.session_event(
         id=_ids_for(a, ctx)(0),
         event_time=format_time(a.occurred_at),

@@ -1,12 +1,12 @@
 """Caliper v1p2 event builders: one pure function per event type, JSON-ready dicts out.
 
-The builders know Caliper and TimeBack shapes (TIMEBACK.md §2) and nothing of activity records:
+The builders know Caliper and TimeBack shapes (docs/partner-api.md#events), not activity records:
 callers pass ready IRIs and formatted times (``relay.caliper.ids``). Rules they keep:
 
 - keys in one fixed order (``@context``, id, type, profile, action, actor, object, generated,
   eventTime, edApp, session, extensions), so serialized bytes are stable;
-- ``None`` and empty values are left out, never emitted as ``null`` (CALIPER.md §2);
-- scores are floats (``12.0``), ``count`` an int (CALIPER.md §8);
+- ``None`` and empty values are left out, never emitted as ``null`` (docs/caliper-rules.md);
+- scores are floats (``12.0``), ``count`` an int (docs/caliper-rules.md#formats);
 - ``scoreType`` lives in ``generated.extensions``; ``activityName`` in ``object.extensions``.
 """
 
@@ -252,7 +252,7 @@ def session_event(
 ) -> Json:
     """SessionEvent: the student logs in/out of the app, or the app times the Session out.
 
-    Never carries event extensions (TIMEBACK.md §2: subject/course are not sent on sessions).
+    Never carries event extensions (none on sessions: docs/partner-api.md#what-the-relay-sends).
     """
     app_entity: Json = {"id": app, "type": "SoftwareApplication"}
     student_entity: Json = {"id": student, "type": "Person"}

@@ -1,10 +1,10 @@
 """Identifiers and times of emitted events: deterministic event ids, entity IRIs, the .SSSZ format.
 
 - Event ids are ``urn:uuid:`` + UUIDv5 of (record type, producer event id, index), so a retry,
-  a redelivery or a DLQ replay produces byte-identical events (DESIGN.md "Deterministic ids").
-- Users, courses and the app are IRIs on the TimeBack host (TIMEBACK.md §2: STU, CRS, APP).
+  a redelivery or a DLQ replay gives byte-identical events (docs/architecture.md#decisions-and-why).
+- Users, courses and the app are IRIs on the TimeBack host (docs/partner-api.md#base-url-and-iris).
 - Activity ids are absolute IRIs as given, or local ids placed under RELAY_ACTIVITY_BASE_URL.
-- Times are UTC with exactly three fractional digits and a literal ``Z`` (CALIPER.md §2, §9).
+- Times are UTC with three fractional digits and a literal ``Z`` (docs/caliper-rules.md#formats).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Course and subject of an activity: from the record, the course map file, or the rostering API.
 
-Resolution order (issue 4, DESIGN.md "Course and subject"):
+Resolution order (issue 4, docs/architecture.md#decisions-and-why):
 
 1. the record's own ``course_id`` (a sourcedId or a CRS IRI) and ``subject``;
 2. the course map file (``RELAY_COURSE_MAP``): the first course whose activity-id patterns match,

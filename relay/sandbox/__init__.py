@@ -1,4 +1,4 @@
-"""The TimeBack sandbox: a local emulator of the Partner API (TIMEBACK.md §4), on aiohttp.
+"""The TimeBack sandbox: a local Partner API emulator on aiohttp (docs/partner-api.md#sandbox).
 
 Same paths as the real API at its root, state in memory, faults on demand. Run it with
 ``relay sandbox`` or in-process::

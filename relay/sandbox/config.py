@@ -1,6 +1,6 @@
 """What a sandbox is started with: clients, the IRI base, timings, and the production preset.
 
-Every knob is set at start (TIMEBACK.md §4); faults can also change at run time through
+Every knob is set at start (docs/partner-api.md#sandbox); faults can also change at run time through
 ``/sandbox/1.0/faults``. The built-in client secrets are public test values, not secrets.
 """
 

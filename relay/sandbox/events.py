@@ -1,6 +1,6 @@
 """``POST /events/1.0``: intake of one Caliper event (or an envelope of at most N).
 
-Order of checks (TIMEBACK.md §4 "Events"): bearer with ``events.write``; JSON content type (415);
+Checks, in order (docs/partner-api.md#sandbox-events): bearer with ``events.write``; JSON (415);
 parsable body (400); envelope shape and size; then the relay's own checker
 (``relay.caliper.validate.check``: Caliper, then the TimeBack rules). A failure answers 400
 ``invalid_event`` with every issue (``data[i].`` in front for envelopes) and nothing is accepted.
@@ -92,7 +92,7 @@ def _split(body: Any, limit: int) -> tuple[list[Any], str, Issues]:
 
 
 def _check_all(sandbox: Sandbox, events: list[Any], prefix: str) -> Issues:
-    from relay.caliper.validate import check  # the relay's own checker (TIMEBACK.md §4)
+    from relay.caliper.validate import check  # the relay's own (docs/partner-api.md#sandbox-events)
 
     issues: Issues = []
     for i, event in enumerate(events):

@@ -1,6 +1,6 @@
 """Injected faults: latency, error rates, 429s, outage windows, lost acks, token endpoint down.
 
-A fault spec is the JSON of TIMEBACK.md §4 ("Faults"). Specs merge key by key (``null`` clears a
+A fault spec: docs/partner-api.md#sandbox-faults. Specs merge key by key (``null`` clears a
 key); ``outages`` start counting when they are set. One seeded ``random.Random`` makes every
 decision, drawing only for knobs that are set, so a seed and a request sequence give the same
 faults every time. Faults fire before the request is read, so a faulted request changes nothing;

@@ -1,4 +1,4 @@
-"""The list filter grammar of the Partner API (TIMEBACK.md §1 "List filtering", §4).
+"""The list filter grammar of the Partner API (docs/partner-api.md#list-filtering).
 
     filter     := and_expr ("OR" and_expr)*          AND binds tighter than OR
     and_expr   := predicate ("AND" predicate)*

@@ -1,4 +1,4 @@
-"""The XP ledger: one entry per counted XP GradeEvent (TIMEBACK.md §1, §4 item 5)."""
+"""The XP ledger: one entry per counted XP GradeEvent (docs/partner-api.md#xp-ledger)."""
 
 from __future__ import annotations
 

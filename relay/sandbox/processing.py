@@ -1,4 +1,4 @@
-"""What happens after the 202 (TIMEBACK.md §4 "Processing"), against the roster as it is then.
+"""After the 202 (docs/partner-api.md#sandbox-processing), against the roster as it is then.
 
 1. Grade/Assessment/AssessmentItem events need a course that exists and belongs to the caller's
    app, a student that exists (any owner) and the caller's own edApp; otherwise ``rejected`` with

@@ -1,4 +1,4 @@
-"""Shapes of the rostering records (OneRoster 1.2 subsets, TIMEBACK.md §1 "Rostering").
+"""Shapes of the rostering records (OneRoster 1.2 subsets, docs/partner-api.md#rostering).
 
 Only what the relay and its users rely on is checked; other keys are kept as sent (OneRoster is
 extensible and production accepts more fields than the sandbox knows). References to other records

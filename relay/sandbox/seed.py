@@ -1,4 +1,4 @@
-"""The records and the event of the vendor guide's integration flow (TIMEBACK.md §1).
+"""The records and the event of the vendor guide's integration flow (docs/partner-api.md#rostering).
 
 Pure builders, used by ``relay smoke`` (against the sandbox or production) and by tests. Test
 users always carry ``metadata.isTestUser: true`` and live in org ``partner-sandbox``.
@@ -94,7 +94,7 @@ def xp_event(
     event_id: str | None = None,
     event_time: datetime | str | None = None,
 ) -> Json:
-    """An XP GradeEvent (TIMEBACK.md §2) built with the relay's own builder."""
+    """An XP GradeEvent (docs/partner-api.md#what-the-relay-sends) built by the relay's builder."""
     attempt = attempt or uuid.uuid4().hex
     when = (
         event_time if isinstance(event_time, str) else format_time(event_time or datetime.now(UTC))

@@ -1,7 +1,7 @@
 """Envelope batching (RELAY_EVENTS_PER_REQUEST above 1): events of several records in one POST.
 
 A record hands ``EnvelopeBatcher.deliver`` all its events at once and awaits them all. Pending
-events are packed, in the order they came, into Caliper envelopes (CALIPER.md §7: ``sensor``,
+events are packed, in order, into Caliper envelopes (docs/caliper-rules.md#envelopes: ``sensor``,
 ``sendTime``, ``dataVersion``, ``data``) of at most ``max_events``; a record's events stay
 together in one envelope when they fit. An envelope goes out when full, or ``linger`` seconds
 after its first event came (Kafka 4's producer lingers 5 ms by default), with at most

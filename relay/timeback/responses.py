@@ -31,7 +31,7 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
 def classify(status: int, *, endpoint: str = "events") -> Outcome:
-    """The response table of DESIGN.md. ``endpoint`` matters for 404 only.
+    """The response table (docs/operations.md#partner-api-answers); ``endpoint`` matters for 404.
 
     A 404 on ``events`` means the base URL is wrong (systemic); elsewhere (rostering, xp) it is
     "not found", reported as ``REJECTED`` for the caller to interpret.

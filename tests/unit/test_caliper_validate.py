@@ -1,8 +1,8 @@
 """relay.caliper.validate: hand-made invalid events, one per rule, each found at the right path.
 
 Every case starts from a valid event the relay itself makes (``BASES``), changes one thing and
-expects an issue at one JSON path. CALIPER_CASES cover CALIPER.md §1-§6 as they apply to Grade,
-Assessment, AssessmentItem, View and Session events; TIMEBACK_CASES cover TIMEBACK.md §4 "Events".
+expects an issue at one JSON path. CALIPER_CASES cover the rules of docs/caliper-rules.md for Grade,
+Assessment, AssessmentItem, View and Session events; TIMEBACK_CASES docs/partner-api.md#event-rules.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def test_caliper_rule_breaks_are_found_at_their_path(
 @pytest.mark.parametrize(
     ("base", "where", "value"),
     [
-        ("assessment", "action", "Reset"),  # Appendix A and CG allow it (CALIPER.md §10)
+        ("assessment", "action", "Reset"),  # Appendix A and CG allow it (docs/caliper-rules.md)
         ("grade", "actor", PERSON),  # any Agent may grade (a teacher)
         ("grade", "object", "https://app.example.com/attempts/1"),  # entities as IRIs
         ("grade", "@context", [{"query": "http://schema.org/query"}, CTX_IRI]),

@@ -1,4 +1,4 @@
-"""The dead-letter record format (DESIGN.md "Dead-letter records"): original headers kept, old
+"""The dead-letter record format (docs/dead-letters.md): original headers kept, old
 ``relay.*`` headers replaced (the replay count survives), details and bodies capped and masked."""
 
 from __future__ import annotations

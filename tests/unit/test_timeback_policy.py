@@ -17,7 +17,7 @@ from relay.metrics import CIRCUIT_STATE
 from relay.resilience import Backoff, CircuitBreaker, CircuitState
 from relay.timeback.responses import Outcome, classify, parse_retry_after
 
-# --- the response table (DESIGN.md "Response policy", TIMEBACK.md §3), one row per case -----
+# --- the response table (docs/operations.md#partner-api-answers), one row per case ----------------
 
 TABLE = [
     (200, "events", Outcome.DELIVERED),

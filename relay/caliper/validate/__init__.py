@@ -1,11 +1,11 @@
-"""The rule checker of emitted events: Caliper v1p2 (CALIPER.md) plus the TimeBack rules.
+"""The rule checker of emitted events: Caliper v1p2 (docs/caliper-rules.md) plus the TimeBack rules.
 
 Used by the relay before it sends an event (a failure is a mapping bug: ``invalid-caliper``) and
 by the sandbox to judge what it receives. Paths are JSON paths such as ``generated.scoreGiven``;
 the sandbox adds ``data[0].`` itself for envelopes.
 
-- ``caliper_issues(event)``: CALIPER.md §1-§6 (context, event and entity rules, per-type rules).
-- ``timeback_issues(event, rules)``: TIMEBACK.md §4 "Events".
+- ``caliper_issues(event)``: docs/caliper-rules.md (context, event, entity and per-type rules).
+- ``timeback_issues(event, rules)``: docs/partner-api.md#event-rules.
 - ``check(event, rules)``: both.
 """
 

@@ -1,4 +1,4 @@
-"""The Caliper v1p2 rules (CALIPER.md §1-§6) as one pass over an event.
+"""The Caliper v1p2 rules (docs/caliper-rules.md) as one pass over an event.
 
 Every issue is collected (never stop at the first) with the JSON path of the offending value.
 The walk is plain dict/set lookups and a few precompiled regexes, because the relay runs it on

@@ -1,4 +1,4 @@
-"""Per event type rules (CALIPER.md §5): allowed actions and the entity types of each property.
+"""Per event type rules (docs/caliper-rules.md#per-type-rules): actions, entity types per property.
 
 ``constraints(type, action, profile)`` gives, for one combination, the allowed types of every
 entity-valued event property: the §2 defaults narrowed by the event type, the action (SessionEvent,

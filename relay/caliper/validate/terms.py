@@ -1,7 +1,7 @@
 """Caliper v1p2 vocabulary the checker needs: terms, the type hierarchy, property kinds, profiles.
 
 Everything is a frozenset or a dict built once at import; the checker only does lookups.
-Sources: CALIPER.md §2-§6 and §8 (the spec's Appendices A, B, D and E).
+Sources: the spec's Appendices A, B, D and E (docs/caliper-rules.md#term-lists).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Final
 
 CONTEXT: Final = "http://purl.imsglobal.org/ctx/caliper/v1p2"
 
-# --- formats (CALIPER.md §8) ------------------------------------------------------------------
+# --- formats (docs/caliper-rules.md#formats) ------------------------------------------------------
 EVENT_ID: Final = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
 )
@@ -51,7 +51,7 @@ EVENT_PROPS: Final = frozenset(
     {"@context", "id", "type", "action", "eventTime", "profile", "extensions", *EVENT_ENTITY_PROPS}
 )
 
-# Appendix D: all 80 action terms (CALIPER.md §5.10).
+# Appendix D: all 80 action terms (docs/caliper-rules.md#term-lists).
 ACTIONS: Final = frozenset(
     """
     Abandoned Accepted Activated Added Archived Attached Bookmarked ChangedResolution ChangedSize

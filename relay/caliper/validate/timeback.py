@@ -1,4 +1,4 @@
-"""The TimeBack Partner API's rules on top of Caliper (TIMEBACK.md §2 and §4 "Events").
+"""The TimeBack Partner API's rules on top of Caliper (docs/partner-api.md#event-rules).
 
 What the API accepts: supported types and actions; event ``extensions`` with only ``subject`` and
 ``course: {id}``; both required on Grade/Assessment/AssessmentItem events; the subject in the
