@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Local Apicurio Registry 2.3.1 (in-memory storage) serving the Confluent Schema Registry API at
 # http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v6, built once from Maven Central jars (pom.xml).
-# Usage: deploy/local/registry/registry-local.sh {fetch|start|stop|restart|status|run|url|logs [N]}
+# Usage: deploy/local/registry/registry-local.sh {fetch|start|stop|restart|status|reset|run|url|logs [N]}
 #
 # Environment (all optional):
 #   REGISTRY_PORT           HTTP port on 127.0.0.1 (default 8081)
 #   REGISTRY_RUN_DIR        pid file and log (default <repo>/.registry-local)
+#   REGISTRY_STORAGE        file (default: an H2 database in REGISTRY_DATA_DIR, kept across a
+#                           stop/start, as a production registry keeps its schemas) or memory
+#                           (forgotten at every stop: ids start again at 1)
+#   REGISTRY_DATA_DIR       the file storage (default $REGISTRY_RUN_DIR/data); `reset` wipes it
 #   REGISTRY_CACHE_DIR      build cache (default ${XDG_CACHE_HOME:-~/.cache}/timeback-relay/registry)
 #   REGISTRY_START_TIMEOUT  seconds to wait for /health/ready (default 90)
 #   REGISTRY_HEAP_OPTS, REGISTRY_JVM_OPTS
-# Storage is in memory: a stop forgets every schema (ids start again at 1).
 set -euo pipefail
 
 APICURIO_VERSION=2.3.1.Final
@@ -27,6 +30,8 @@ PORT="${REGISTRY_PORT:-8081}"
 START_TIMEOUT="${REGISTRY_START_TIMEOUT:-90}"
 HEAP_OPTS="${REGISTRY_HEAP_OPTS:--Xms64m -Xmx384m}"
 JVM_OPTS="${REGISTRY_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
+STORAGE="${REGISTRY_STORAGE:-file}"
+DATA_DIR="${REGISTRY_DATA_DIR:-$RUN_DIR/data}"
 PID_FILE="$RUN_DIR/registry.pid"
 LOG_FILE="$RUN_DIR/registry.log"
 
@@ -71,8 +76,15 @@ ready() {   # Quarkus SmallRye Health: 200 and "UP" once storage and REST are up
   fi
 }
 
-java_cmd() {   # sets JAVA_CMD; the run-dir property only tags the process for pid_alive
+java_cmd() {   # sets JAVA_CMD; the run-dir property only tags the process for pid_alive; the
+  # access log (a line per request in $LOG_FILE) shows operators and tests what clients asked
   export HTTP_PORT="$PORT"   # the app jar's own setting (%prod.quarkus.http.port=${HTTP_PORT:8080})
+  export ENABLE_ACCESS_LOG="${ENABLE_ACCESS_LOG:-true}"
+  case "$STORAGE" in   # its "in-memory" storage is H2, whose URL the app jar reads from this
+    file)   mkdir -p "$DATA_DIR"; export REGISTRY_DATASOURCE_URL="jdbc:h2:file:$DATA_DIR/registry_db" ;;
+    memory) export REGISTRY_DATASOURCE_URL="jdbc:h2:mem:registry_db" ;;
+    *)      die "REGISTRY_STORAGE must be file or memory, not $STORAGE" ;;
+  esac
   # shellcheck disable=SC2206
   JAVA_CMD=(java $HEAP_OPTS $JVM_OPTS "-Dquarkus.http.host=$HOST" "-Dquarkus.http.port=$PORT"
             "-Dregistry.local.run-dir=$RUN_DIR" -jar "$RUNNER")
@@ -104,7 +116,7 @@ start() {
     if (( SECONDS - t0 >= START_TIMEOUT )); then tail -n 40 "$LOG_FILE" >&2; stop; die "not ready after ${START_TIMEOUT}s (log: $LOG_FILE)"; fi
     sleep 0.3
   done
-  say "Apicurio Registry ready at http://$HOST:$PORT/apis/ccompat/v6 (pid $(cat "$PID_FILE"), $((SECONDS - t0))s)"
+  say "Apicurio Registry ready at http://$HOST:$PORT/apis/ccompat/v6 ($STORAGE storage, pid $(cat "$PID_FILE"), $((SECONDS - t0))s)"
 }
 
 stop() {
@@ -124,8 +136,9 @@ case "${1:-}" in
   restart) stop; start ;;
   status)  if pid_alive; then echo "running pid $(cat "$PID_FILE") at http://$HOST:$PORT/apis/ccompat/v6"; else echo "stopped"; exit 3; fi ;;
   url)     echo "http://$HOST:$PORT/apis/ccompat/v6" ;;
+  reset)   stop; rm -rf "$DATA_DIR" ;;
   run)     fetch; mkdir -p "$RUN_DIR"
            java_cmd; exec "${JAVA_CMD[@]}" ;;
   logs)    tail -n "${2:-100}" "$LOG_FILE" ;;
-  *)       echo "usage: $0 {fetch|start|stop|restart|status|run|url|logs [N]}" >&2; exit 2 ;;
+  *)       echo "usage: $0 {fetch|start|stop|restart|status|reset|run|url|logs [N]}" >&2; exit 2 ;;
 esac
