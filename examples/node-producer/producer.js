@@ -13,7 +13,9 @@
 //   SCHEMA_REGISTRY_USER, SCHEMA_REGISTRY_PASSWORD   basic auth, when the registry wants it
 //   SUBJECT_STRATEGY       record (default: subject = full record name, one subject per record
 //                          type, the strategy for a topic carrying several types) or topic
-//                          ("<topic>-value": one subject for the whole topic)
+//                          ("<topic>-value": one subject for the whole topic, so one record type
+//                          per topic: the client sets BACKWARD on a new subject, and the registry
+//                          then refuses a second record type as an incompatible version)
 //   SCHEMA_DIR             the relay's schemas (default ../../schemas/activity)
 //   STUDENTS               comma-separated student sourcedIds (default student-1)
 //   PER_TYPE               records of each type per student (default 2)
