@@ -323,4 +323,3 @@ def test_the_serializers_associations_lookup_is_one_quiet_404(
     assert retries == 0
     logs = relay.logs().lower()
     assert "associations" not in logs and "404" not in logs, "no noise in the relay's logs"
-
