@@ -16,6 +16,9 @@
 //                          ("<topic>-value": one subject for the whole topic, so one record type
 //                          per topic: the client sets BACKWARD on a new subject, and the registry
 //                          then refuses a second record type as an incompatible version)
+//   SUBJECT_COMPATIBILITY  the compatibility rule the subjects must have (default BACKWARD): the
+//                          client sets it on a subject it creates and refuses to register under
+//                          an existing subject whose rule differs
 //   SCHEMA_DIR             the relay's schemas (default ../../schemas/activity)
 //   STUDENTS               comma-separated student sourcedIds (default student-1)
 //   PER_TYPE               records of each type per student (default 2)
@@ -34,6 +37,7 @@ const STRATEGY = env.SUBJECT_STRATEGY || 'record';
 const SCHEMA_DIR = env.SCHEMA_DIR || path.join(__dirname, '..', '..', 'schemas', 'activity');
 const STUDENTS = (env.STUDENTS || 'student-1').split(',').map((s) => s.trim()).filter(Boolean);
 const PER_TYPE = Number(env.PER_TYPE || 2);
+const COMPATIBILITY = (env.SUBJECT_COMPATIBILITY || 'BACKWARD').toUpperCase();
 
 function fail(message) {
   console.error(`node-producer: ${message}`);
@@ -99,7 +103,10 @@ async function main() {
   const ids = new Map();
   for (const [type, { text }] of latestSchemas(SCHEMA_DIR)) {
     const subject = subjectFor(text);
-    const { id } = await registry.register({ type: SchemaType.AVRO, schema: text }, { subject });
+    const { id } = await registry.register(
+      { type: SchemaType.AVRO, schema: text },
+      { subject, compatibility: COMPATIBILITY },
+    );
     ids.set(type, id);
     console.error(`node-producer: ${type} registered under ${subject} as schema id ${id}`);
   }

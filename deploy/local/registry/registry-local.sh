@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local Apicurio Registry 2.3.1 (in-memory storage) serving the Confluent Schema Registry API at
+# Local Apicurio Registry 2.3.1 (H2 storage, a file by default) serving the Confluent Schema Registry API at
 # http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v6, built once from Maven Central jars (pom.xml).
 # Usage: deploy/local/registry/registry-local.sh {fetch|start|stop|restart|status|reset|run|url|logs [N]}
 #
@@ -19,7 +19,7 @@ APICURIO_VERSION=2.3.1.Final
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 CACHE_DIR="${REGISTRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/timeback-relay/registry}"
-# A change to the Maven project makes a new build directory (the old one is left to `make clean`).
+# A change to the Maven project makes a new build directory (old ones stay until deleted).
 BUILD_KEY="$(cat "$HERE/pom.xml" "$HERE"/src/main/java/timeback/registry/*.java \
   "$HERE"/src/main/resources/META-INF/*.properties | cksum | cut -d' ' -f1)"
 BUILD_DIR="$CACHE_DIR/$APICURIO_VERSION-$BUILD_KEY"
@@ -46,6 +46,13 @@ need_java() {
 }
 
 fetch() {
+  [[ -f "$BUILD_DIR/.complete" ]] && return 0
+  mkdir -p "$CACHE_DIR"
+  # Two test workers starting at once build it once (the lock's fd closes with the subshell).
+  ( if command -v flock >/dev/null; then flock 9; fi; build ) 9>"$CACHE_DIR/.build.lock"
+}
+
+build() {
   [[ -f "$BUILD_DIR/.complete" ]] && return 0
   need_java
   command -v mvn >/dev/null || die "mvn not found: install Apache Maven (e.g. apt-get install maven); it builds the registry from Maven Central jars"
