@@ -16,15 +16,20 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 PROMETHEUS  := deploy/prometheus/install.sh
+# Apicurio Registry 2.3.1 with the Confluent API (deploy/local/registry); REGISTRY=1 make run uses it
+REGISTRY_SH := deploy/local/registry/registry-local.sh
+REGISTRY    ?= 0
+NODE_PRODUCER := examples/node-producer
 
-.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go bench-camel lint fmt clean
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch registry-fetch registry-up registry-down node-producer run test test-unit test-reliability bench bench-go bench-camel lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
 	@echo "make test   - set up, start what the tests need, run the whole suite"
 	@echo "make bench  - the benchmark (bench/results/latest.json)"
 	@echo "make lint   - ruff + mypy"
-	@echo "setup kafka-up kafka-down test-unit test-reliability clean"
+	@echo "make run REGISTRY=1 - the demo with Confluent framing through a local Schema Registry"
+	@echo "setup kafka-up kafka-down registry-up registry-down test-unit test-reliability clean"
 
 setup: $(STAMP)
 
@@ -57,18 +62,41 @@ kafka-up: $(KAFKA_UP_NEEDS)
 kafka-down:
 	$(KAFKA_CTL) stop
 
+# The Schema Registry: built once from Maven Central jars (cached under ~/.cache/timeback-relay)
+registry-fetch:
+	$(REGISTRY_SH) fetch
+
+registry-up:
+	$(REGISTRY_SH) start
+
+registry-down:
+	$(REGISTRY_SH) stop
+
+# The Node.js producer example's packages (npm, from its package-lock.json); skipped without npm
+node-producer: $(NODE_PRODUCER)/node_modules/.package-lock.json
+
+$(NODE_PRODUCER)/node_modules/.package-lock.json: $(NODE_PRODUCER)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(NODE_PRODUCER) && npm ci --ignore-scripts --no-audit --no-fund; \
+	else echo "npm not found: the Node.js producer test will be skipped"; fi
+
+ifeq ($(REGISTRY),1)
+run: setup kafka-up registry-up
+	$(VENV)/bin/relay demo --registry-url "$$($(REGISTRY_SH) url)"
+else
 run: setup kafka-up
 	$(VENV)/bin/relay demo
+endif
 
 # The suite starts its own broker on free ports (tests/conftest.py) unless RELAY_KAFKA_BOOTSTRAP
-# points at one; fetching first keeps the download out of pytest's timeouts.
-test: setup kafka-fetch prometheus
+# points at one, and its own Schema Registry (tests/registry.py); fetching and building first keeps
+# the downloads out of pytest's timeouts.
+test: setup kafka-fetch registry-fetch node-producer prometheus
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-reliability: setup kafka-fetch prometheus
+test-reliability: setup kafka-fetch registry-fetch prometheus
 	$(PY) -m pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
 # bench/go: the compiled sink, load client and peer relay of S6-S8 (go build, Go module proxy)
@@ -94,5 +122,6 @@ fmt: setup
 clean:
 	-$(KAFKA) stop
 	-$(CLUSTER) stop
-	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin bench/camel/target .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	-$(REGISTRY_SH) stop
+	rm -rf $(VENV) .kafka-local .registry-local deploy/local/registry/target $(NODE_PRODUCER)/node_modules .kafka-cluster bench/go/bin bench/camel/target .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-# The secured 3-broker cluster (``cluster`` fixture), started only when a test asks for it.
-pytest_plugins = ["tests.kafka_cluster"]
+# The secured 3-broker cluster (``cluster`` fixture) and the Schema Registry (``schema_registry``,
+# ``registry_factory``), started only when a test asks for them.
+pytest_plugins = ["tests.kafka_cluster", "tests.registry"]
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"

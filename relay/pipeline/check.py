@@ -9,6 +9,7 @@
    or is missing and may be created (the relay creates it on the first processing bug)
 5. the consumer group may be joined (READ on the group)
 6. a token from the token endpoint (the client credentials work)
+7. the Schema Registry, when RELAY_SCHEMA_REGISTRY_URL is set (relay/ops/registry_report.py)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -246,7 +247,21 @@ def check_command(timeout: float) -> None:
     _step(console, "quarantine", lambda: check_strike_topic(settings, admin, timeout))
     _step(console, "group", lambda: check_group(settings, admin, timeout))
     _step(console, "token", lambda: asyncio.run(check_token(settings)))
+    report = _step(console, "schema registry", lambda: check_registry(settings, timeout))
+    for line in report.lines() if report else ["not configured: single-object framing only"]:
+        console.print(f"  {escape(line)}", highlight=False)
     console.print("all checks passed")
+
+
+def check_registry(settings: Settings, timeout: float) -> Any:
+    # imported here: relay.ops is the operators' package, which relay.pipeline does not import
+    # (this command is on its way there)
+    from relay.ops.registry_report import RegistryProblem, registry_report
+
+    try:
+        return registry_report(settings, timeout)
+    except RegistryProblem as exc:
+        raise CheckFailed(str(exc)) from None
 
 
 def _step(console: Console, name: str, check: Callable[[], T]) -> T:

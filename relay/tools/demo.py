@@ -5,11 +5,16 @@ topics on the local Kafka, starts the relay (``relay run``, a subprocess), produ
 while a live panel shows the relay's own metrics, then verifies through
 ``/xp/1.0/users/{id}/entries`` that every student's XP materialized and that the dead-letter topic
 holds exactly the planted invalid records. Exit status 1 if anything valid was not delivered.
+
+The records are single-object framed (no Schema Registry) unless ``--registry-url`` names one
+(``make run REGISTRY=1`` starts deploy/local/registry's): then each record type's schema is
+registered there under its full name and the records are Confluent-framed with its id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -30,6 +35,8 @@ from rich.table import Table
 
 from relay import wiring
 from relay.config import Settings, load_settings
+from relay.contract.catalogue import default_catalogue
+from relay.contract.wire import SINGLE_OBJECT_HEADER, SINGLE_OBJECT_MAGIC, frame_confluent
 from relay.errors import ConfigError
 from relay.pipeline.deadletter import dead_letters
 from relay.sandbox import seed
@@ -58,6 +65,7 @@ class DemoOptions:
     outage_for: float
     timeout: float
     web_port: int
+    registry_url: str | None = None
 
 
 class Demo:
@@ -77,6 +85,9 @@ class Demo:
         plan = TrafficGenerator(
             students=self.o.students, invalid_ratio=self.o.invalid_ratio, seed=int(time.time())
         ).plan(self.o.count)
+        if self.o.registry_url:
+            plan = confluent_framed(plan, self.o.registry_url)
+            self.console.print(f"framing: Confluent, schema ids from {self.o.registry_url}")
         self.sandbox = SandboxThread(SandboxConfig(processing_delay=Delay(0.5))).start()
         self.console.print(f"sandbox: {self.sandbox.url}  (client {CLIENT_ID}, app {APP_ID})")
         asyncio.run(self._seed(plan))
@@ -112,6 +123,7 @@ class Demo:
 
     def _relay_env(self) -> dict[str, str]:
         assert self.sandbox is not None
+        registry = {"RELAY_SCHEMA_REGISTRY_URL": self.o.registry_url} if self.o.registry_url else {}
         return dict(
             os.environ,
             RELAY_KAFKA_BOOTSTRAP=self.settings.kafka_bootstrap,
@@ -127,6 +139,7 @@ class Demo:
             RELAY_WEB_PORT=str(self.o.web_port),
             RELAY_WEB_HOST="127.0.0.1",
             RELAY_RETRY_CAP="5",
+            **registry,
         )
 
     def _start_relay(self) -> None:
@@ -245,6 +258,38 @@ class Demo:
             self.sandbox.stop()
 
 
+def confluent_framed(plan: TrafficPlan, registry_url: str) -> TrafficPlan:
+    """The plan with every single-object record of a known schema Confluent-framed: the same Avro
+    body behind ``0x00`` + the id the registry gives the schema under its full name (the record
+    name strategy). Planted records of unknown framing or fingerprint keep their bytes."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    client, catalogue = SchemaRegistryClient({"url": registry_url}), default_catalogue()
+    ids: dict[bytes, int] = {}
+    records = []
+    for record in plan.records:
+        fingerprint = record.value[2:SINGLE_OBJECT_HEADER]
+        entry = catalogue.entry_by_fingerprint(fingerprint)
+        if record.value[:2] != SINGLE_OBJECT_MAGIC or entry is None:
+            records.append(record)
+            continue
+        if fingerprint not in ids:
+            ids[fingerprint] = _register(client, entry.full_name, Schema(entry.text, "AVRO"))
+        value = frame_confluent(ids[fingerprint], record.value[SINGLE_OBJECT_HEADER:])
+        records.append(dataclasses.replace(record, value=value))
+    return dataclasses.replace(plan, records=records)
+
+
+def _register(client: Any, subject: str, schema: Any) -> int:
+    try:
+        return int(client.register_schema(subject, schema))
+    except Exception as exc:  # unreachable, refused, incompatible: the demo cannot go on
+        raise click.ClickException(
+            f"the Schema Registry did not register {subject}: {type(exc).__name__}: {exc} "
+            "(make registry-up starts the local one)"
+        ) from None
+
+
 def roster(plan: TrafficPlan) -> list[tuple[str, dict[str, Any]]]:
     """The plan's roster as (collection, record) PUTs, in dependency order: owned courses, a
     class each, test students (``metadata.isTestUser``), and their enrollments."""
@@ -299,6 +344,12 @@ def _dlq_table(result: Reconciliation) -> Table:
 @click.option("--outage-for", type=float, default=10.0, show_default=True, help="outage length")
 @click.option("--timeout", default=600.0, show_default=True, help="give up after (s)")
 @click.option("--web-port", default=6066, show_default=True, help="the relay's /metrics port")
+@click.option(
+    "--registry-url",
+    default=None,
+    help="a Schema Registry's Confluent API base: Confluent framing through it (default: "
+    "single-object framing, no registry)",
+)
 def demo_command(**options: Any) -> None:
     """Run Kafka's records through the relay into the sandbox and verify nothing was lost."""
     console = Console()

@@ -72,3 +72,49 @@ def test_first_failure_names_the_fix(
     assert result.returncode == 1
     assert f"✗ {failed}" in result.stdout and hint in result.stdout
     assert "wrong-Quokka-991" not in result.stdout + result.stderr  # secrets never printed
+
+
+def test_the_registry_report(relay_env: dict[str, str], schema_registry) -> None:  # type: ignore[no-untyped-def]
+    """Against the real registry: reachable, the record types producers registered listed, the
+    others named with the hint; a URL that is not the Confluent API base names the variable."""
+    from confluent_kafka.schema_registry import Schema
+
+    from relay.contract.catalogue import default_catalogue
+
+    name = "timeback.activity.XpEarned"
+    text = default_catalogue().entry(name).text
+    schema_registry.client().register_schema(name, Schema(text, "AVRO"))
+    env = relay_env | {"RELAY_SCHEMA_REGISTRY_URL": schema_registry.url}
+    result = run_check(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ schema registry" in result.stdout
+    said = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "reachable, credentials accepted" in said and f"XpEarned ({name})" in said
+
+    wrong = run_check(env | {"RELAY_SCHEMA_REGISTRY_URL": schema_registry.base})
+    assert wrong.returncode == 1 and "✗ schema registry" in wrong.stdout
+    assert "RELAY_SCHEMA_REGISTRY_URL" in wrong.stdout and "404" in wrong.stdout
+
+    down = run_check(env | {"RELAY_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1/apis/ccompat/v6"})
+    assert down.returncode == 1 and "unreachable" in down.stdout
+
+
+def test_the_registry_report_names_refused_credentials(
+    relay_env: dict[str, str], schema_registry
+) -> None:  # type: ignore[no-untyped-def]
+    """Behind a basic-auth proxy (tests/registry_proxy.py says why a proxy): a wrong password is
+    named with the variable to fix, and never printed."""
+    from tests.registry_proxy import RegistryProxy
+
+    proxy = RegistryProxy(schema_registry.base, user_info="relay:Right-Pass-51").start()
+    try:
+        env = relay_env | {"RELAY_SCHEMA_REGISTRY_URL": proxy.url}
+        good = run_check(env | {"RELAY_SCHEMA_REGISTRY_USER_INFO": "relay:Right-Pass-51"})
+        bad = run_check(env | {"RELAY_SCHEMA_REGISTRY_USER_INFO": "relay:wrong-Quokka-991"})
+    finally:
+        proxy.stop()
+    assert good.returncode == 0, good.stdout + good.stderr
+    said = " ".join(bad.stdout.split())  # rich wraps long lines
+    assert bad.returncode == 1 and "refused the credentials (HTTP 401" in said
+    assert "RELAY_SCHEMA_REGISTRY_USER_INFO" in said
+    assert "wrong-Quokka-991" not in bad.stdout + bad.stderr

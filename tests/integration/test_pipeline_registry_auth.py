@@ -3,8 +3,10 @@
 The credentials come from ``user:pass@`` in RELAY_SCHEMA_REGISTRY_URL or from
 RELAY_SCHEMA_REGISTRY_USER_INFO; the CA from RELAY_SCHEMA_REGISTRY_CA_FILE. A wrong password or an
 unknown CA pauses the relay (nothing acknowledged, nothing dead-lettered) with a log line that
-names the cause, and no log line ever shows the password. The registry is the stand-in of
-tests/integration/registry_standin.py (it says why), serving TLS with a certificate made here.
+names the cause, and no log line ever shows the password. The registry is the real Apicurio
+Registry (deploy/local/registry) behind tests/registry_proxy.py, a TLS + basic-auth reverse proxy
+with a certificate made here: Apicurio 2.3.1 does basic auth only through an OpenID Connect
+identity server, which does not run here (the proxy's docstring says more).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from tests.integration.pipeline_helpers import (
     start_relay,
     wait_acked,
 )
-from tests.integration.registry_standin import RegistryStandIn
 from tests.integration.test_pipeline_registry import STUDENTS, XP, _confluent, _ledger_total
+from tests.registry import Registry
+from tests.registry_proxy import RegistryProxy
 from tests.reliability.harness import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -70,27 +73,28 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def registry(tls: dict[str, Path]) -> Iterator[RegistryStandIn]:
-    standin = RegistryStandIn(
-        certificate=(tls["cert"], tls["key"]), user_info=f"{USER}:{PASSWORD}"
+def registry(tls: dict[str, Path], schema_registry: Registry) -> Iterator[RegistryProxy]:
+    proxy = RegistryProxy(
+        schema_registry.base, certificate=(tls["cert"], tls["key"]), user_info=f"{USER}:{PASSWORD}"
     ).start()
-    yield standin
-    standin.stop()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture
-def mtls_registry(tls: dict[str, Path]) -> Iterator[RegistryStandIn]:
+def mtls_registry(tls: dict[str, Path], schema_registry: Registry) -> Iterator[RegistryProxy]:
     """The same registry, also wanting a client certificate signed by the test CA."""
-    standin = RegistryStandIn(
+    proxy = RegistryProxy(
+        schema_registry.base,
         certificate=(tls["cert"], tls["key"]),
         client_ca=tls["ca"],
         user_info=f"{USER}:{PASSWORD}",
     ).start()
-    yield standin
-    standin.stop()
+    yield proxy
+    proxy.stop()
 
 
-def _records(registry: RegistryStandIn, tls: dict[str, Path]) -> list:  # type: ignore[type-arg]
+def _records(registry: RegistryProxy, tls: dict[str, Path]) -> list:  # type: ignore[type-arg]
     """Records a producer registered over https with the same settings the relay gets."""
     settings = load_settings(
         _env_file=None,
@@ -114,7 +118,7 @@ def test_https_registry_with_basic_auth_and_a_private_ca(
     kafka_bootstrap: str,
     make_topic,  # type: ignore[no-untyped-def]
     sandbox_factory: SandboxFactory,
-    registry: RegistryStandIn,
+    registry: RegistryProxy,
     tls: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -153,7 +157,7 @@ def test_a_refusing_registry_pauses_the_relay_and_no_log_shows_the_password(
     kafka_bootstrap: str,
     make_topic,  # type: ignore[no-untyped-def]
     sandbox_factory: SandboxFactory,
-    registry: RegistryStandIn,
+    registry: RegistryProxy,
     tls: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -192,7 +196,7 @@ def test_a_registry_that_wants_mtls_gets_the_client_certificate(
     kafka_bootstrap: str,
     make_topic,  # type: ignore[no-untyped-def]
     sandbox_factory: SandboxFactory,
-    mtls_registry: RegistryStandIn,
+    mtls_registry: RegistryProxy,
     tls: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -225,7 +229,7 @@ def test_without_its_client_certificate_the_relay_pauses(
     kafka_bootstrap: str,
     make_topic,  # type: ignore[no-untyped-def]
     sandbox_factory: SandboxFactory,
-    mtls_registry: RegistryStandIn,
+    mtls_registry: RegistryProxy,
     tls: dict[str, Path],
     tmp_path: Path,
 ) -> None:

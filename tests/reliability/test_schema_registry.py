@@ -1,5 +1,7 @@
-"""Confluent-framed records and the Schema Registry (tests/reliability/fake_registry.py): issue 16
-item 7 (ordering on a cold cache) and the trusted sinks' registry outage.
+"""Confluent-framed records and the Schema Registry: issue 16 item 7 (ordering on a cold cache)
+and the trusted sinks' registry outage. The registry is the real Apicurio (deploy/local/registry),
+where the schemas are registered and the ids issued; its 503s and slow answers come from
+tests/registry_proxy.py in front of it, the faults the real server cannot be asked to produce.
 
 - Cold cache (item 7): the registry answers after 0.3-0.6 s and 503s half the time. The XpEarned
   schema id is warmed first; then ten students each get a QuestionAnswered (schema id not cached
@@ -20,13 +22,15 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka.schema_registry import Schema
 
 from relay.contract.catalogue import default_catalogue
 from relay.contract.wire import SINGLE_OBJECT_HEADER, frame_confluent
 from relay.tools.traffic import TrafficGenerator, TrafficPlan
 from tests.integration.conftest import SandboxFactory
+from tests.registry import Registry
+from tests.registry_proxy import RegistryProxy
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.fake_registry import FakeRegistry
 from tests.reliability.harness import requires_relay
 from tests.reliability.ledger import Expected, expectations
 from tests.reliability.scenario import Scenario
@@ -35,13 +39,18 @@ pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(180)]
 
 TYPES = ("XpEarned", "QuestionAnswered", "AssessmentProgress", "ResourceViewed", "SessionChanged")
 SECRET = "registry-pass-must-not-leak"
-IDS = {name: n for n, name in enumerate(TYPES, 1)}  # schema id of each record type
+IDS: dict[str, int] = {}  # schema id of each record type, issued by the real registry
 
 
-def _registry(seed: int) -> FakeRegistry:
-    catalogue = default_catalogue()
-    texts = {n: catalogue.entry(f"timeback.activity.{t}").text for t, n in IDS.items()}
-    return FakeRegistry(texts, seed=seed).start()
+def _registry(schema_registry: Registry, seed: int) -> RegistryProxy:
+    """The real registry holding every record type's schema (record name subjects), behind a
+    proxy whose faults the trials turn on."""
+    catalogue, client = default_catalogue(), schema_registry.client()
+    for t in TYPES:
+        full_name = f"timeback.activity.{t}"
+        schema = Schema(catalogue.entry(full_name).text, "AVRO")
+        IDS[t] = client.register_schema(full_name, schema)
+    return RegistryProxy(schema_registry.base, seed=seed).start()
 
 
 def _confluent(record: Expected) -> Expected:
@@ -67,9 +76,12 @@ def _arrival(s: Scenario) -> dict[str, int]:
 
 
 def test_a_cold_registry_cache_never_reorders_a_students_records(
-    scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
+    scenario: ScenarioFactory,
+    sandbox_factory: SandboxFactory,
+    report: Report,
+    schema_registry: Registry,
 ) -> None:
-    registry = _registry(241)
+    registry = _registry(schema_registry, 241)
     try:
         s = scenario("cold-cache", sandbox_factory(), partitions=3)
         # Plans of 40 (a short plan's last records can lie in the future), a few records used.
@@ -104,9 +116,12 @@ def test_a_cold_registry_cache_never_reorders_a_students_records(
 
 
 def test_a_registry_outage_dead_letters_nothing(
-    scenario: ScenarioFactory, sandbox_factory: SandboxFactory, report: Report
+    scenario: ScenarioFactory,
+    sandbox_factory: SandboxFactory,
+    report: Report,
+    schema_registry: Registry,
 ) -> None:
-    registry = _registry(242)
+    registry = _registry(schema_registry, 242)
     try:
         s = scenario("registry-down", sandbox_factory(), partitions=3)
         plan = TrafficGenerator(students=10, seed=242).plan(200)
@@ -133,9 +148,9 @@ def test_a_registry_outage_dead_letters_nothing(
 
 
 def test_registry_url_credentials_never_reach_the_logs(
-    scenario: ScenarioFactory, sandbox_factory: SandboxFactory
+    scenario: ScenarioFactory, sandbox_factory: SandboxFactory, schema_registry: Registry
 ) -> None:
-    registry = _registry(243)
+    registry = _registry(schema_registry, 243)
     try:
         s = scenario("registry-secret", sandbox_factory(), partitions=1)
         plan = TrafficGenerator(students=2, seed=243).plan(60)

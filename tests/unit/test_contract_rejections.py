@@ -132,7 +132,12 @@ XP_SCHEMA = entry("XpEarned").text
 
 
 class FakeRegistry:
-    """/schemas/ids/{id}: 1 answers the XpEarned schema, 404/403/500/503 answer that status."""
+    """/schemas/ids/{id}: 1 answers the XpEarned schema, 404/403/500/503 answer that status.
+
+    A stand-in kept for named faults only: the real registry (tests/registry.py) cannot be made to
+    answer 500, 503 or 403 for one id, nor to hold a reply until the test releases it (the gate).
+    The relay's trials against the real server are tests/integration/test_pipeline_registry*.py.
+    """
 
     def __init__(self) -> None:
         self.calls: dict[int, int] = {}
