@@ -2,7 +2,11 @@
 
 One agent, ``concurrency=1``, reads with ``noack()``; the Runtime's dispatcher runs up to
 RELAY_MAX_IN_FLIGHT records at once and acknowledges each partition's records strictly in offset
-order, so faust only ever sees contiguous acks (faust #606 cannot bite). On revocation the
+order, so faust only ever sees contiguous acks from the relay (faust #606 cannot bite). faust
+acknowledges records it skips on its own, so the ``CommitGuard`` bounds each commit by the
+relay's acknowledgements (commit_guard.py). While it runs, ``AuthWatch`` logs in to Kafka afresh
+now and then: credentials refused for RELAY_KAFKA_LOGIN_GRACE make the relay drain and exit 1
+(auth_watch.py). On revocation the
 in-flight work of the revoked partitions is cancelled, unacknowledged; on SIGTERM the relay stops
 admitting and drains for RELAY_SHUTDOWN_GRACE seconds before faust commits and stops. The web
 views (/metrics, /livez, /readyz) are ``relay.pipeline.web``'s.
@@ -27,7 +31,9 @@ from relay.errors import ConfigError
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import web
+from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
+from relay.pipeline.commit_guard import CommitGuard
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
 from relay.pipeline.login import await_login
 from relay.pipeline.record import SourceRecord
@@ -67,7 +73,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         setup_prometheus_sensors(
             app, pattern="/faust/metrics", registry=REGISTRY, name_prefix="faust"
         )
-    runtime = Runtime(settings, ack=_acknowledger(app))
+    guard = CommitGuard()
+    runtime = Runtime(settings, ack=_acknowledger(app, guard))
     source = app.topic(
         *settings.topics,
         key_type=bytes,
@@ -92,10 +99,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         await runtime.revoke((tp.topic, tp.partition) for tp in revoked)
+        guard.revoked(revoked)  # after: the revoked work can no longer acknowledge
         web.forget_lag(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        guard.install(app.consumer)  # before the first acknowledgement, hence the first commit
         runtime.health.report(
             "assigned", bool(assigned), "no partitions assigned", source="consumer"
         )
@@ -115,13 +124,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
-def _acknowledger(app: faust.App) -> Callable[[Any], None]:
-    """Acknowledge a faust event; a noack stream skips faust's own bookkeeping of the message
-    leaving, so its sensor (faust_active_messages) is told here."""
+def _acknowledger(app: faust.App, guard: CommitGuard) -> Callable[[Any], None]:
+    """Acknowledge a faust event (and raise the guard's watermark); a noack stream skips faust's
+    own bookkeeping of the message leaving, so its sensor (faust_active_messages) is told here."""
 
     def ack(event: Any) -> None:
+        message = event.message
+        guard.acknowledged(message.tp, message.offset)
         if event.ack():  # the last reference: the offset is now committable
-            message = event.message
             app.sensors.on_message_out(message.tp, message.offset, message)
 
     return ack
@@ -161,6 +171,10 @@ def _source_record(event: Any) -> SourceRecord:
     )
 
 
+class KafkaLoginLost(Exception):
+    """The brokers refused the relay's credentials for RELAY_KAFKA_LOGIN_GRACE: exit 1."""
+
+
 class RelayWorker(faust.Worker):
     """faust's worker, with a drain before the stop: in-flight records get RELAY_SHUTDOWN_GRACE
     seconds to finish and be acknowledged, so their offsets are committed on the way out."""
@@ -176,6 +190,12 @@ class RelayWorker(faust.Worker):
         await self.runtime.close()
         await super()._stop_on_signal(sig)
 
+    def exit_failed(self, why: str) -> None:
+        """Drain and stop as on SIGTERM, then exit 1 (mode re-raises ``crash_reason`` once its
+        loop is closed, and its command-line wrapper turns that into status 1)."""
+        self.crash_reason = KafkaLoginLost(why)
+        self._schedule_shutdown(signal.SIGTERM)
+
 
 @click.command(name="run")
 def run_command() -> None:
@@ -190,6 +210,12 @@ def run_command() -> None:
     configure(settings.log_level)
     await_login(settings)  # a refused login: up and not ready, saying why, then exit 1
     app, runtime = create_app(settings)
+    watch = AuthWatch(settings, runtime.health)
+
+    @app.task
+    async def watch_kafka_login() -> None:
+        await watch.run()
+
     log.info(
         "timeback-relay %s: %s -> %s, group %s, kafka %s",
         __version__,
@@ -207,6 +233,7 @@ def run_command() -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    watch.on_lost = worker.exit_failed
     worker.execute_from_commandline()
 
 
