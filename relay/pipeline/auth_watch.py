@@ -14,9 +14,10 @@ SASL credentials, TLS certificates; brokers that do not answer are not a refusal
 ``kafka_login`` readiness condition false with the diagnosis and logs it, never a secret. Once
 refusals have lasted RELAY_KAFKA_LOGIN_GRACE seconds (0: never), ``on_lost`` is called: the
 worker drains as on SIGTERM and exits 1, and the restart reads the current secret (a stale one
-keeps it not ready at start, as ``await_login`` says). The bound, from the rotation to the exit:
-grace + 2 x every + the login timeout (5 s) + RELAY_SHUTDOWN_GRACE; with the defaults (60 s,
-15 s, 25 s) about two minutes. Nothing is lost: unfinished records are not acknowledged, and a
+keeps it not ready at start, as ``await_login`` says). The bound, from the first refused
+reconnect to the exit: grace + 2 x every + the login timeout (5 s) + RELAY_SHUTDOWN_GRACE + the
+worker's STOP_WITHIN (30 s; faust's stop can wait on brokers that refuse it); with the defaults
+60 + 30 + 5 + 25 + 30 = 150 s. Nothing is lost: unfinished records are not acknowledged, and a
 commit the brokers refuse leaves them to be read again.
 """
 

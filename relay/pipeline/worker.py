@@ -14,9 +14,12 @@ views (/metrics, /livez, /readyz) are ``relay.pipeline.web``'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +45,8 @@ from relay.pipeline.runtime import Runtime
 log = logging.getLogger(__name__)
 LAG_EVERY = 5.0  # seconds between consumer-lag updates
 GATE_EVERY = 0.2  # seconds between checks whether reading, paused at the byte bound, may resume
+COMMIT_WITHIN = 10.0  # seconds the last commit may take on the way out
+STOP_WITHIN = 30.0  # seconds faust may take to stop after the drain when Kafka refuses the relay
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
@@ -171,10 +176,6 @@ def _source_record(event: Any) -> SourceRecord:
     )
 
 
-class KafkaLoginLost(Exception):
-    """The brokers refused the relay's credentials for RELAY_KAFKA_LOGIN_GRACE: exit 1."""
-
-
 class RelayWorker(faust.Worker):
     """faust's worker, with a drain before the stop: in-flight records get RELAY_SHUTDOWN_GRACE
     seconds to finish and be acknowledged, so their offsets are committed on the way out."""
@@ -186,15 +187,27 @@ class RelayWorker(faust.Worker):
     async def _stop_on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: draining in-flight records for up to %.0f s", sig.name, self.grace)
         await self.runtime.drain(self.grace)
-        await self.app.commit(None)  # type: ignore[attr-defined]
+        try:  # a broker that refuses or does not answer would hold the commit forever
+            await asyncio.wait_for(self.app.commit(None), COMMIT_WITHIN)  # type: ignore[attr-defined]
+        except TimeoutError:
+            log.warning("the last commit took over %.0f s: left undone (read again)", COMMIT_WITHIN)
         await self.runtime.close()
         await super()._stop_on_signal(sig)
 
     def exit_failed(self, why: str) -> None:
-        """Drain and stop as on SIGTERM, then exit 1 (mode re-raises ``crash_reason`` once its
-        loop is closed, and its command-line wrapper turns that into status 1)."""
-        self.crash_reason = KafkaLoginLost(why)
+        """Drain and stop as on SIGTERM (``run_command`` then exits 1). faust's stop can wait
+        on brokers that refuse the relay: after the drain and STOP_WITHIN seconds more the
+        process exits 1 regardless (nothing unfinished was acknowledged)."""
         self._schedule_shutdown(signal.SIGTERM)
+        deadline = threading.Timer(self.grace + STOP_WITHIN, _exit_now, args=(why,))
+        deadline.daemon = True
+        deadline.start()
+
+
+def _exit_now(why: str) -> None:
+    log.critical("the relay did not stop within its bound: exiting 1 now (%s)", why)
+    logging.shutdown()
+    os._exit(1)
 
 
 @click.command(name="run")
@@ -234,7 +247,12 @@ def run_command() -> None:
         redirect_stdouts=False,
     )
     watch.on_lost = worker.exit_failed
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        if watch.lost is not None and not done.code:
+            raise SystemExit(1) from None  # the brokers refused the relay's credentials
+        raise
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from relay.pipeline.auth_watch import check_every
+from relay.pipeline.worker import STOP_WITHIN
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.kafka_cluster import SHA256_REAUTH_S, Cluster
@@ -33,9 +34,10 @@ pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(900)]
 
 USER = "relay-rotated-live"
 GRACE, SHUTDOWN_GRACE = 10.0, 5.0
-# From the rotation to the exit: the sessions' end, the grace, two login intervals, the login
-# timeout, the drain; and a minute for faust to stop on a loaded machine.
-EXIT_GUARD = SHA256_REAUTH_S + GRACE + 2 * check_every(GRACE) + 5 + SHUTDOWN_GRACE + 60
+# From the rotation to the exit: the sessions' end, then auth_watch.py's bound (the grace, two
+# login intervals, the login timeout, the drain, the worker's STOP_WITHIN), and 30 s of margin.
+BOUND = GRACE + 2 * check_every(GRACE) + 5 + SHUTDOWN_GRACE + STOP_WITHIN
+EXIT_GUARD = SHA256_REAUTH_S + BOUND + 30
 
 
 def readyz(relay: Any) -> dict[str, Any]:
