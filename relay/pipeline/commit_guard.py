@@ -101,3 +101,4 @@ class CommitGuard:
 
         guarded._relay_guard = self  # type: ignore[attr-defined]
         setattr(consumer, CHOOSER, guarded)
+        log.info("commit guard on: faust commits no further than the relay acknowledged")

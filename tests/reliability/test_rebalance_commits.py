@@ -54,6 +54,8 @@ STUDENTS = 40
 SLOW_FOR = 75.0  # seconds of slow API and replica churn
 CHURN_EVERY = 15.0  # the third replica starts, or stops, this often
 SLOW, FAST = 0.5, 0.02  # seconds the proxy holds a request of the slow student / of the others
+IN_FLIGHT = 16
+WINDOW = 4 * IN_FLIGHT  # RELAY_MAX_PENDING's default
 
 
 class SlowProxy(FaultProxy):
@@ -149,20 +151,33 @@ class CommitWatch:
             self.checked[partition] = commit
 
 
-def churn(third: RelayProcess, until: float, alive: list[RelayProcess]) -> int:
-    """Start and stop ``third`` every CHURN_EVERY seconds until ``until``; how many cycles."""
-    cycles = 0
-    while time.monotonic() < until:
-        third.start()
-        deadline = time.monotonic() + CHURN_EVERY
+@dataclass
+class Churn:
+    """Starts and stops a third replica every CHURN_EVERY seconds, and samples how often the
+    steady replicas' windows are full (their agents wait, so faust's stream buffers fill)."""
+
+    third: RelayProcess
+    steady: list[RelayProcess]
+    cycles: int = 0
+    samples: int = 0
+    full: int = 0
+
+    def run(self, until: float) -> None:
+        while time.monotonic() < until:
+            self.third.start()
+            self._watch(CHURN_EVERY)
+            self.third.terminate()
+            self.cycles += 1
+            self._watch(CHURN_EVERY / 2)
+
+    def _watch(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for relay in alive:
+            for relay in self.steady:
                 relay.check_alive()
+                self.samples += 1
+                self.full += (relay.metric("pending") or 0) >= WINDOW
             time.sleep(0.5)
-        third.terminate()
-        cycles += 1
-        time.sleep(CHURN_EVERY / 2)
-    return cycles
 
 
 @pytest.mark.parametrize("faust_path", ["cython", "python"])
@@ -186,7 +201,7 @@ def test_no_commit_passes_an_unfinished_record_across_rebalances(
         for m in read_topic({"bootstrap.servers": s.bootstrap}, s.topic)
     }
 
-    env = {"RELAY_API_BASE_URL": proxy.url, "RELAY_MAX_IN_FLIGHT": "16"}
+    env = {"RELAY_API_BASE_URL": proxy.url, "RELAY_MAX_IN_FLIGHT": str(IN_FLIGHT)}
     if faust_path == "python":
         env["NO_CYTHON"] = "1"
     a, b, c = (s.relay(name, **env) for name in "abc")
@@ -197,7 +212,8 @@ def test_no_commit_passes_an_unfinished_record_across_rebalances(
         wait_for(lambda: (a.metric("assigned_partitions") or 0) > 0
                  and (b.metric("assigned_partitions") or 0) > 0, 120,
                  "both relays assigned", lambda: [a.check_alive(), b.check_alive()])  # fmt: skip
-        cycles = churn(c, time.monotonic() + SLOW_FOR, [a, b])
+        churn = Churn(c, [a, b])
+        churn.run(time.monotonic() + SLOW_FOR)
         proxy.slow = False
         s.wait_complete(timeout=300, alive=[a, b])
         figures = s.finish()
@@ -205,20 +221,24 @@ def test_no_commit_passes_an_unfinished_record_across_rebalances(
         watch.stop()
         proxy.stop()
     logs = a.logs() + b.logs() + c.logs()
-    figures.trials = cycles
+    figures.trials = churn.cycles
     figures.notes.update(
         faust_path=faust_path,
-        churn_cycles=cycles,
+        churn_cycles=churn.cycles,
+        window_full_share=round(churn.full / max(churn.samples, 1), 2),
         starts={r.name: r.starts for r in (a, b, c)},
         commit_polls=watch.polls,
         commits_checked=watch.commits_seen,
         violations=watch.violations[:10],
+        guards_on=logs.count("commit guard on"),
         bounded_commits=logs.count("past the relay's acknowledgements"),
+        withheld_after_assignment=logs.count("nothing acknowledged since assigned"),
         held_requests=proxy.held,
     )
     report(figures)
 
     assert watch.polls > 100 and watch.commits_seen > 0, "the watch saw no commits"
+    assert figures.notes["guards_on"] >= a.starts + b.starts, "a relay ran unguarded"
     assert not watch.violations, watch.violations[:10]
     assert figures.lost == 0, figures.problems
     assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
