@@ -4,7 +4,8 @@ One ``Health`` per runtime, injected into the components that have something to 
 manager (token obtained, refused, lost), each circuit breaker (through its ``on_change``), the
 dead-letter writer (writes failing, recovered), the consumer (partitions assigned) and the
 dispatcher (a processing bug blocked a partition), the deliverer (events held by a systemic
-answer: 403, 404, 3xx, a second 401). Each reports a condition as a ``source``, so
+answer: 403, 404, 3xx, a second 401), the Kafka login watch (the brokers refuse the relay's
+credentials). Each reports a condition as a ``source``, so
 two breakers are two sources and never overwrite each other; a condition holds while none of its
 sources reports it false. The views read ``readiness()``, ``reasons()`` and ``liveness()``.
 
@@ -20,7 +21,14 @@ from typing import Final
 from relay.metrics import READY
 from relay.resilience.breaker import CircuitState, OnChange
 
-READINESS: Final = ("assigned", "token_valid", "circuit_closed", "dlq_healthy", "api_accepting")
+READINESS: Final = (
+    "assigned",
+    "token_valid",
+    "circuit_closed",
+    "dlq_healthy",
+    "api_accepting",
+    "kafka_login",
+)
 
 
 class _Condition:
@@ -39,6 +47,7 @@ class Health:
     circuit_closed = _Condition()
     dlq_healthy = _Condition()
     api_accepting = _Condition()  # no event held by a systemic answer
+    kafka_login = _Condition()  # the brokers accept the relay's credentials (auth_watch.py)
 
     def __init__(
         self, *, stall_after: float = 300.0, clock: Callable[[], float] = time.monotonic

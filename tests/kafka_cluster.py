@@ -6,6 +6,7 @@ asks for the ``cluster`` fixture, stopped at the end of the session.
     cluster.relay_env("mtls")           # ... of its client certificate (SSL)
     names = cluster.topics("check")     # fresh input + DLQ topics (RF 3) and a group, with ACLs
     cluster.kill(2); cluster.start(2)   # SIGKILL a broker, start it again
+    cluster.set_password("u", "p", "SCRAM-SHA-256")  # a user whose sessions last SHA256_REAUTH_S
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.conftest import ROOT, free_port
 CLUSTER_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-cluster.sh"
 CLUSTER_ADMIN = ROOT / "deploy" / "local" / "kafka" / "cluster_admin.py"
 Identity = Literal["scram", "mtls", "operator"]
+SHA256_REAUTH_S = 10  # connections.max.reauth.ms of SCRAM-SHA-256 logins, in seconds
 _ENV_FILES = {
     "scram": "relay-scram.env",
     "mtls": "relay-mtls.env",
@@ -176,9 +178,10 @@ class Cluster:
         args += [] if strikes else ["--no-strikes"]
         self.admin_tool(*args)
 
-    def set_password(self, user: str, password: str) -> None:
-        """Create a SCRAM-SHA-512 user or change its password (effective for new logins)."""
-        self.admin_tool("user", "--name", user, "--password", password)
+    def set_password(self, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> None:
+        """Create a SCRAM user or change its password (effective for new logins; SCRAM-SHA-256
+        sessions end within KAFKA_CLUSTER_SHA256_REAUTH_MS, SHA-512 ones never)."""
+        self.admin_tool("user", "--name", user, "--password", password, "--mechanism", mechanism)
 
 
 def cluster_env(run_dir: Path) -> dict[str, str]:
@@ -188,6 +191,7 @@ def cluster_env(run_dir: Path) -> dict[str, str]:
         port = free_port()
         ports += [] if port in ports else [port]
     env = dict(os.environ, KAFKA_RUN_DIR=str(run_dir), KAFKA_PYTHON=sys.executable)
+    env["KAFKA_CLUSTER_SHA256_REAUTH_MS"] = str(SHA256_REAUTH_S * 1000)
     for n, kind in enumerate(("PLAINTEXT", "SASL", "SSL", "CONTROLLER")):
         env[f"KAFKA_CLUSTER_{kind}_PORTS"] = ",".join(map(str, ports[3 * n : 3 * n + 3]))
     return env

@@ -2,7 +2,11 @@
 
 One agent, ``concurrency=1``, reads with ``noack()``; the Runtime's dispatcher runs up to
 RELAY_MAX_IN_FLIGHT records at once and acknowledges each partition's records strictly in offset
-order, so faust only ever sees contiguous acks (faust #606 cannot bite). On revocation the
+order, so faust only ever sees contiguous acks from the relay (faust #606 cannot bite). faust
+acknowledges records it skips on its own, so the ``CommitGuard`` bounds each commit by the
+relay's acknowledgements (commit_guard.py). While it runs, ``AuthWatch`` logs in to Kafka afresh
+now and then: credentials refused for RELAY_KAFKA_LOGIN_GRACE make the relay drain and exit 1
+(auth_watch.py). On revocation the
 in-flight work of the revoked partitions is cancelled, unacknowledged; on SIGTERM the relay stops
 admitting and drains for RELAY_SHUTDOWN_GRACE seconds before faust commits and stops. The web
 views (/metrics, /livez, /readyz) are ``relay.pipeline.web``'s.
@@ -10,9 +14,12 @@ views (/metrics, /livez, /readyz) are ``relay.pipeline.web``'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +34,9 @@ from relay.errors import ConfigError
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import web
+from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
+from relay.pipeline.commit_guard import CommitGuard
 from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
 from relay.pipeline.login import await_login
 from relay.pipeline.record import SourceRecord
@@ -36,6 +45,8 @@ from relay.pipeline.runtime import Runtime
 log = logging.getLogger(__name__)
 LAG_EVERY = 5.0  # seconds between consumer-lag updates
 GATE_EVERY = 0.2  # seconds between checks whether reading, paused at the byte bound, may resume
+COMMIT_WITHIN = 10.0  # seconds the last commit may take on the way out
+STOP_WITHIN = 30.0  # seconds faust may take to stop after the drain when Kafka refuses the relay
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
@@ -67,7 +78,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         setup_prometheus_sensors(
             app, pattern="/faust/metrics", registry=REGISTRY, name_prefix="faust"
         )
-    runtime = Runtime(settings, ack=_acknowledger(app))
+    guard = CommitGuard()
+    runtime = Runtime(settings, ack=_acknowledger(app, guard))
     source = app.topic(
         *settings.topics,
         key_type=bytes,
@@ -92,10 +104,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         await runtime.revoke((tp.topic, tp.partition) for tp in revoked)
+        guard.revoked(revoked)  # after: the revoked work can no longer acknowledge
         web.forget_lag(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        guard.install(app.consumer)  # before the first acknowledgement, hence the first commit
         runtime.health.report(
             "assigned", bool(assigned), "no partitions assigned", source="consumer"
         )
@@ -115,13 +129,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
-def _acknowledger(app: faust.App) -> Callable[[Any], None]:
-    """Acknowledge a faust event; a noack stream skips faust's own bookkeeping of the message
-    leaving, so its sensor (faust_active_messages) is told here."""
+def _acknowledger(app: faust.App, guard: CommitGuard) -> Callable[[Any], None]:
+    """Acknowledge a faust event (and raise the guard's watermark); a noack stream skips faust's
+    own bookkeeping of the message leaving, so its sensor (faust_active_messages) is told here."""
 
     def ack(event: Any) -> None:
+        message = event.message
+        guard.acknowledged(message.tp, message.offset)
         if event.ack():  # the last reference: the offset is now committable
-            message = event.message
             app.sensors.on_message_out(message.tp, message.offset, message)
 
     return ack
@@ -172,9 +187,27 @@ class RelayWorker(faust.Worker):
     async def _stop_on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: draining in-flight records for up to %.0f s", sig.name, self.grace)
         await self.runtime.drain(self.grace)
-        await self.app.commit(None)  # type: ignore[attr-defined]
+        try:  # a broker that refuses or does not answer would hold the commit forever
+            await asyncio.wait_for(self.app.commit(None), COMMIT_WITHIN)  # type: ignore[attr-defined]
+        except TimeoutError:
+            log.warning("the last commit took over %.0f s: left undone (read again)", COMMIT_WITHIN)
         await self.runtime.close()
         await super()._stop_on_signal(sig)
+
+    def exit_failed(self, why: str) -> None:
+        """Drain and stop as on SIGTERM (``run_command`` then exits 1). faust's stop can wait
+        on brokers that refuse the relay: after the drain and STOP_WITHIN seconds more the
+        process exits 1 regardless (nothing unfinished was acknowledged)."""
+        self._schedule_shutdown(signal.SIGTERM)
+        deadline = threading.Timer(self.grace + STOP_WITHIN, _exit_now, args=(why,))
+        deadline.daemon = True
+        deadline.start()
+
+
+def _exit_now(why: str) -> None:
+    log.critical("the relay did not stop within its bound: exiting 1 now (%s)", why)
+    logging.shutdown()
+    os._exit(1)
 
 
 @click.command(name="run")
@@ -190,6 +223,12 @@ def run_command() -> None:
     configure(settings.log_level)
     await_login(settings)  # a refused login: up and not ready, saying why, then exit 1
     app, runtime = create_app(settings)
+    watch = AuthWatch(settings, runtime.health)
+
+    @app.task
+    async def watch_kafka_login() -> None:
+        await watch.run()
+
     log.info(
         "timeback-relay %s: %s -> %s, group %s, kafka %s",
         __version__,
@@ -207,7 +246,13 @@ def run_command() -> None:
         quiet=True,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    watch.on_lost = worker.exit_failed
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        if watch.lost is not None and not done.code:
+            raise SystemExit(1) from None  # the brokers refused the relay's credentials
+        raise
 
 
 if __name__ == "__main__":

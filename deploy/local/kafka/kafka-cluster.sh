@@ -3,7 +3,9 @@
 # 127.0.0.1, from the same Maven Central jars as kafka-local.sh. Production's shape, on loopback:
 #
 #   PLAINTEXT  admin listener (tests' own admin, inter-broker); its ANONYMOUS principal is a super user
-#   SASL_SSL   SCRAM-SHA-512 (and -256), server certificate with SAN 127.0.0.1/localhost
+#   SASL_SSL   SCRAM-SHA-512 (and -256), server certificate with SAN 127.0.0.1/localhost;
+#              SCRAM-SHA-256 sessions last KAFKA_CLUSTER_SHA256_REAUTH_MS (connections.max.reauth.ms:
+#              a client that does not log in again within it is disconnected), SHA-512 ones forever
 #   SSL        mutual TLS: client certificates required, principal = the certificate's DN
 #   ACLs on (StandardAuthorizer, deny by default); topics RF 3, min.insync.replicas=2
 #
@@ -23,6 +25,7 @@
 #   KAFKA_CLUSTER_DLQ                  dead-letter topic (default timeback.activity.dlq)
 #   KAFKA_CLUSTER_GROUP                the relay's consumer group (default timeback-relay)
 #   KAFKA_CLUSTER_PARTITIONS           partitions per topic (default 3)
+#   KAFKA_CLUSTER_SHA256_REAUTH_MS     session lifetime of SCRAM-SHA-256 logins (default 10000; 0: none)
 #   KAFKA_HEAP_OPTS (default -Xms128m -Xmx384m per node), KAFKA_JVM_OPTS, KAFKA_START_TIMEOUT (120),
 #   KAFKA_VERSION, KAFKA_CACHE_DIR (as kafka-local.sh), KAFKA_PYTHON (python with confluent-kafka)
 set -euo pipefail
@@ -179,6 +182,8 @@ super.users=User:ANONYMOUS
 sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_module
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram_module
+# a password rotated while clients run: their sessions end within this (tests/reliability/test_scram_rotation.py)
+listener.name.sasl_ssl.scram-sha-256.connections.max.reauth.ms=${KAFKA_CLUSTER_SHA256_REAUTH_MS:-10000}
 listener.name.ssl.ssl.client.auth=required
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$TLS_DIR/broker.p12
