@@ -12,9 +12,8 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from relay.timeback._http import BODY_LIMIT, body_limit
 from relay.timeback.client import ClientConfig, TimeBackClient, environment_proxy
-from relay.timeback.transport import CappedAiohttpTransport
+from relay.timeback.transport import BODY_LIMIT, ApiTransport
 
 BIG = 1 << 20
 
@@ -44,14 +43,14 @@ async def server() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[CappedAiohttpTransport]:
-    t = CappedAiohttpTransport(body_limit=body_limit, limits=httpx.Limits(max_connections=1))
+async def transport() -> AsyncIterator[ApiTransport]:
+    t = ApiTransport(limits=httpx.Limits(max_connections=1))
     yield t
     await t.aclose()
 
 
 async def test_an_error_body_is_cut_at_the_limit_and_its_connection_not_reused(
-    server: str, transport: CappedAiohttpTransport
+    server: str, transport: ApiTransport
 ) -> None:
     cut = await transport.handle_async_request(httpx.Request("GET", f"{server}/big-error"))
     assert cut.status_code == 400
@@ -63,7 +62,7 @@ async def test_an_error_body_is_cut_at_the_limit_and_its_connection_not_reused(
 
 
 async def test_the_request_body_is_sent_and_a_gzip_answer_decoded(
-    server: str, transport: CappedAiohttpTransport
+    server: str, transport: ApiTransport
 ) -> None:
     sent = await transport.handle_async_request(
         httpx.Request("POST", f"{server}/events/1.0", content=b"x" * 1000)
