@@ -24,8 +24,8 @@ from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from bench.procs import GoSink
-from relay.timeback._http import read_capped
 from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.transport import read_capped
 
 IN_FLIGHT = 64
 EVENT = b'{"id":"urn:uuid:0","type":"ViewEvent","pad":"' + b"a" * 900 + b'"}'

@@ -51,7 +51,7 @@ class Chain:
         return self.decoder.decode_sync(value)
 
     def enrich(self, activity: Activity) -> CourseContext:
-        context: CourseContext = _await(self.resolver.resolve(activity))
+        context: CourseContext = _await(self.mapper.resolve(activity))
         return context
 
     def map(self, pair: tuple[Activity, CourseContext]) -> list[CaliperEvent]:
@@ -59,7 +59,7 @@ class Chain:
 
     def full(self, value: bytes) -> list[CaliperEvent]:
         activity = self.decoder.decode_sync(value)
-        return self.mapper.map_resolved(activity, _await(self.resolver.resolve(activity)))
+        return self.mapper.map_resolved(activity, _await(self.mapper.resolve(activity)))
 
 
 def _best_us(fn: Callable[[Any], Any], items: list[Any], passes: int) -> float:

@@ -396,18 +396,14 @@ class Settings(BaseSettings):
         return self.max_pending or self.records_in_flight * PENDING_PER_SLOT
 
     @property
-    def effective_http_deadline(self) -> float:
-        """RELAY_HTTP_DEADLINE, or three HTTP timeouts."""
-        return self.http_deadline or 3 * self.http_timeout
-
-    @property
     def heartbeat_interval(self) -> float:
         """RELAY_KAFKA_HEARTBEAT_INTERVAL, or a tenth of the session timeout."""
         return self.kafka_heartbeat_interval or self.kafka_session_timeout / 10
 
     @property
     def effective_token_url(self) -> str:
-        return self.token_url or f"{self.api_base_url}/auth/1.0/token"
+        """RELAY_TOKEN_URL, or its default (``default_token_url``)."""
+        return self.token_url or default_token_url(self.api_base_url)
 
     def require(self, *names: str) -> None:
         """Fail with a ConfigError naming every missing ``RELAY_*`` variable among ``names``."""
@@ -422,6 +418,16 @@ class Settings(BaseSettings):
         if value is None:
             raise ConfigError(f"RELAY_{name.upper()}: required but not set")
         return value.get_secret_value()
+
+
+def default_token_url(api_base_url: str) -> str:
+    """RELAY_TOKEN_URL's default: the API's own token endpoint."""
+    return f"{api_base_url.rstrip('/')}/auth/1.0/token"
+
+
+def default_deadline(http_timeout: float) -> float:
+    """RELAY_HTTP_DEADLINE's default: three HTTP timeouts for a whole request, reply included."""
+    return 3 * http_timeout
 
 
 def load_settings(**overrides: Any) -> Settings:

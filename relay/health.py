@@ -5,40 +5,43 @@ manager (token obtained, refused, lost), each circuit breaker (through its ``on_
 dead-letter writer (writes failing, recovered), the consumer (partitions assigned) and the
 dispatcher (a processing bug blocked a partition), the deliverer (events held by a systemic
 answer: 403, 404, 3xx, a second 401), the Kafka login watch (the brokers refuse the relay's
-credentials). Each reports a condition as a ``source``, so
-two breakers are two sources and never overwrite each other; a condition holds while none of its
-sources reports it false. The views read ``readiness()``, ``reasons()`` and ``liveness()``.
+credentials). Each reports a ``Condition`` (the names are Health's) as a
+``source``, so two breakers are two sources and never overwrite each other; a condition holds
+while none of its sources reports it false. The views read ``readiness()``, ``reasons()`` and
+``liveness()``; the READY gauge follows every report.
 
 Reasons are the components' own messages, which never carry secrets.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
-from typing import Final
 
 from relay.metrics import READY
 from relay.resilience.breaker import CircuitState, OnChange
 
-READINESS: Final = (
-    "assigned",
-    "token_valid",
-    "circuit_closed",
-    "dlq_healthy",
-    "api_accepting",
-    "kafka_login",
-)
+
+class Condition(enum.StrEnum):
+    """The readiness conditions: /readyz is ready when every one holds."""
+
+    ASSIGNED = "assigned"  # the consumer has partitions
+    TOKEN_VALID = "token_valid"  # the API's access token is valid
+    CIRCUIT_CLOSED = "circuit_closed"  # every circuit breaker is closed
+    DLQ_HEALTHY = "dlq_healthy"  # dead letters can be written
+    API_ACCEPTING = "api_accepting"  # no event held by a systemic answer
+    KAFKA_LOGIN = "kafka_login"  # the brokers accept the relay's login
 
 
 class _Condition:
     """A readiness condition read as an attribute: ``health.token_valid``."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+        self.condition = Condition(name)
 
     def __get__(self, health: Health, owner: type | None = None) -> bool:
-        return not health._faults[self.name]
+        return not health._faults[self.condition]
 
 
 class Health:
@@ -54,21 +57,23 @@ class Health:
     ) -> None:
         self.stall_after = stall_after
         self._clock = clock
-        self._faults: dict[str, dict[str, str]] = {condition: {} for condition in READINESS}
-        self._faults["assigned"]["consumer"] = "no partitions assigned yet"
-        self._faults["token_valid"]["token"] = "no access token yet"
+        self._faults: dict[Condition, dict[str, str]] = {condition: {} for condition in Condition}
+        self._faults[Condition.ASSIGNED]["consumer"] = "no partitions assigned yet"
+        self._faults[Condition.TOKEN_VALID]["token"] = "no access token yet"
         self._broken: dict[str, str] = {}  # source -> why the process must be restarted
         self.last_progress = clock()  # last acknowledgement (or start)
+        self._publish()
 
     # -- reports ------------------------------------------------------------------------------
 
-    def report(self, condition: str, ok: bool, why: str = "", *, source: str = "") -> None:
+    def report(self, condition: Condition, ok: bool, why: str = "", *, source: str = "") -> None:
         """``condition`` holds (or not, because ``why``) as far as ``source`` knows."""
         faults = self._faults[condition]  # KeyError: not a readiness condition
         if ok:
             faults.pop(source, None)
         else:
             faults[source] = why or f"{condition} is false"
+        self._publish()
 
     def broke(self, why: str, *, source: str = "processing") -> None:
         """Only a restart helps (a partition is blocked): liveness fails, saying ``why``."""
@@ -82,24 +87,26 @@ class Health:
 
         def changed(old: CircuitState, new: CircuitState) -> None:
             closed = new is CircuitState.CLOSED
-            self.report("circuit_closed", closed, f"circuit {name} is {new.value}", source=name)
+            why = f"circuit {name} is {new.value}"
+            self.report(Condition.CIRCUIT_CLOSED, closed, why, source=name)
 
         return changed
 
     # -- readiness ----------------------------------------------------------------------------
 
     def readiness(self) -> dict[str, bool]:
-        return {condition: not faults for condition, faults in self._faults.items()}
+        return {condition.value: not faults for condition, faults in self._faults.items()}
 
     def reasons(self) -> dict[str, str]:
         """Why each false condition is false (empty when ready)."""
-        return {c: "; ".join(f.values()) for c, f in self._faults.items() if f}
+        return {c.value: "; ".join(f.values()) for c, f in self._faults.items() if f}
 
     @property
     def ready(self) -> bool:
-        ok = all(self.readiness().values())
-        READY.set(1 if ok else 0)
-        return ok
+        return not any(self._faults.values())
+
+    def _publish(self) -> None:
+        READY.set(1 if self.ready else 0)
 
     # -- liveness -----------------------------------------------------------------------------
 

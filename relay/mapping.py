@@ -44,6 +44,7 @@ from relay.contract.activity import (
     SessionChanged,
     XpEarned,
     record_name,
+    require_every_type,
 )
 from relay.courses import CourseContext, CourseResolver
 from relay.errors import Rejection
@@ -259,13 +260,20 @@ _MAPPERS: Final[dict[type, _Map]] = {
     ResourceViewed: _map_view,
     SessionChanged: _map_session,
 }
+require_every_type("relay.mapping: _MAPPERS", _MAPPERS)
 
 
 # --- the stage --------------------------------------------------------------------------------
 
 
 class Mapper:
-    """The enrich + map stage: resolve course and subject, map, check every event."""
+    """The enrich + map stage, the one entry for the pipeline, the tools, the bench and the tests.
+
+    ``map`` is the whole stage. The pipeline runs its two halves apart, ``resolve`` (course and
+    subject: may ask the rostering API, so it is wrapped in the pipeline's retry) then
+    ``map_resolved`` (pure: map and check), so a rostering outage is waited out while mapping
+    never is.
+    """
 
     def __init__(self, ctx: MappingContext, resolver: CourseResolver, rules: TimeBackRules) -> None:
         self.ctx = ctx
@@ -273,16 +281,20 @@ class Mapper:
         self.rules = rules
 
     async def map(self, activity: Activity) -> list[CaliperEvent]:
-        course = await self.resolver.resolve(activity)
-        return self.map_resolved(activity, course)
+        return self.map_resolved(activity, await self.resolve(activity))
+
+    async def resolve(self, activity: Activity) -> CourseContext:
+        """Course and subject of the activity (``relay.courses``); a Rejection when they do
+        not resolve; the rostering client's own errors when it cannot answer."""
+        return await self.resolver.resolve(activity)
 
     def map_resolved(self, activity: Activity, course: CourseContext) -> list[CaliperEvent]:
         """Map with a known course context and check every event (Rejection on any issue)."""
         events = map_activity(activity, course, self.ctx)
-        self.check(events)
+        self._check(events)
         return events
 
-    def check(self, events: list[CaliperEvent]) -> None:
+    def _check(self, events: list[CaliperEvent]) -> None:
         """The rule checker on every event: an issue means the mapping is wrong (Rejection)."""
         for event in events:
             issues = check(event.body, self.rules)

@@ -28,11 +28,11 @@ def client_config(settings: Settings) -> ClientConfig:
         base_url=settings.api_base_url,
         client_id=settings.client_id,
         client_secret=SecretStr(settings.secret("client_secret")),
-        token_url=settings.effective_token_url,
+        token_url=settings.token_url,  # None: ClientConfig's default
         auth_method=settings.auth_method,
         scope=settings.scope,
         timeout=settings.http_timeout,
-        deadline=settings.effective_http_deadline,
+        deadline=settings.http_deadline,
         max_in_flight=settings.max_in_flight,
         retry_after_cap=settings.retry_after_cap,
     )

@@ -30,6 +30,7 @@ from relay.contract.activity import (
     SessionAction,
     SessionChanged,
     XpEarned,
+    require_every_type,
 )
 from relay.errors import Rejection
 
@@ -210,12 +211,18 @@ def _session_changed(r: Record, checks: Checks) -> SessionChanged:
     )
 
 
-_BUILDERS: dict[str, Callable[[Record, Checks], Activity]] = {
-    f"{NAMESPACE}.XpEarned": _xp_earned,
-    f"{NAMESPACE}.AssessmentProgress": _assessment_progress,
-    f"{NAMESPACE}.QuestionAnswered": _question_answered,
-    f"{NAMESPACE}.ResourceViewed": _resource_viewed,
-    f"{NAMESPACE}.SessionChanged": _session_changed,
+_Builder = Callable[[Record, Checks], Activity]
+_BUILDER_OF: dict[type[Activity], _Builder] = {
+    XpEarned: _xp_earned,
+    AssessmentProgress: _assessment_progress,
+    QuestionAnswered: _question_answered,
+    ResourceViewed: _resource_viewed,
+    SessionChanged: _session_changed,
+}
+require_every_type("relay.contract.build: _BUILDER_OF", _BUILDER_OF)
+# By full Avro name, as records are dispatched.
+_BUILDERS: dict[str, _Builder] = {
+    f"{NAMESPACE}.{cls.__name__}": build for cls, build in _BUILDER_OF.items()
 }
 
 # -- field checks -------------------------------------------------------------------------------

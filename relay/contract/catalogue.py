@@ -27,7 +27,7 @@ from fastavro import parse_schema
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from relay.contract.activity import NAMESPACE
+from relay.contract.activity import NAMESPACE, require_every_type
 from relay.errors import ConfigError
 
 Schema = dict[str, Any]  # a fastavro parsed schema (a dict with __fastavro_parsed)
@@ -177,8 +177,12 @@ class Catalogue:
 
 @functools.cache
 def default_catalogue() -> Catalogue:
-    """The repository's catalogue, loaded once per process."""
-    return Catalogue.load()
+    """The repository's catalogue, loaded once per process: one schema per record type (a
+    schema without its model, or a model without its schema, stops the relay at start)."""
+    catalogue = Catalogue.load()
+    short_names = [name.rpartition(".")[2] for name in catalogue.names()]
+    require_every_type(f"the schemas of {default_schema_dir()}", short_names)
+    return catalogue
 
 
 def _avsc_files(directory: Path) -> list[Path]:

@@ -9,9 +9,10 @@ Resolution order (issue 4, docs/architecture.md#decisions-and-why):
    onto the enum (the first that maps wins). Cached with a TTL (404s too); concurrent misses for
    one key share a single request.
 
-Which records need what: XpEarned, AssessmentProgress and QuestionAnswered (Grade, Assessment and
-AssessmentItem events) need both, or are rejected (stage ``enrich``); ResourceViewed gets whatever
-resolves (failures leave the extensions out); SessionChanged never gets either.
+Which records need what (each record type's ``COURSE`` in ``relay.contract.activity`` says):
+XpEarned, AssessmentProgress and QuestionAnswered (Grade, Assessment and AssessmentItem events)
+need both, or are rejected (stage ``enrich``); ResourceViewed gets whatever resolves (failures
+leave the extensions out); SessionChanged never gets either.
 
 Rejections: ``course-unresolved`` (no course anywhere), ``course-invalid`` (the record's course is
 an IRI that is not a course IRI), ``subject-invalid`` (a subject that is not in the enum and no

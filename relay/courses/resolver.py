@@ -8,14 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from relay.caliper.ids import parse_course_id
-from relay.contract.activity import (
-    Activity,
-    AssessmentProgress,
-    QuestionAnswered,
-    ResourceViewed,
-    SessionChanged,
-    XpEarned,
-)
+from relay.contract.activity import Activity
 from relay.courses.cache import TtlCache
 from relay.courses.coursemap import CourseMap, SubjectNormalizer
 from relay.errors import ConfigError, Rejection
@@ -81,9 +74,10 @@ class CourseResolver:
         return self.courses.misses + self.users.misses
 
     async def resolve(self, activity: Activity) -> CourseContext:
-        if isinstance(activity, SessionChanged):
+        """As the record type's ``COURSE`` policy says: required, best effort, or none."""
+        if activity.COURSE == "none":
             return CourseContext()
-        if isinstance(activity, ResourceViewed):
+        if activity.COURSE == "best-effort":
             return await self._best_effort(activity)
         course_id = self._course_id(activity)
         if course_id is None:
@@ -100,7 +94,7 @@ class CourseResolver:
             raise Rejection("enrich", "student-unknown", f"user {activity.student_id}: 404")
         return CourseContext(course_id, subject)
 
-    async def _best_effort(self, activity: ResourceViewed) -> CourseContext:
+    async def _best_effort(self, activity: Activity) -> CourseContext:
         """A view carries course and subject when they resolve; failing to is not an error.
 
         A course the rostering API does not know (404) is left out, subject or not.
@@ -132,7 +126,7 @@ class CourseResolver:
                 raise Rejection("enrich", "course-invalid", f"course_id: {exc}") from None
             self._note("record", "found")
             return course_id
-        entry = self.map.course_for(_activity_ids(activity))
+        entry = self.map.course_for(activity.course_refs())
         self._note("map", "found" if entry else "none")
         return entry.id if entry else None
 
@@ -205,20 +199,5 @@ class CourseResolver:
             self._observe(source, result)
 
 
-def _activity_ids(activity: Activity) -> tuple[str, ...]:
-    """The activity ids the course map matches, most specific course signal first."""
-    if isinstance(activity, XpEarned):
-        return (activity.activity.id,)
-    if isinstance(activity, AssessmentProgress):
-        return (activity.assessment.id,)
-    if isinstance(activity, QuestionAnswered):
-        if activity.assessment is not None:
-            return (activity.assessment.id, activity.item.id)
-        return (activity.item.id,)
-    if isinstance(activity, ResourceViewed):
-        return (activity.resource.id,)
-    return ()
-
-
 def _ids(activity: Activity) -> str:
-    return ", ".join(repr(i) for i in _activity_ids(activity)) or "this record"
+    return ", ".join(repr(i) for i in activity.course_refs()) or "this record"

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Final
 
 from relay.config import Settings
-from relay.health import Health
+from relay.health import Condition, Health
 from relay.metrics import KAFKA_AUTH_FAILURES
 from relay.pipeline.kafka_diagnosis import Diagnosis
 from relay.pipeline.login import try_login
@@ -83,7 +83,7 @@ class AuthWatch:
         if refused is None:
             if self._since is not None:
                 log.info("Kafka accepts the relay's login again")
-                self.health.report(SOURCE, True, source=SOURCE)
+                self.health.report(Condition.KAFKA_LOGIN, True, source=SOURCE)
             self._since = None
             return
         KAFKA_AUTH_FAILURES.inc()
@@ -91,7 +91,10 @@ class AuthWatch:
         self._since = now if self._since is None else self._since
         refused_for = now - self._since
         self.health.report(
-            SOURCE, False, f"{refused.problem} (for {refused_for:.0f} s)", source=SOURCE
+            Condition.KAFKA_LOGIN,
+            False,
+            f"{refused.problem} (for {refused_for:.0f} s)",
+            source=SOURCE,
         )
         log.error("Kafka refuses the relay's login; not ready: %s", refused)
         if self.grace and refused_for >= self.grace:

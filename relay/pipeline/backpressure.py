@@ -23,7 +23,7 @@ class FetchGate:
         self.app = app
         self._paused: set[TP] = set()
 
-    def update(self, dispatcher: Dispatcher[Any] | None) -> None:
+    def update(self, dispatcher: Dispatcher[Any, Any] | None) -> None:
         """Pause fetching while ``dispatcher`` is over its byte bound, resume when under."""
         # Called after every record: the common case (under the bound, nothing paused) does
         # no work at all.

@@ -49,7 +49,7 @@ from confluent_kafka import (
 
 from relay import __version__
 from relay.errors import Rejection, TransientError
-from relay.health import Health
+from relay.health import Condition, Health
 from relay.logs import redact
 from relay.metrics import (
     DLQ_PERMANENT_FAILURES,
@@ -199,7 +199,7 @@ class DeadLetterWriter:
 
         await self._retry.run(attempt)
         DLQ_WRITES.labels(rejection.reason).inc()
-        self.health.report("dlq_healthy", True, source=self.topic)
+        self.health.report(Condition.DLQ_HEALTHY, True, source=self.topic)
 
     def _failed(self, failure: Failure) -> None:
         DLQ_WRITE_FAILURES.inc()
@@ -207,7 +207,7 @@ class DeadLetterWriter:
         permanent = error.permanent if isinstance(error, DeadLetterWriteFailed) else None
         if permanent is None or not isinstance(error, DeadLetterWriteFailed):
             why = f"dead-letter writes to {self.topic} fail: {error}"
-            self.health.report("dlq_healthy", False, why, source=self.topic)
+            self.health.report(Condition.DLQ_HEALTHY, False, why, source=self.topic)
             log.error("%s; retrying in %.1f s; the partition waits", why, failure.delay)
             return
         DLQ_PERMANENT_FAILURES.labels(permanent).inc()
@@ -215,7 +215,7 @@ class DeadLetterWriter:
             f"dead-letter writes to {self.topic} fail permanently ({permanent}): "
             f"{error.remedy}; no retry succeeds until then and the partition waits"
         )
-        self.health.report("dlq_healthy", False, why, source=self.topic)
+        self.health.report(Condition.DLQ_HEALTHY, False, why, source=self.topic)
         log.critical("%s (%s); retrying in %.1f s", why, redact(str(error))[:300], failure.delay)
 
     async def _send(

@@ -13,12 +13,14 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   into an empty window, however large): the bound holds for large records too.
 - **Per-key order.** Records with the same key (the student) run one after another, in the order
   they were submitted; records of different keys run concurrently.
-- **Keying in order.** A record's key may only be known after some work (decoding it, perhaps
-  asking the Schema Registry): ``submit`` without a key admits the record into the window at once
-  and ``key_of`` finds its key there. Per partition, records are keyed one after another in offset
-  order and join their key's queue only then, so a record whose key takes a while (a cold
-  registry cache) is never overtaken by a later record of the same key. Keying is part of the
-  record's processing: if it raises, that is a processing bug like any other.
+- **Preparing in order.** A record's key may only be known after some work (decoding it,
+  perhaps asking the Schema Registry): ``submit`` without a key admits the record into the window
+  at once and ``prepare(item) -> (key, prepared)`` finds its key there; ``process`` is then handed
+  ``prepared`` (the work is done once, and the submitted item is never written to). Per
+  partition, records are prepared one after another in offset order and join their key's queue
+  only then, so a record whose key takes a while (a cold registry cache) is never overtaken by a
+  later record of the same key. Preparing is part of the record's processing: if it raises, that
+  is a processing bug like any other. A record submitted with its key is processed as it is.
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
   submitted (their offset order), each only once it and every record before it are done. A
   record that finishes early waits for its predecessors.
@@ -28,9 +30,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
 
-``process`` (and ``key_of``) handle their own rejections (dead-lettering is part of processing).
+``process`` (and ``prepare``) handle their own rejections (dead-lettering is part of processing).
 Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
-acknowledged past; when keying raised, no later record of the partition is even keyed).
+acknowledged past; when preparing raised, no later record of the partition is even prepared).
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 from relay.logs import outline
 from relay.metrics import IN_FLIGHT, PENDING
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+T = TypeVar("T")  # the submitted item (a Kafka record), acknowledged
+P = TypeVar("P")  # what processing is handed: ``prepare``'s result, or the item itself
 
 CANCEL_WAIT = 5.0  # seconds to let cancelled work unwind before a revocation returns
 
@@ -61,10 +64,11 @@ UNKNOWN: Final = _Unknown()
 
 
 @dataclass(eq=False, slots=True)
-class _Entry(Generic[T]):
+class _Entry(Generic[T, P]):
     item: T
     partition: Hashable
     key: Hashable = None
+    prepared: P | None = None
     keyed: bool = False
     joined: bool = False  # in its key's queue (keyed, and every earlier record of it too)
     size: int = 0
@@ -73,16 +77,16 @@ class _Entry(Generic[T]):
     revoked: bool = False
 
 
-class Dispatcher(Generic[T]):
+class Dispatcher(Generic[T, P]):
     def __init__(
         self,
-        process: Callable[[T], Awaitable[None]],
+        process: Callable[[P], Awaitable[None]],
         ack: Callable[[T], None],
         *,
         max_in_flight: int,
         max_pending: int,
         on_error: Callable[[T, BaseException], None] | None = None,
-        key_of: Callable[[T], Awaitable[Hashable]] | None = None,
+        prepare: Callable[[T], Awaitable[tuple[Hashable, P]]] | None = None,
         max_pending_bytes: int | None = None,
         size: Callable[[T], int] = lambda _item: 0,
     ) -> None:
@@ -93,7 +97,7 @@ class Dispatcher(Generic[T]):
         self._process = process
         self._ack = ack
         self._on_error = on_error
-        self._key_of = key_of
+        self._prepare = prepare
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -103,9 +107,9 @@ class Dispatcher(Generic[T]):
         self._bytes_room.set()
         self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
         self._running = asyncio.Semaphore(max_in_flight)  # being processed
-        self._partitions: dict[Hashable, deque[_Entry[T]]] = {}  # unacknowledged, offset order
-        self._chains: dict[Hashable, deque[_Entry[T]]] = {}  # unfinished, per key; head runs
-        self._unkeyed: dict[Hashable, deque[_Entry[T]]] = {}  # per partition, offset order
+        self._partitions: dict[Hashable, deque[_Entry[T, P]]] = {}  # unacknowledged, offset order
+        self._chains: dict[Hashable, deque[_Entry[T, P]]] = {}  # unfinished, per key; head runs
+        self._unkeyed: dict[Hashable, deque[_Entry[T, P]]] = {}  # per partition, offset order
         self._keyers: dict[Hashable, asyncio.Task[None]] = {}  # per partition with unkeyed
         self._epochs: dict[Hashable, int] = {}  # bumped by revoke: stale submits are dropped
         self._count = 0
@@ -142,13 +146,13 @@ class Dispatcher(Generic[T]):
         self, item: T, *, partition: Hashable, key: Hashable | _Unknown = UNKNOWN
     ) -> bool:
         """Admit ``item`` once the window has room and start it when its key is free; without
-        a ``key``, ``key_of`` finds it (in the partition's offset order).
+        a ``key``, ``prepare`` finds it (in the partition's offset order).
 
         Returns False, without admitting it, when its partition was revoked while it waited.
         After ``drain`` it never returns: the caller (the agent) is cancelled at shutdown.
         """
-        if isinstance(key, _Unknown) and self._key_of is None:
-            raise TypeError("submit without a key needs a dispatcher with key_of")
+        if isinstance(key, _Unknown) and self._prepare is None:
+            raise TypeError("submit without a key needs a dispatcher with prepare")
         epoch = self._epochs.get(partition, 0)
         await self._wait_open()
         while self.over_bytes:
@@ -159,7 +163,7 @@ class Dispatcher(Generic[T]):
             self._slots.release()
             await self._wait_open()
             return False
-        entry = _Entry(item, partition, size=self._size(item))
+        entry: _Entry[T, P] = _Entry(item, partition, size=self._size(item))
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
         self._bytes += entry.size
@@ -172,19 +176,19 @@ class Dispatcher(Generic[T]):
         if unkeyed is None:
             unkeyed = self._unkeyed[partition] = deque()
             self._keyers[partition] = asyncio.create_task(self._keying(partition, unkeyed))
-        if not isinstance(key, _Unknown):
-            entry.key, entry.keyed = key, True  # known, but joins only after those before it
+        if not isinstance(key, _Unknown):  # known, but joins only after those before it
+            entry.key, entry.prepared, entry.keyed = key, cast(P, item), True
         unkeyed.append(entry)
         return True
 
-    async def _keying(self, partition: Hashable, unkeyed: deque[_Entry[T]]) -> None:
-        """Key the partition's records one after another, each joining its key's queue."""
-        assert self._key_of is not None
+    async def _keying(self, partition: Hashable, unkeyed: deque[_Entry[T, P]]) -> None:
+        """Prepare the partition's records one after another, each joining its key's queue."""
+        assert self._prepare is not None
         while unkeyed:
             entry = unkeyed[0]
             if not entry.keyed:
                 try:
-                    entry.key = await self._key_of(entry.item)
+                    entry.key, entry.prepared = await self._prepare(entry.item)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the partition stays blocked here: none keyed past it
@@ -199,7 +203,9 @@ class Dispatcher(Generic[T]):
             del self._unkeyed[partition]
             del self._keyers[partition]
 
-    def _join(self, entry: _Entry[T], key: Hashable) -> None:
+    def _join(self, entry: _Entry[T, P], key: Hashable) -> None:
+        if not entry.keyed:  # submitted with its key: processed as it is
+            entry.prepared = cast(P, entry.item)
         entry.key, entry.keyed, entry.joined = key, True, True
         chain = self._chains.setdefault(key, deque())
         chain.append(entry)
@@ -210,13 +216,13 @@ class Dispatcher(Generic[T]):
         if self._closed:
             await asyncio.Event().wait()  # forever: a closed dispatcher admits nothing
 
-    def _start(self, entry: _Entry[T]) -> None:
+    def _start(self, entry: _Entry[T, P]) -> None:
         entry.task = asyncio.create_task(self._run(entry))
 
-    async def _run(self, entry: _Entry[T]) -> None:
+    async def _run(self, entry: _Entry[T, P]) -> None:
         try:
             async with self._running:
-                await self._processing(entry.item)
+                await self._processing(cast(P, entry.prepared))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -232,16 +238,16 @@ class Dispatcher(Generic[T]):
         except Exception as exc:  # an ack callback failed: as bad as a processing bug
             self._fail(entry, exc)
 
-    async def _processing(self, item: T) -> None:
+    async def _processing(self, prepared: P) -> None:
         self._busy += 1
         IN_FLIGHT.inc()
         try:
-            await self._process(item)
+            await self._process(prepared)
         finally:
             self._busy -= 1
             IN_FLIGHT.dec()
 
-    def _fail(self, entry: _Entry[T], exc: BaseException) -> None:
+    def _fail(self, entry: _Entry[T, P], exc: BaseException) -> None:
         # Type and frames only: the message (and a traceback's last line) may quote the record.
         log.error(
             "record processing failed unexpectedly; partition %s is blocked: %s",
@@ -251,7 +257,7 @@ class Dispatcher(Generic[T]):
         if self._on_error is not None:
             self._on_error(entry.item, exc)
 
-    def _next_of_key(self, entry: _Entry[T]) -> None:
+    def _next_of_key(self, entry: _Entry[T, P]) -> None:
         chain = self._chains[entry.key]
         chain.popleft()  # the finished entry is the chain's head: only the head runs
         if chain:
@@ -271,7 +277,7 @@ class Dispatcher(Generic[T]):
         if queue is not None and not queue:
             del self._partitions[partition]
 
-    def _release(self, entry: _Entry[T]) -> None:
+    def _release(self, entry: _Entry[T, P]) -> None:
         self._count -= 1
         self._bytes -= entry.size
         if not self.over_bytes:
@@ -285,7 +291,7 @@ class Dispatcher(Generic[T]):
 
     async def revoke(self, partitions: Iterable[Hashable]) -> int:
         """Cancel and forget the unacknowledged work of ``partitions``; how many records."""
-        dropped: list[_Entry[T]] = []
+        dropped: list[_Entry[T, P]] = []
         keyers: list[asyncio.Task[None]] = []
         for partition in partitions:
             self._epochs[partition] = self._epochs.get(partition, 0) + 1

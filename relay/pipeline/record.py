@@ -1,11 +1,14 @@
-"""``SourceRecord``: one Kafka record as the pipeline sees it, from the agent to its dead letter.
+"""``SourceRecord``: one Kafka record as the pipeline sees it, from the agent to its dead letter;
+``Prepared``: the same record once the dispatcher has decoded and keyed it.
 
 Its own module because both the stages and the dead-letter writer speak of it (and neither
-should import the other for it).
+should import the other for it). Both are immutable: what the record went through travels in
+``Prepared``, never written back onto the transport record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +17,7 @@ from relay.errors import Rejection
 from relay.resilience import Attempts
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One Kafka record as the pipeline sees it (faust's event stays with the agent)."""
 
@@ -24,22 +27,28 @@ class SourceRecord:
     timestamp: float | None  # Kafka timestamp, seconds
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
-    # Decoded when the dispatcher keys the record (its student is its order key), in the window.
-    predecoded: Activity | Rejection | None = None
-    decode_attempts: Attempts = field(default_factory=Attempts)  # registry lookups when keyed
+    headers: Sequence[tuple[str, bytes]] = ()
+    handle: Any = field(default=None, compare=False)  # the transport's own handle (faust's event)
 
     def size(self) -> int:
         """Bytes this record holds (key, value, headers): what RELAY_MAX_PENDING_BYTES counts."""
         headers = sum(len(k) + len(v) for k, v in self.headers)
         return len(self.key or b"") + len(self.value) + headers
 
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A record decoded once, in the window (or rejected while decoding), ready to process."""
+
+    record: SourceRecord
+    decoded: Activity | Rejection
+    attempts: Attempts = field(default_factory=Attempts)  # the registry lookups decoding took
+
     @property
-    def order_key(self) -> object:
+    def order_key(self) -> Hashable:
         """Records of one student run in order; undecodable ones by their Kafka key (or
-        partition). Only meaningful once decoded: the dispatcher keys records in offset order."""
-        decoded = self.predecoded
-        if decoded is not None and not isinstance(decoded, Rejection):
-            return ("student", decoded.student_id)
-        return ("key", self.key) if self.key else ("partition", self.topic, self.partition)
+        partition)."""
+        if not isinstance(self.decoded, Rejection):
+            return ("student", self.decoded.student_id)
+        record = self.record
+        return ("key", record.key) if record.key else ("partition", record.topic, record.partition)

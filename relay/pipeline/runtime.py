@@ -27,7 +27,7 @@ from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.kafka_config import confluent_config
 from relay.pipeline.quarantine import Quarantine, Strikes
-from relay.pipeline.record import SourceRecord
+from relay.pipeline.record import Prepared, SourceRecord
 from relay.pipeline.stages import Pipeline, stage_retry
 from relay.resilience import Backoff, CircuitBreaker, FailureRate, FixedDelay, Retry, Verdict
 from relay.timeback.client import TimeBackClient
@@ -47,7 +47,7 @@ class Runtime:
         self._ack_handle = ack
         self._started: asyncio.Future[None] | None = None
         self.client: TimeBackClient | None = None
-        self.dispatcher: Dispatcher[SourceRecord] | None = None
+        self.dispatcher: Dispatcher[SourceRecord, Prepared] | None = None
         self.dead_letters: DeadLetterWriter | None = None
         self._token_task: asyncio.Task[None] | None = None
         self.envelopes: EnvelopeBatcher | None = None
@@ -109,7 +109,7 @@ class Runtime:
             max_in_flight=s.records_in_flight,
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
-            key_of=pipeline.order_key,  # decoding, in the window, in offset order
+            prepare=pipeline.prepare,  # decoding, in the window, in offset order
             max_pending_bytes=s.max_pending_bytes,
             size=SourceRecord.size,
         )

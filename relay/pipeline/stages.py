@@ -22,11 +22,11 @@ from relay.contract.decode import Decoder, RegistryLookupRequired
 from relay.courses import CourseContext
 from relay.errors import Rejection, Stage, SystemicError, TransientError
 from relay.logs import bind_record
-from relay.mapping import CaliperEvent, Mapper, map_activity
+from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.quarantine import Quarantine
-from relay.pipeline.record import SourceRecord
+from relay.pipeline.record import Prepared, SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
 from relay.timeback.client import SendResult
 from relay.timeback.delivery import Deliverer
@@ -95,7 +95,7 @@ class RecordAttempts:
 
     def __init__(self, *, decode: Attempts | None = None) -> None:
         self._stages: defaultdict[str, Attempts] = defaultdict(Attempts)
-        if decode is not None:  # spent when the record was keyed
+        if decode is not None:  # spent when the record was prepared
             self._stages["decode"] = decode
 
     def of(self, stage: Stage) -> Attempts:
@@ -131,32 +131,33 @@ class Pipeline:
         self.registry, self.rostering = registry, rostering
         self.quarantine = quarantine
 
-    async def order_key(self, record: SourceRecord) -> Hashable:
-        """The dispatcher's ``key_of``: decode the record (asking the Schema Registry for a
+    async def prepare(self, record: SourceRecord) -> tuple[Hashable, Prepared]:
+        """The dispatcher's ``prepare``: decode the record (asking the Schema Registry for a
         schema id not cached yet, waited for while it is down) and key it by its student. The
-        dispatcher keys a partition's records in offset order, inside the window, so a cold
+        dispatcher prepares a partition's records in offset order, inside the window, so a cold
         cache never lets a student's later record overtake this one, and an unexpected error
-        here blocks the partition instead of being acknowledged around."""
+        here blocks the partition instead of being acknowledged around. The only decode."""
         bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        attempts = Attempts()
         try:
             decoded = predecode(self.decoder, record.value)
             if decoded is None:
                 decoded = await self.registry.run(
-                    lambda: self.decoder.decode(record.value), record.decode_attempts
+                    lambda: self.decoder.decode(record.value), attempts
                 )
         except Rejection as rejection:  # e.g. a schema id the registry does not know
             decoded = rejection
         except Exception as bug:
             decoded = await self._quarantined(record, bug)  # handle dead-letters it
-        record.predecoded = decoded
-        return record.order_key
+        prepared = Prepared(record, decoded, attempts)
+        return prepared.order_key, prepared
 
-    async def handle(self, record: SourceRecord) -> None:
+    async def handle(self, prepared: Prepared) -> None:
         try:
-            await self._handle(record)
+            await self._handle(prepared)
         except Exception as bug:
-            quarantined = await self._quarantined(record, bug)
-            await self.dead_letters.write(record, quarantined)
+            quarantined = await self._quarantined(prepared.record, bug)
+            await self.dead_letters.write(prepared.record, quarantined)
 
     async def _quarantined(self, record: SourceRecord, bug: Exception) -> Rejection:
         """The processing bug's rejection if the record is quarantined now; else the bug is
@@ -166,17 +167,16 @@ class Pipeline:
             raise bug
         return rejection
 
-    async def _handle(self, record: SourceRecord) -> None:
+    async def _handle(self, prepared: Prepared) -> None:
+        record = prepared.record
         bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
-        attempts = RecordAttempts(decode=record.decode_attempts)
+        attempts = RecordAttempts(decode=prepared.attempts)
         events: list[CaliperEvent] = []
         try:
-            activity = await self.decode(record, attempts.of("decode"))  # and validate
+            activity = self.decoded(prepared)  # and validated
             bind_record(event_id=activity.event_id, record_type=record_name(activity))
             course = await self.enrich(activity, attempts.of("enrich"))
-            mapped = map_activity(activity, course, self.mapper.ctx)
-            self.mapper.check(mapped)
-            events = mapped  # only checked events are named in a later dead letter
+            events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
             await self.deliver(events, attempts.of("deliver"))
             DELIVERY_LAG.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
         except Rejection as rejection:
@@ -184,12 +184,11 @@ class Pipeline:
                 record, attempts.stamp(rejection), event_ids=[e.id for e in events]
             )
 
-    async def decode(self, record: SourceRecord, attempts: Attempts) -> Activity:
-        """Decode and validate (the contract checks a record as it reads it); a schema id not
-        yet seen is fetched from the Schema Registry, which is waited for while it is down."""
-        decoded = record.predecoded
-        if decoded is None:  # not keyed by ``order_key`` (a dispatcher given keys)
-            decoded = await self.registry.run(lambda: self.decoder.decode(record.value), attempts)
+    @staticmethod
+    def decoded(prepared: Prepared) -> Activity:
+        """The activity ``prepare`` decoded and validated (the contract checks a record as it
+        reads it), or the rejection it met on the way."""
+        decoded = prepared.decoded
         if isinstance(decoded, Rejection):
             raise decoded
         RECORDS_DECODED.labels(decoded.__class__.__name__).inc()
@@ -198,9 +197,7 @@ class Pipeline:
     async def enrich(self, activity: Activity, attempts: Attempts) -> CourseContext:
         """Course and subject; rostering is waited for while it is down."""
         try:
-            return await self.rostering.run(
-                lambda: self.mapper.resolver.resolve(activity), attempts
-            )
+            return await self.rostering.run(lambda: self.mapper.resolve(activity), attempts)
         except RequestRejected as refused:
             raise rejection_of(refused) from None
 

@@ -31,6 +31,7 @@ from faust.types import TP
 from relay import __version__
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
+from relay.health import Condition
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import web
@@ -111,7 +112,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         guard.install(app.consumer)  # before the first acknowledgement, hence the first commit
         runtime.health.report(
-            "assigned", bool(assigned), "no partitions assigned", source="consumer"
+            Condition.ASSIGNED, bool(assigned), "no partitions assigned", source="consumer"
         )
         ASSIGNED_PARTITIONS.set(len(assigned))
         REBALANCES.inc()

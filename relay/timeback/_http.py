@@ -1,13 +1,13 @@
 """Small httpx helpers shared by the token manager and the client: one timed send (a missing
-answer becomes ``ApiTransientError``; the body is read only up to a byte cap), metrics, labels,
-bodies."""
+answer becomes ``ApiTransientError``; the answer read and capped as ``transport`` says),
+metrics, labels, bodies."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 import httpx
@@ -15,15 +15,11 @@ import orjson
 
 from relay.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
 from relay.timeback.errors import ApiTransientError
+from relay.timeback.transport import BODY_LIMIT, read_capped
 
-BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
-# Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
-# smaller); a longer one is cut, so its JSON fails to parse like any malformed answer.
-ANSWER_LIMIT: Final = 4 << 20
-
-
-# One exchange: a request to its response, body not read yet (a transport's
-# ``handle_async_request``, or an ``httpx.AsyncClient.send`` with ``stream=True``).
+# One exchange: a request to its response (a transport's ``handle_async_request``, or an
+# ``httpx.AsyncClient.send`` with ``stream=True``); ``transport.read_capped`` brings whatever it
+# answers under ``ApiTransport``'s contract: read, capped.
 Exchange = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
@@ -60,45 +56,6 @@ async def send(
     return response
 
 
-def body_limit(status: int) -> int:
-    """Bytes of an answer's body kept: ``BODY_LIMIT`` of an error (all a dead letter keeps),
-    ``ANSWER_LIMIT`` of a success."""
-    return ANSWER_LIMIT if 200 <= status < 300 else BODY_LIMIT
-
-
-async def read_capped(response: httpx.Response) -> httpx.Response:
-    """``response`` with its body read up to ``body_limit`` and the rest never read. A huge body
-    is never held whole; the connection of a cut body is closed, not drained. A response read
-    already (``transport.CappedAiohttpTransport`` caps as it reads; a mock's) is only cut."""
-    limit = body_limit(response.status_code)
-    if isinstance(response.stream, httpx.ByteStream):  # in memory: read already
-        if len(response.content) <= limit:
-            return response
-        return _with_body(response, response.content[:limit])
-    kept = bytearray()
-    try:
-        async for chunk in response.aiter_bytes():
-            kept += chunk[: limit - len(kept)]
-            if len(kept) >= limit:
-                break
-    finally:
-        await response.aclose()
-    return _with_body(response, bytes(kept))
-
-
-def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
-    # the body is decoded already: drop the headers that describe the encoded one
-    encoded = {b"content-encoding", b"content-length", b"transfer-encoding"}
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in encoded]
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=response.request,
-        extensions=response.extensions,
-    )
-
-
 def observe(endpoint: str, status: int | None, started: float) -> None:
     """Count one request (``status`` None: no response) and its latency since ``started``."""
     HTTP_REQUESTS.labels(endpoint=endpoint, status_class=status_class(status)).inc()
@@ -109,8 +66,7 @@ def network_cause(exc: httpx.TransportError) -> str:
     """A bounded label for a request that got no response."""
     origin = exc.__cause__
     if isinstance(origin, aiohttp.ClientError):
-        # httpx_aiohttp maps every aiohttp connection error (a reset, a closed keep-alive
-        # connection) to httpx.ConnectTimeout; the aiohttp exception tells what happened.
+        # the transport raises httpx's error caused by aiohttp's, which tells what happened
         if isinstance(origin, aiohttp.ServerTimeoutError):
             return "timeout"
         if isinstance(origin, aiohttp.ClientConnectorError):

@@ -21,7 +21,7 @@ from typing import Literal
 import httpx
 import orjson
 
-from relay.health import Health
+from relay.health import Condition, Health
 from relay.metrics import TOKEN_EXPIRY, TOKEN_REFRESHES
 from relay.timeback._http import error_code, send
 from relay.timeback.errors import ApiSystemicError, ApiTransientError
@@ -139,7 +139,7 @@ class TokenManager:
         log.info("access token obtained, expires in %.0f s", expires_in)
 
     def _report(self, valid: bool, why: str = "") -> None:
-        self.health.report("token_valid", valid, why, source=ENDPOINT)
+        self.health.report(Condition.TOKEN_VALID, valid, why, source=ENDPOINT)
 
     async def _request(self) -> tuple[str, float]:
         form = {"grant_type": "client_credentials"}

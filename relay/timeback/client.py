@@ -1,29 +1,17 @@
 """The Partner API client: events, rostering and xp calls over one ``httpx.AsyncClient``.
 
-The client speaks httpx; its connections are aiohttp's (``httpx_aiohttp``). At 64 requests in
-flight httpcore's pool was most of the relay's CPU (bench/results/relay_profile_httpcore.txt: its
-request assignment scans every connection for every queued request); over aiohttp the relay
-spends about 0.4 of the CPU per record and delivers 2.7x the events (``python -m bench
---variants``). API calls build their ``httpx.Request`` (URL parsed once) and hand it to the
-transport: ``AsyncClient.send`` and ``build_request`` (URL merging, cookie jar, auth and
-redirect machinery the relay does not use) and a second, capped copy of every answer cost
-1.3-1.6x the CPU per request of this path (``python -m bench.client_bench``). So the transport
-is built here, with the proxy the environment names (HTTPS_PROXY, NO_PROXY), as ``AsyncClient``
-would.
+The client speaks httpx; its connections are aiohttp's (``transport.ApiTransport``). API calls
+build their ``httpx.Request`` (URL parsed once) and hand it straight to the transport; only the
+token endpoint goes through ``AsyncClient`` (its Basic auth). Why, with the figures:
+bench/NOTES-client.md.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
-business (``relay.timeback.delivery``). Each call either returns, or raises one of the API-level
-errors of ``relay.timeback.errors`` (what a record's stage it means is the pipeline's to say):
-
-- ``RequestRejected(endpoint=, status=, body=)``: a 4xx for this request: ``send_event`` (400,
-  413, 422, ...), a rostering GET by id (other than 401/403/404; 404 returns None), ``put`` and
-  ``xp_entries``; ``body`` is the response body capped to 2 KB.
-- ``ApiTransientError`` (a ``TransientError``): 408/425/429/5xx, timeout (of one read, or of
-  the whole request past ``ClientConfig.deadline``), connect or reset, token endpoint down;
-  ``retry_after`` from a capped ``Retry-After``.
-- ``ApiSystemicError`` (a ``SystemicError``): 403, 404 on /events, a second 401, bad credentials.
-
-The client knows nothing of Kafka; the secret and tokens never reach messages, reprs or metrics.
+business (``relay.timeback.delivery``). Each call returns, or raises one of
+``relay.timeback.errors``: ``RequestRejected`` (a 4xx for this request, ``body`` capped to 2 KB;
+a rostering 404 returns None), ``ApiTransientError`` (408/425/429/5xx, no response, the whole
+request past ``ClientConfig.deadline``; ``retry_after`` capped) or ``ApiSystemicError`` (403,
+404 on /events, a second 401, bad credentials). What a record's stage it means is the
+pipeline's to say. The secret and tokens never reach messages, reprs or metrics.
 """
 
 from __future__ import annotations
@@ -39,13 +27,14 @@ import orjson
 from pydantic import SecretStr
 
 from relay import __version__
+from relay.config import default_deadline, default_token_url
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
-from relay.timeback._http import body_limit, capped_body, error_code, send
+from relay.timeback._http import capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, transient_answer
-from relay.timeback.transport import CappedAiohttpTransport
+from relay.timeback.transport import ApiTransport
 
 EVENTS_PATH: Final = "/events/1.0"
 JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -76,11 +65,11 @@ class ClientConfig:
 
     @property
     def effective_token_url(self) -> str:
-        return self.token_url or f"{self.base_url.rstrip('/')}/auth/1.0/token"
+        return self.token_url or default_token_url(self.base_url)
 
     @property
     def effective_deadline(self) -> float:
-        return self.deadline or 3 * self.timeout
+        return self.deadline or default_deadline(self.timeout)
 
     def timeouts(self) -> httpx.Timeout:
         # Connecting should be quick; a slow connect means a dead host, so it gets less time.
@@ -312,9 +301,7 @@ def api_transport(config: ClientConfig) -> httpx.AsyncBaseTransport:
     """aiohttp's connection pool for the API, through the proxy the environment names for its
     URL (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY), as httpx's ``trust_env`` does;
     the CA store also follows the environment (SSL_CERT_FILE, SSL_CERT_DIR)."""
-    return CappedAiohttpTransport(
-        body_limit=body_limit, limits=config.limits(), proxy=environment_proxy(config.base_url)
-    )
+    return ApiTransport(limits=config.limits(), proxy=environment_proxy(config.base_url))
 
 
 def environment_proxy(url: str) -> httpx.Proxy | None:

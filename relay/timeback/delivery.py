@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from relay.health import Health
+from relay.health import Condition, Health
 from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT, RETRIES
 from relay.resilience import (
     Attempts,
@@ -206,7 +206,7 @@ class Deliverer:
     def _report(self, status: int, why: str | None) -> None:
         if self._health is not None:
             ok = why is None
-            self._health.report("api_accepting", ok, why or "", source=f"events:{status}")
+            self._health.report(Condition.API_ACCEPTING, ok, why or "", source=f"events:{status}")
 
     def __repr__(self) -> str:
         return (

@@ -1,46 +1,83 @@
-"""The API's transport: aiohttp's connection pool behind httpx, each answer read whole up to a
-byte cap before it is handed back.
+"""The exchange layer: one request to one response, read and capped, over aiohttp's pool.
 
-``httpx_aiohttp.AiohttpTransport`` hands back a streamed response that the client then reads
-through httpx's stream layers and copies into a second ``httpx.Response`` to cap it
-(``_http.read_capped``); for the relay's small answers that wrapping cost more CPU than the
-exchange itself. This transport reads the body off aiohttp directly, at most ``body_limit``
-bytes for the answer's status (a longer body is cut and its connection closed, not drained),
-and builds one ``httpx.Response`` already read. URLs are parsed for aiohttp once per distinct
-URL (the events endpoint is one). Everything else (pool, TLS context, proxy, the mapping of
-aiohttp's errors to httpx's) is ``AiohttpTransport``'s.
+``ApiTransport`` is an ``httpx.AsyncBaseTransport`` (httpx stays the client's API) built on
+aiohttp's public API only. Its contract, which ``_http.send`` relies on:
+
+- every response comes back **read**: its body in memory, at most ``body_limit(status)`` bytes
+  (``BODY_LIMIT`` of an error, all a dead letter keeps; ``ANSWER_LIMIT`` of a success), and
+  ``extensions["body_cut"]`` says whether the rest was dropped (its connection is then closed,
+  not drained). The body is decoded, so the headers describing the encoded one are left out;
+- a request that gets no response raises an ``httpx.TransportError`` whose ``__cause__`` is
+  aiohttp's own exception (``_http.network_cause`` reads it).
+
+Another transport (a test's ``httpx.MockTransport``, the benchmark's variants) may hand back a
+streamed or uncapped response: ``read_capped`` brings it to the same contract. URLs and timeouts
+are converted for aiohttp once per distinct value (the events endpoint is one URL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 import aiohttp
 import httpx
 import yarl
-from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
+# Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
+# smaller); a longer one is cut, so its JSON fails to parse like any malformed answer.
+ANSWER_LIMIT: Final = 4 << 20
 
 _URLS_KEPT: Final = 256  # parsed URLs remembered (events, token, a few rostering paths)
 # the body is handed back decoded: drop the headers that describe the encoded one
-_ENCODING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_ENCODING_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+_READ: Final = "body_cut"  # the extension of a response read (and perhaps cut) already
+
+# aiohttp's errors as httpx's, most specific first (the first match wins).
+_ERRORS: Final[tuple[tuple[type[Exception], type[httpx.TransportError]], ...]] = (
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ServerTimeoutError, httpx.TimeoutException),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.NetworkError),
+)
 
 
-class CappedAiohttpTransport(AiohttpTransport):
-    """aiohttp's pool; every response comes back read, at most ``body_limit(status)`` bytes."""
+def body_limit(status: int) -> int:
+    """Bytes of an answer's body kept: ``BODY_LIMIT`` of an error, ``ANSWER_LIMIT`` of a success."""
+    return ANSWER_LIMIT if 200 <= status < 300 else BODY_LIMIT
 
-    def __init__(self, *, body_limit: Callable[[int], int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+
+class ApiTransport(httpx.AsyncBaseTransport):
+    """aiohttp's connection pool; every response comes back read and capped (module doc)."""
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        proxy: httpx.Proxy | None = None,
+        body_limit: Callable[[int], int] = body_limit,
+    ) -> None:
+        self._limits = limits
+        self._proxy = _proxy_options(proxy)
         self._body_limit = body_limit
+        # the CA store follows the environment (SSL_CERT_FILE, SSL_CERT_DIR), as httpx's does
+        self._ssl = httpx.create_ssl_context(trust_env=True)
+        self._session: aiohttp.ClientSession | None = None  # made in the running loop
         self._urls: dict[str, yarl.URL] = {}
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        with map_aiohttp_exceptions():
-            answer = await self.client.request(
+        session = self._session or self._open()
+        with _as_httpx_errors():
+            answer = await session.request(
                 request.method,
                 self._url(request.url),
                 headers=request.headers.multi_items(),
@@ -49,22 +86,27 @@ class CappedAiohttpTransport(AiohttpTransport):
                 compress=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),
                 server_hostname=request.extensions.get("sni_hostname"),
-                **self._proxy(),
+                **self._proxy,
             )
             try:
                 body, whole = await _read(answer.content, self._body_limit(answer.status))
             finally:
                 answer.release() if answer.content.at_eof() else answer.close()
-        headers = [
-            (k, v) for k, v in answer.raw_headers if k.decode().lower() not in _ENCODING_HEADERS
-        ]
-        return httpx.Response(
-            answer.status,
-            headers=headers,
-            content=body,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "body_cut": not whole},
+        return _response(answer.status, answer.raw_headers, body, request, cut=not whole)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,  # 0: aiohttp's "no limit"
+            keepalive_timeout=self._limits.keepalive_expiry,
+            ssl=self._ssl,
         )
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
 
     def _url(self, url: httpx.URL) -> yarl.URL:
         text = str(url)
@@ -84,15 +126,45 @@ class CappedAiohttpTransport(AiohttpTransport):
             )
         return cached
 
-    def _proxy(self) -> dict[str, Any]:
-        if self.proxy is None:
-            return {}
-        auth = self.proxy.auth
-        return {
-            "proxy": str(self.proxy.url),
-            "proxy_auth": aiohttp.BasicAuth(auth[0], auth[1]) if auth else None,
-            "proxy_headers": self.proxy.headers,
-        }
+
+async def read_capped(response: httpx.Response) -> httpx.Response:
+    """``response`` under the transport's contract: read, at most ``body_limit`` bytes, the
+    rest never read (a huge body is never held whole; a cut stream's connection is closed). A
+    response ``ApiTransport`` made is returned as it is."""
+    if _READ in response.extensions:
+        return response
+    limit = body_limit(response.status_code)
+    if isinstance(response.stream, httpx.ByteStream):  # in memory already (a mock's)
+        body = response.content
+    else:
+        kept = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                kept += chunk[: limit + 1 - len(kept)]  # one byte past: was there more?
+                if len(kept) > limit:
+                    break
+        finally:
+            await response.aclose()
+        body = bytes(kept)
+    status, headers, cut = response.status_code, response.headers.raw, len(body) > limit
+    return _response(status, headers, body[:limit], response.request, cut=cut)
+
+
+def _response(
+    status: int,
+    headers: Iterable[tuple[bytes, bytes]],
+    body: bytes,
+    request: httpx.Request,
+    *,
+    cut: bool,
+) -> httpx.Response:
+    return httpx.Response(
+        status,
+        headers=[(k, v) for k, v in headers if k.lower() not in _ENCODING_HEADERS],
+        content=body,
+        request=request,
+        extensions={"http_version": b"HTTP/1.1", _READ: cut},
+    )
 
 
 async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
@@ -104,3 +176,24 @@ async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]
             return bytes(kept), True
         kept += chunk
     return bytes(kept), content.at_eof()
+
+
+@contextlib.contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    """aiohttp's exception raised as the matching ``httpx.TransportError``, caused by it."""
+    try:
+        yield
+    except aiohttp.ClientError as exc:
+        mapped = next(to for frm, to in _ERRORS if isinstance(exc, frm))
+        raise mapped(str(exc)) from exc
+
+
+def _proxy_options(proxy: httpx.Proxy | None) -> dict[str, Any]:
+    if proxy is None:
+        return {}
+    auth = proxy.auth
+    return {
+        "proxy": str(proxy.url),
+        "proxy_auth": aiohttp.BasicAuth(auth[0], auth[1]) if auth else None,
+        "proxy_headers": proxy.headers,
+    }

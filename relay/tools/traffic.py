@@ -13,22 +13,17 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from relay.contract import encode
+from relay.contract.activity import ACTIVITY_TYPES, require_every_type
 from relay.contract.build import Checks
 
 Framing = Literal["single-object", "confluent"]
-RECORD_TYPES = (
-    "XpEarned",
-    "AssessmentProgress",
-    "QuestionAnswered",
-    "ResourceViewed",
-    "SessionChanged",
-)
+RECORD_TYPES = tuple(cls.__name__ for cls in ACTIVITY_TYPES)  # short names, the contract's order
 # What a typical learning session emits, per activity step (sessions are added around them).
 WEIGHTS = {"XpEarned": 4, "QuestionAnswered": 6, "AssessmentProgress": 2, "ResourceViewed": 3}
 
@@ -165,13 +160,7 @@ class TrafficGenerator:
         if kind == "SessionChanged":
             return self._session(student, str(uuid.uuid4()), "LOGGED_IN")
         course = self.enrollment[student]
-        builders = {
-            "XpEarned": self._xp_fields,
-            "QuestionAnswered": self._answer_fields,
-            "AssessmentProgress": self._assessment_fields,
-            "ResourceViewed": self._view_fields,
-        }
-        fields = builders[kind](course)
+        fields = _STEP_FIELDS[kind](self, course)
         return self._record(
             kind, student, {**fields, "course_id": course.id, "subject": course.subject}
         )
@@ -257,3 +246,15 @@ class TrafficGenerator:
         return PlannedRecord(
             record.key, value, record.event_id, "XpEarned", student, invalid_kind=kind
         )
+
+
+# The fields of each activity step, by record type; sessions are opened and closed around the
+# steps (``records``), so SessionChanged has none and no weight.
+_STEP_FIELDS: dict[str, Callable[[TrafficGenerator, Course], dict[str, Any]]] = {
+    "XpEarned": TrafficGenerator._xp_fields,
+    "QuestionAnswered": TrafficGenerator._answer_fields,
+    "AssessmentProgress": TrafficGenerator._assessment_fields,
+    "ResourceViewed": TrafficGenerator._view_fields,
+}
+require_every_type("relay.tools.traffic: _STEP_FIELDS", [*_STEP_FIELDS, "SessionChanged"])
+require_every_type("relay.tools.traffic: WEIGHTS", [*WEIGHTS, "SessionChanged"])

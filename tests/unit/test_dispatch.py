@@ -42,7 +42,7 @@ class Harness:
 
     def __post_init__(self) -> None:
         self.released = {r.n: asyncio.Event() for r in self.records}
-        self.dispatcher: Dispatcher[Rec] = Dispatcher(
+        self.dispatcher: Dispatcher[Rec, Rec] = Dispatcher(
             self.process,
             self.ack,
             max_in_flight=self.window,
@@ -269,7 +269,7 @@ async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> Non
         if n == 0:
             raise RuntimeError("bug")
 
-    d: Dispatcher[int] = Dispatcher(
+    d: Dispatcher[int, int] = Dispatcher(
         process,
         acked.append,
         max_in_flight=4,

@@ -1,4 +1,4 @@
-"""The Dispatcher's keying: a record's key found in the window (``key_of``), per partition in
+"""The Dispatcher's keying: a record's key found in the window (``prepare``), per partition in
 offset order, so a record whose key is slow to find (a cold Schema Registry cache) is never
 overtaken by a later record of its key, and a key that raises blocks its partition."""
 
@@ -18,7 +18,7 @@ class Rec:
 
 
 class Keyed:
-    """A dispatcher whose ``key_of`` waits for the test on chosen records."""
+    """A dispatcher whose ``prepare`` waits for the test on chosen records."""
 
     def __init__(self, slow: set[int] = frozenset(), broken: set[int] = frozenset()) -> None:
         self.gates = {n: asyncio.Event() for n in slow}
@@ -27,22 +27,22 @@ class Keyed:
         self.started: list[int] = []
         self.acked: list[int] = []
         self.errors: list[int] = []
-        self.dispatcher: Dispatcher[Rec] = Dispatcher(
+        self.dispatcher: Dispatcher[Rec, Rec] = Dispatcher(
             self.process,
             lambda rec: self.acked.append(rec.n),
             max_in_flight=8,
             max_pending=16,
             on_error=lambda rec, _exc: self.errors.append(rec.n),
-            key_of=self.key_of,
+            prepare=self.prepare,
         )
 
-    async def key_of(self, rec: Rec) -> str:
+    async def prepare(self, rec: Rec) -> tuple[str, Rec]:
         if rec.n in self.gates:
             await self.gates[rec.n].wait()
         if rec.n in self.broken:
             raise RuntimeError("a bug while decoding")
         self.keyed.append(rec.n)
-        return rec.student
+        return rec.student, rec
 
     async def process(self, rec: Rec) -> None:
         self.started.append(rec.n)

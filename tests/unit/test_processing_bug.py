@@ -28,7 +28,7 @@ async def test_a_bug_blocks_the_partition_and_fails_liveness() -> None:
         if rec.offset == 7:
             raise KeyError("secret-looking detail from the payload")
 
-    d: Dispatcher[SourceRecord] = Dispatcher(
+    d: Dispatcher[SourceRecord, SourceRecord] = Dispatcher(
         process,
         lambda rec: acked.append(rec.offset),
         max_in_flight=4,
@@ -63,7 +63,7 @@ async def test_the_log_line_says_where_the_bug_was_raised_but_not_its_message(
         except KeyError as exc:
             raise ValueError(f"cannot map {rec.value!r}") from exc
 
-    d: Dispatcher[SourceRecord] = Dispatcher(
+    d: Dispatcher[SourceRecord, SourceRecord] = Dispatcher(
         process, lambda rec: None, max_in_flight=1, max_pending=2, on_error=lambda r, e: None
     )
     with caplog.at_level(logging.ERROR, logger="relay.pipeline.dispatch"):

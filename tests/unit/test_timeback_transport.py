@@ -1,28 +1,34 @@
 """The API transport against a real HTTP server (aiohttp's, on a free loopback port): answers
 come back read and capped, a cut body's connection is closed, a whole one reused, a gzip body
-decoded; and the proxy the environment names."""
+decoded, no answer is httpx's error caused by aiohttp's; and the proxy the environment names."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from relay.timeback._http import BODY_LIMIT, body_limit
+from relay.timeback._http import network_cause
 from relay.timeback.client import ClientConfig, TimeBackClient, environment_proxy
-from relay.timeback.transport import CappedAiohttpTransport
+from relay.timeback.transport import BODY_LIMIT, ApiTransport
 
 BIG = 1 << 20
+RELEASE = web.AppKey("release", asyncio.Event)
 
 
 async def _answer(request: web.Request) -> web.StreamResponse:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if request.path == "/big-error":
         return web.Response(status=400, body=b"e" * BIG)
+    if request.path == "/silent":
+        await request.app[RELEASE].wait()  # no answer until the server stops
     if request.path == "/gzip":
         return web.Response(
             body=gzip.compress(b'{"ok": true}'), headers={"Content-Encoding": "gzip"}
@@ -33,6 +39,7 @@ async def _answer(request: web.Request) -> web.StreamResponse:
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     app = web.Application()
+    app[RELEASE] = asyncio.Event()
     app.router.add_route("*", "/{tail:.*}", _answer)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -40,18 +47,19 @@ async def server() -> AsyncIterator[str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield f"http://127.0.0.1:{port}"
+    app[RELEASE].set()
     await runner.cleanup()
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[CappedAiohttpTransport]:
-    t = CappedAiohttpTransport(body_limit=body_limit, limits=httpx.Limits(max_connections=1))
+async def transport() -> AsyncIterator[ApiTransport]:
+    t = ApiTransport(limits=httpx.Limits(max_connections=1))
     yield t
     await t.aclose()
 
 
 async def test_an_error_body_is_cut_at_the_limit_and_its_connection_not_reused(
-    server: str, transport: CappedAiohttpTransport
+    server: str, transport: ApiTransport
 ) -> None:
     cut = await transport.handle_async_request(httpx.Request("GET", f"{server}/big-error"))
     assert cut.status_code == 400
@@ -63,7 +71,7 @@ async def test_an_error_body_is_cut_at_the_limit_and_its_connection_not_reused(
 
 
 async def test_the_request_body_is_sent_and_a_gzip_answer_decoded(
-    server: str, transport: CappedAiohttpTransport
+    server: str, transport: ApiTransport
 ) -> None:
     sent = await transport.handle_async_request(
         httpx.Request("POST", f"{server}/events/1.0", content=b"x" * 1000)
@@ -72,6 +80,27 @@ async def test_the_request_body_is_sent_and_a_gzip_answer_decoded(
     zipped = await transport.handle_async_request(httpx.Request("GET", f"{server}/gzip"))
     assert zipped.json() == {"ok": True}
     assert "content-encoding" not in zipped.headers
+
+
+async def test_a_refused_connection_is_httpx_s_error_caused_by_aiohttp_s(
+    transport: ApiTransport,
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(httpx.ConnectError) as caught:
+        await transport.handle_async_request(httpx.Request("GET", f"http://127.0.0.1:{port}/"))
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert network_cause(caught.value) == "connect"
+
+
+async def test_a_read_timeout_is_httpx_s_read_timeout(server: str, transport: ApiTransport) -> None:
+    timeout = httpx.Timeout(5.0, read=0.05).as_dict()
+    request = httpx.Request("GET", f"{server}/silent", extensions={"timeout": timeout})
+    with pytest.raises(httpx.ReadTimeout) as caught:
+        await transport.handle_async_request(request)
+    assert isinstance(caught.value.__cause__, aiohttp.ServerTimeoutError)
+    assert network_cause(caught.value) == "timeout"
 
 
 async def test_the_client_keeps_the_base_urls_path(server: str) -> None:
