@@ -23,6 +23,8 @@ relay's principal may not write the topic, the topic does not exist) is still re
 partition must not move past an unwritten dead letter, but it is escalated: logged at CRITICAL,
 counted in ``dlq_permanent_failures{error}`` (error: a Kafka error name from ``PERMANENT``) and
 named in /readyz with what to fix. The retries then succeed once an operator fixed the topic.
+
+Reading the topic back (``relay dlq``, reconciliation) is ``relay.ops.dead_letters``.
 """
 
 from __future__ import annotations
@@ -31,21 +33,11 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from relay import __version__
 from relay.errors import Rejection, TransientError
@@ -253,69 +245,3 @@ class DeadLetterWriter:
 def _settle(future: asyncio.Future[KafkaError | None], outcome: KafkaError | None) -> None:
     if not future.done():
         future.set_result(outcome)
-
-
-# -- reading the dead-letter topic (inspect, replay, reconciliation) -------------------------
-
-
-@dataclass(frozen=True)
-class DeadLetterView:
-    """A dead-letter record as an operator sees it."""
-
-    key: bytes | None
-    value: bytes
-    stage: str
-    reason: str
-    headers: dict[str, bytes]
-
-
-def read_topic(config: dict[str, Any], topic: str, timeout: float = 30.0) -> list[Message]:
-    """Every record of ``topic`` from the beginning to the end offsets seen at the start."""
-    consumer = Consumer(
-        config | {"group.id": f"reconcile-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        ends: dict[int, int] = {}
-        for partition in metadata.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-            if high > 0:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        messages: list[Message] = []
-        remaining = dict(ends)
-        while remaining:
-            message = consumer.poll(timeout)
-            if message is None:
-                raise TimeoutError(f"{topic}: no record within {timeout}s, {remaining} left")
-            if message.error():
-                continue
-            messages.append(message)
-            partition, offset = message.partition() or 0, message.offset() or 0
-            if offset + 1 >= remaining.get(partition, 0):
-                remaining.pop(partition, None)
-        return messages
-    finally:
-        consumer.close()
-
-
-def dead_letters(config: dict[str, Any], topic: str) -> list[DeadLetterView]:
-    views = []
-    for message in read_topic(config, topic):
-        raw = message.headers() or []
-        pairs = raw.items() if isinstance(raw, dict) else raw
-        headers = {str(k): _bytes(v) for k, v in pairs}
-        views.append(
-            DeadLetterView(
-                key=message.key(),
-                value=message.value() or b"",
-                stage=headers.get("relay.stage", b"").decode(),
-                reason=headers.get("relay.reason", b"").decode(),
-                headers=headers,
-            )
-        )
-    return views
-
-
-def _bytes(value: str | bytes | None) -> bytes:
-    return value.encode() if isinstance(value, str) else value or b""

@@ -34,8 +34,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from relay.errors import Rejection
-from relay.pipeline.deadletter import read_topic
+from relay.errors import Rejection, RelayError
+from relay.kafka.topics import read_topic
 from relay.pipeline.record import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ TIMEOUT = 15.0  # seconds for one read or write of the strike topic
 RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
-class StrikeStoreError(Exception):
+class StrikeStoreError(RelayError):
     """The strike topic could not be read, created or written."""
 
 

@@ -31,7 +31,7 @@ from rich.table import Table
 from relay import wiring
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
-from relay.pipeline.deadletter import dead_letters
+from relay.ops.dead_letters import dead_letters
 from relay.sandbox import seed
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread
