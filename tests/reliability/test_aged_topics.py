@@ -30,7 +30,7 @@ from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
 from tests.reliability.harness import requires_relay, wait_for
 from tests.reliability.ledger import Expected, expectations
-from tests.reliability.probes import livez, with_planted_bug
+from tests.reliability.probes import restart_while_stuck, with_planted_bug
 from tests.reliability.scenario import Scenario
 
 pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(420)]
@@ -111,17 +111,8 @@ def test_quarantine_still_counts_once_the_strike_topic_aged_out(
     relay.wait_assigned()
     s.produce([bug if r.event_id == bug.event_id else r for r in records], wait=True)
 
-    restarts = 0
-    for restarts in range(1, RESTARTS + 1):  # noqa: B007 - kept for the figures
-        # The orchestrator: /livez fails (or the record is already quarantined), restart.
-        wait_for(
-            lambda: livez(relay) == 503 or s.complete(), 90, "/livez to fail", relay.check_alive
-        )
-        if s.complete():
-            break
-        relay.kill()
-        relay.start()
-        relay.wait_assigned()
+    # The orchestrator: /livez fails (or the record is already quarantined), restart.
+    restarts = restart_while_stuck(s, relay, RESTARTS)
     with contextlib.suppress(AssertionError):  # reconciled below
         s.wait_complete(timeout=60, alive=[relay])
     log = relay.logs()
