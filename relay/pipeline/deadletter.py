@@ -13,6 +13,11 @@ headers (any previous ``relay.*`` headers are replaced, not appended; ``relay.re
 | relay.event_ids | the Caliper event ids made from the record (comma-separated) |
 | relay.version | the relay's version |
 
+Times are ISO-8601 UTC; a source timestamp no date can hold (a producer's CreateTime past year
+9999, or negative) is written as its number of seconds. Text that UTF-8 cannot encode (lone
+surrogates) is written with backslash escapes; the original headers are kept as they came, a
+header without a value included.
+
 The write is acknowledged by all in-sync replicas (acks=all, idempotent producer) and awaited
 before the source offset may be acknowledged. A write that fails is counted, reported to Health
 (the relay is not ready, saying why), and retried with backoff: the record's partition waits; it
@@ -30,6 +35,7 @@ Reading the topic back (``relay dlq``, reconciliation) is ``relay.ops.dead_lette
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -68,8 +74,10 @@ def dead_letter_headers(
     attempts: int = 1,
     first_failure: float,
     last_failure: float,
-) -> list[tuple[str, bytes]]:
-    """The original headers (minus old ``relay.*`` but ``relay.replays``) plus ours."""
+) -> list[tuple[str, bytes | None]]:
+    """The original headers (minus old ``relay.*`` but ``relay.replays``) plus ours. Total: any
+    bytes, any text and any metadata make headers (a dead letter that cannot be built would
+    block its partition for good)."""
     kept = [(k, v) for k, v in record.headers if not k.startswith(PREFIX) or k == REPLAYS]
     ours: dict[str, str | None] = {
         "relay.stage": rejection.stage,
@@ -81,17 +89,28 @@ def dead_letter_headers(
         "relay.source.topic": record.topic,
         "relay.source.partition": str(record.partition),
         "relay.source.offset": str(record.offset),
-        "relay.source.timestamp": _iso(record.timestamp) if record.timestamp else None,
-        "relay.failure.first": _iso(first_failure),
-        "relay.failure.last": _iso(last_failure),
+        "relay.source.timestamp": _time(record.timestamp) if record.timestamp else None,
+        "relay.failure.first": _time(first_failure),
+        "relay.failure.last": _time(last_failure),
         "relay.event_ids": ",".join(event_ids) or None,
         "relay.version": __version__,
     }
-    return kept + [(k, v.encode()) for k, v in ours.items() if v is not None]
+    return kept + [(k, _utf8(v)) for k, v in ours.items() if v is not None]
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+def _utf8(text: str) -> bytes:
+    """Text from anywhere (a library's message, a decoded body) may hold lone surrogates, which
+    UTF-8 cannot encode: they are written as backslash escapes."""
+    return text.encode(errors="backslashreplace")
+
+
+def _time(seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds; a time no date can hold (a producer's CreateTime past
+    year 9999, negative, not finite) as the number of seconds it is."""
+    if seconds >= 0:  # False for NaN too
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return repr(seconds)
 
 
 # Kafka errors no retry fixes without an operator, and what to fix. The keys bound the
@@ -211,7 +230,7 @@ class DeadLetterWriter:
         log.critical("%s (%s); retrying in %.1f s", why, redact(str(error))[:300], failure.delay)
 
     async def _send(
-        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes | None]]
     ) -> KafkaError | None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[KafkaError | None] = loop.create_future()
@@ -220,7 +239,7 @@ class DeadLetterWriter:
             loop.call_soon_threadsafe(_settle, done, err)
 
         try:
-            # list is invariant: our bytes-valued headers are a valid list[tuple[str, str | bytes]]
+            # list is invariant: our headers are a valid list[tuple[str, str | bytes | None]]
             wire_headers = cast(list[tuple[str, str | bytes | None]], headers)
             self._producer.produce(
                 self.topic, value, key, headers=wire_headers, on_delivery=delivered

@@ -24,7 +24,7 @@ class SourceRecord:
     timestamp: float | None  # Kafka timestamp, seconds
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)  # None: no value
     handle: Any = None  # the transport's own handle (faust's event), acknowledged when done
     # Decoded when the dispatcher keys the record (its student is its order key), in the window.
     predecoded: Activity | Rejection | None = None
@@ -32,7 +32,7 @@ class SourceRecord:
 
     def size(self) -> int:
         """Bytes this record holds (key, value, headers): what RELAY_MAX_PENDING_BYTES counts."""
-        headers = sum(len(k) + len(v) for k, v in self.headers)
+        headers = sum(len(k) + len(v or b"") for k, v in self.headers)
         return len(self.key or b"") + len(self.value) + headers
 
     @property

@@ -7,8 +7,8 @@ partition, with header values no text decoding survives and a header without a v
 end in the dead-letter topic with its reason, and the good records after it must be delivered:
 a dead letter that cannot be built blocks its partition for good.
 
-A failure looks like: the planted records missing from the DLQ and everything behind them in
-the partition undelivered, or the relay restarting.
+A failure looks like: the planted records missing from the DLQ and the partition's committed
+offset stuck before them (/livez failing: a restart meets them again), or the relay restarting.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
-from tests.reliability.harness import requires_relay
+from tests.reliability.harness import requires_relay, wait_for
 from tests.reliability.ledger import Expected, expectations
+from tests.reliability.probes import committed
 from tests.reliability.scenario import Scenario
 
 pytestmark = [requires_relay, pytest.mark.reliability, pytest.mark.timeout(300)]
@@ -94,6 +95,8 @@ def test_records_with_impossible_metadata_are_dead_lettered_and_the_partition_mo
     planted = _produce_planted(s, records[0].key)
     s.produce(records[50:])  # behind the planted records in the one partition
     s.wait_complete(timeout=120, alive=[relay])
+    end = len(records) + len(planted)  # the partition moved on: committed to its end
+    wait_for(lambda: committed(s.bootstrap, s.group, s.topic, 0) == end, 60, "the commit")
     figures = s.finish()
     stamps = {
         x.value: x.headers.get("relay.source.timestamp", b"").decode() for x in s.dlq_watch.letters
