@@ -48,7 +48,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from relay import __version__
 from relay.errors import Rejection, TransientError
 from relay.health import Health
-from relay.logs import redact
+from relay.logs import KAFKA_CLIENT_LOG, redact
 from relay.metrics import (
     DLQ_PERMANENT_FAILURES,
     DLQ_WRITE_FAILURES,
@@ -172,6 +172,7 @@ class DeadLetterWriter:
                 "linger.ms": 5,
                 "message.max.bytes": 4 * 1024 * 1024,
                 "delivery.timeout.ms": 30000,
+                "logger": KAFKA_CLIENT_LOG,  # JSON lines, repeats summed up (relay.logs)
             }
         )
         self._running = True

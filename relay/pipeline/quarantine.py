@@ -36,6 +36,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from relay.errors import Rejection, RelayError
 from relay.kafka.topics import read_topic
+from relay.logs import KAFKA_CLIENT_LOG
 from relay.pipeline.record import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class Strikes:
     """Per-record counts of processing bugs, in a compacted topic."""
 
     def __init__(self, config: dict[str, Any], topic: str, group: str) -> None:
-        self.config, self.topic, self.group = config, topic, group
+        # librdkafka's lines as JSON lines, repeats summed up (relay.logs)
+        self.config = config | {"logger": KAFKA_CLIENT_LOG}
+        self.topic, self.group = topic, group
         self._ensured = False
 
     def key(self, record: SourceRecord) -> bytes:
