@@ -5,8 +5,9 @@ reconciliation tools read a small topic from its beginning to the end offsets se
 segments, and once it deleted every one, a partition's low and high watermarks are equal and
 above 0. Such a partition holds nothing to read. Offsets also have gaps (compaction removes
 records, a transaction's commit marker takes an offset no consumer sees), so the record at
-``high - 1`` need not exist: a partition is done at its end offset or at its end of partition,
-whichever comes first.
+``high - 1`` need not exist: a partition is done at the record before its end offset, or at its
+end of partition once that lies at or past the end offset. (An end of partition before it is a
+transaction still open: its records come once it commits.)
 """
 
 from __future__ import annotations
