@@ -13,11 +13,11 @@ from relay import __version__
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
     "run": "relay.pipeline.worker:run_command",
-    "check": "relay.pipeline.check:check_command",
+    "check": "relay.ops.check:check_command",
     "map": "relay.tools.map:map_command",
     "sandbox": "relay.sandbox.cli:sandbox_command",
     "smoke": "relay.tools.smoke:smoke_command",
-    "dlq": "relay.pipeline.dlq_cli:dlq_group",
+    "dlq": "relay.ops.dlq_cli:dlq_group",
     "produce": "relay.tools.produce:produce_command",
     "demo": "relay.tools.demo:demo_command",
 }

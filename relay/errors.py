@@ -8,6 +8,11 @@
   401). No single record is at fault: back off, alert, never dead-letter per record.
 - ``ConfigError``: a setting is invalid; the message names the RELAY_* variable.
 
+Narrower errors live beside the code that raises them and derive from these (every error the
+relay raises on purpose is a ``RelayError``): ``relay.timeback.errors`` for the API,
+``DeadLetterWriteFailed`` (transient: retried, the partition waits), ``StrikeStoreError`` (the
+quarantine's strike topic could not be read or written: the record is not quarantined).
+
 Messages never carry secrets: callers pass details that are already safe to log.
 """
 

@@ -88,7 +88,7 @@ class Cluster:
     def client_config(self, identity: Identity) -> dict[str, Any]:
         """confluent-kafka configuration of an identity, made by the relay's own mapping."""
         from relay.config import Settings
-        from relay.pipeline.kafka_config import confluent_config
+        from relay.kafka.settings import confluent_config
 
         values = {k.removeprefix("RELAY_").lower(): v for k, v in self.relay_env(identity).items()}
         return confluent_config(Settings(_env_file=None, **values))  # type: ignore[call-arg]

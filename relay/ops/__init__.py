@@ -1,3 +1,3 @@
-"""Operator tools, apart from the path of a record: ``relay check``, the dead-letter commands,
-the Kafka login gate and diagnosis, the Schema Registry report. Nothing in ``relay.pipeline``
-imports from here."""
+"""Operator tools, apart from the path of a record: ``relay check``, ``relay dlq`` (inspect and
+replay) and the dead-letter topic as an operator reads it. Nothing in ``relay.pipeline`` imports
+from here."""

@@ -31,9 +31,9 @@ from typing import Final
 
 from relay.config import Settings
 from relay.health import Condition, Health
+from relay.kafka.diagnosis import Diagnosis
+from relay.kafka.login import try_login
 from relay.metrics import KAFKA_AUTH_FAILURES
-from relay.pipeline.kafka_diagnosis import Diagnosis
-from relay.pipeline.login import try_login
 
 log = logging.getLogger(__name__)
 

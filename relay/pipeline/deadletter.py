@@ -13,6 +13,11 @@ headers (any previous ``relay.*`` headers are replaced, not appended; ``relay.re
 | relay.event_ids | the Caliper event ids made from the record (comma-separated) |
 | relay.version | the relay's version |
 
+Times are ISO-8601 UTC; a source timestamp no date can hold (a producer's CreateTime past year
+9999, or negative) is written as its number of seconds. Text that UTF-8 cannot encode (lone
+surrogates) is written with backslash escapes; the original headers are kept as they came, a
+header without a value included.
+
 The write is acknowledged by all in-sync replicas (acks=all, idempotent producer) and awaited
 before the source offset may be acknowledged. A write that fails is counted, reported to Health
 (the relay is not ready, saying why), and retried with backoff: the record's partition waits; it
@@ -23,34 +28,27 @@ relay's principal may not write the topic, the topic does not exist) is still re
 partition must not move past an unwritten dead letter, but it is escalated: logged at CRITICAL,
 counted in ``dlq_permanent_failures{error}`` (error: a Kafka error name from ``PERMANENT``) and
 named in /readyz with what to fix. The retries then succeed once an operator fixed the topic.
+
+Reading the topic back (``relay dlq``, reconciliation) is ``relay.ops.dead_letters``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from relay import __version__
 from relay.errors import Rejection, TransientError
 from relay.health import Condition, Health
-from relay.logs import redact
+from relay.logs import KAFKA_CLIENT_LOG, redact
 from relay.metrics import (
     DLQ_PERMANENT_FAILURES,
     DLQ_WRITE_FAILURES,
@@ -76,8 +74,10 @@ def dead_letter_headers(
     attempts: int = 1,
     first_failure: float,
     last_failure: float,
-) -> list[tuple[str, bytes]]:
-    """The original headers (minus old ``relay.*`` but ``relay.replays``) plus ours."""
+) -> list[tuple[str, bytes | None]]:
+    """The original headers (minus old ``relay.*`` but ``relay.replays``) plus ours. Total: any
+    bytes, any text and any metadata make headers (a dead letter that cannot be built would
+    block its partition for good)."""
     kept = [(k, v) for k, v in record.headers if not k.startswith(PREFIX) or k == REPLAYS]
     ours: dict[str, str | None] = {
         "relay.stage": rejection.stage,
@@ -89,17 +89,28 @@ def dead_letter_headers(
         "relay.source.topic": record.topic,
         "relay.source.partition": str(record.partition),
         "relay.source.offset": str(record.offset),
-        "relay.source.timestamp": _iso(record.timestamp) if record.timestamp else None,
-        "relay.failure.first": _iso(first_failure),
-        "relay.failure.last": _iso(last_failure),
+        "relay.source.timestamp": _time(record.timestamp) if record.timestamp else None,
+        "relay.failure.first": _time(first_failure),
+        "relay.failure.last": _time(last_failure),
         "relay.event_ids": ",".join(event_ids) or None,
         "relay.version": __version__,
     }
-    return kept + [(k, v.encode()) for k, v in ours.items() if v is not None]
+    return kept + [(k, _utf8(v)) for k, v in ours.items() if v is not None]
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+def _utf8(text: str) -> bytes:
+    """Text from anywhere (a library's message, a decoded body) may hold lone surrogates, which
+    UTF-8 cannot encode: they are written as backslash escapes."""
+    return text.encode(errors="backslashreplace")
+
+
+def _time(seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds; a time no date can hold (a producer's CreateTime past
+    year 9999, negative, not finite) as the number of seconds it is."""
+    if seconds >= 0:  # False for NaN too
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return repr(seconds)
 
 
 # Kafka errors no retry fixes without an operator, and what to fix. The keys bound the
@@ -161,6 +172,7 @@ class DeadLetterWriter:
                 "linger.ms": 5,
                 "message.max.bytes": 4 * 1024 * 1024,
                 "delivery.timeout.ms": 30000,
+                "logger": KAFKA_CLIENT_LOG,  # JSON lines, repeats summed up (relay.logs)
             }
         )
         self._running = True
@@ -219,7 +231,7 @@ class DeadLetterWriter:
         log.critical("%s (%s); retrying in %.1f s", why, redact(str(error))[:300], failure.delay)
 
     async def _send(
-        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes | None]]
     ) -> KafkaError | None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[KafkaError | None] = loop.create_future()
@@ -228,7 +240,7 @@ class DeadLetterWriter:
             loop.call_soon_threadsafe(_settle, done, err)
 
         try:
-            # list is invariant: our bytes-valued headers are a valid list[tuple[str, str | bytes]]
+            # list is invariant: our headers are a valid list[tuple[str, str | bytes | None]]
             wire_headers = cast(list[tuple[str, str | bytes | None]], headers)
             self._producer.produce(
                 self.topic, value, key, headers=wire_headers, on_delivery=delivered
@@ -253,69 +265,3 @@ class DeadLetterWriter:
 def _settle(future: asyncio.Future[KafkaError | None], outcome: KafkaError | None) -> None:
     if not future.done():
         future.set_result(outcome)
-
-
-# -- reading the dead-letter topic (inspect, replay, reconciliation) -------------------------
-
-
-@dataclass(frozen=True)
-class DeadLetterView:
-    """A dead-letter record as an operator sees it."""
-
-    key: bytes | None
-    value: bytes
-    stage: str
-    reason: str
-    headers: dict[str, bytes]
-
-
-def read_topic(config: dict[str, Any], topic: str, timeout: float = 30.0) -> list[Message]:
-    """Every record of ``topic`` from the beginning to the end offsets seen at the start."""
-    consumer = Consumer(
-        config | {"group.id": f"reconcile-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        ends: dict[int, int] = {}
-        for partition in metadata.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-            if high > 0:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        messages: list[Message] = []
-        remaining = dict(ends)
-        while remaining:
-            message = consumer.poll(timeout)
-            if message is None:
-                raise TimeoutError(f"{topic}: no record within {timeout}s, {remaining} left")
-            if message.error():
-                continue
-            messages.append(message)
-            partition, offset = message.partition() or 0, message.offset() or 0
-            if offset + 1 >= remaining.get(partition, 0):
-                remaining.pop(partition, None)
-        return messages
-    finally:
-        consumer.close()
-
-
-def dead_letters(config: dict[str, Any], topic: str) -> list[DeadLetterView]:
-    views = []
-    for message in read_topic(config, topic):
-        raw = message.headers() or []
-        pairs = raw.items() if isinstance(raw, dict) else raw
-        headers = {str(k): _bytes(v) for k, v in pairs}
-        views.append(
-            DeadLetterView(
-                key=message.key(),
-                value=message.value() or b"",
-                stage=headers.get("relay.stage", b"").decode(),
-                reason=headers.get("relay.reason", b"").decode(),
-                headers=headers,
-            )
-        )
-    return views
-
-
-def _bytes(value: str | bytes | None) -> bytes:
-    return value.encode() if isinstance(value, str) else value or b""

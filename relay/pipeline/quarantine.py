@@ -34,8 +34,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from relay.errors import Rejection
-from relay.pipeline.deadletter import read_topic
+from relay.errors import Rejection, RelayError
+from relay.kafka.topics import read_topic
+from relay.logs import KAFKA_CLIENT_LOG
 from relay.pipeline.record import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ TIMEOUT = 15.0  # seconds for one read or write of the strike topic
 RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
-class StrikeStoreError(Exception):
+class StrikeStoreError(RelayError):
     """The strike topic could not be read, created or written."""
 
 
@@ -54,7 +55,9 @@ class Strikes:
     """Per-record counts of processing bugs, in a compacted topic."""
 
     def __init__(self, config: dict[str, Any], topic: str, group: str) -> None:
-        self.config, self.topic, self.group = config, topic, group
+        # librdkafka's lines as JSON lines, repeats summed up (relay.logs)
+        self.config = config | {"logger": KAFKA_CLIENT_LOG}
+        self.topic, self.group = topic, group
         self._ensured = False
 
     def key(self, record: SourceRecord) -> bytes:

@@ -27,12 +27,12 @@ class SourceRecord:
     timestamp: float | None  # Kafka timestamp, seconds
     key: bytes | None
     value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: Sequence[tuple[str, bytes | None]] = ()  # None: a header without a value
     handle: Any = field(default=None, compare=False)  # the transport's own handle (faust's event)
 
     def size(self) -> int:
         """Bytes this record holds (key, value, headers): what RELAY_MAX_PENDING_BYTES counts."""
-        headers = sum(len(k) + len(v) for k, v in self.headers)
+        headers = sum(len(k) + len(v or b"") for k, v in self.headers)
         return len(self.key or b"") + len(self.value) + headers
 
 

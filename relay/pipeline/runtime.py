@@ -22,10 +22,10 @@ from relay.config import Settings
 from relay.contract.decode import Decoder
 from relay.errors import RelayError
 from relay.health import Health
+from relay.kafka.settings import confluent_config
 from relay.metrics import COURSE_LOOKUPS, RECORDS_ACKED, RECORDS_CONSUMED
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
-from relay.pipeline.kafka_config import confluent_config
 from relay.pipeline.quarantine import Quarantine, Strikes
 from relay.pipeline.record import Prepared, SourceRecord
 from relay.pipeline.stages import Pipeline, stage_retry

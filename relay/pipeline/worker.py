@@ -32,14 +32,15 @@ from relay import __version__
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from relay.health import Condition
+from relay.kafka.login import await_login
+from relay.kafka.settings import describe
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import web
 from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
 from relay.pipeline.commit_guard import CommitGuard
-from relay.pipeline.kafka_config import broker_urls, describe, faust_credentials
-from relay.pipeline.login import await_login
+from relay.pipeline.faust_config import broker_urls, faust_credentials
 from relay.pipeline.record import SourceRecord
 from relay.pipeline.runtime import Runtime
 

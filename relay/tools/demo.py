@@ -38,7 +38,7 @@ from relay.config import Settings, load_settings
 from relay.contract.catalogue import default_catalogue
 from relay.contract.wire import SINGLE_OBJECT_HEADER, SINGLE_OBJECT_MAGIC, frame_confluent
 from relay.errors import ConfigError
-from relay.pipeline.deadletter import dead_letters
+from relay.ops.dead_letters import dead_letters
 from relay.sandbox import seed
 from relay.sandbox.config import Delay, SandboxConfig
 from relay.sandbox.server import SandboxThread

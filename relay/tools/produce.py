@@ -19,7 +19,7 @@ from relay.tools.traffic import RECORD_TYPES, PlannedRecord, TrafficGenerator
 
 def confluent_config(settings: Settings) -> dict[str, Any]:
     """Client configuration for confluent-kafka (security included) from the RELAY_* settings."""
-    from relay.pipeline.kafka_config import confluent_config as from_settings
+    from relay.kafka.settings import confluent_config as from_settings
 
     return from_settings(settings)
 

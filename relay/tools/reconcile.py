@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from relay.pipeline.deadletter import DeadLetterView
+from relay.ops.dead_letters import DeadLetterView
 from relay.timeback.client import TimeBackClient
 from relay.tools.traffic import PlannedRecord, TrafficPlan
 

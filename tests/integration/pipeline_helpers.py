@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.contract import encode
-from relay.pipeline.deadletter import DeadLetterView, dead_letters
+from relay.ops.dead_letters import DeadLetterView, dead_letters
 from relay.tools.produce import produce_records
 from relay.tools.traffic import PlannedRecord
 from tests.reliability.harness import RelayProcess, relay_env, wait_for

@@ -26,7 +26,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from relay.pipeline.deadletter import read_topic
+from relay.kafka.topics import read_topic
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.kafka_cluster import Cluster, Identity, Names

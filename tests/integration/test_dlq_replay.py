@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from relay.errors import Rejection
-from relay.pipeline.deadletter import DeadLetterWriter, read_topic
+from relay.kafka.topics import read_topic
+from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Backoff
 

@@ -20,7 +20,8 @@ from confluent_kafka.admin import (
 
 from relay.errors import Rejection
 from relay.metrics import DLQ_PERMANENT_FAILURES, DLQ_WRITE_FAILURES, DLQ_WRITES
-from relay.pipeline.deadletter import DeadLetterWriter, dead_letters
+from relay.ops.dead_letters import dead_letters
+from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.record import SourceRecord
 from relay.resilience import Backoff
 

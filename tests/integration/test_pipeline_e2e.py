@@ -18,7 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from relay.contract import encode
-from relay.pipeline.deadletter import dead_letters, read_topic
+from relay.kafka.topics import read_topic
+from relay.ops.dead_letters import dead_letters
 from relay.sandbox.testing import SandboxControl
 from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.tools.demo import roster

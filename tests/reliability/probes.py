@@ -14,7 +14,8 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from tests.reliability.harness import RelayProcess
+from tests.reliability.harness import RelayProcess, wait_for
+from tests.reliability.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY_RELAY = [sys.executable, "-m", "tests.reliability.faulty_relay", "run"]
@@ -81,3 +82,19 @@ def without_planted_bug(relay: RelayProcess) -> RelayProcess:
     relay.env.pop("RELIABILITY_BUG_STAGE", None)
     relay.env.pop("RELIABILITY_BUG_EVENT_ID", None)
     return relay
+
+
+def restart_while_stuck(s: Scenario, relay: RelayProcess, most: int) -> int:
+    """The orchestrator of a crash loop: while the scenario is incomplete, wait for /livez to
+    fail, then kill and restart ``relay``; at most ``most`` times. The restarts made."""
+    restarts = 0
+    for restarts in range(1, most + 1):  # noqa: B007 - the count is the answer
+        wait_for(
+            lambda: livez(relay) == 503 or s.complete(), 90, "/livez to fail", relay.check_alive
+        )
+        if s.complete():
+            break
+        relay.kill()
+        relay.start()
+        relay.wait_assigned()
+    return restarts

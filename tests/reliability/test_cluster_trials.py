@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from relay.pipeline.deadletter import read_topic
+from relay.kafka.topics import read_topic
 from relay.tools.traffic import TrafficGenerator, TrafficPlan
 from tests.integration.conftest import SandboxFactory
 from tests.integration.pipeline_helpers import samples

@@ -1,4 +1,4 @@
-"""RELAY_KAFKA_* security settings reach both Kafka clients (relay/pipeline/kafka_config.py):
+"""RELAY_KAFKA_* security settings reach both Kafka clients (relay/kafka/settings.py):
 faust/aiokafka (the consumer) and confluent-kafka (DLQ producer, admin, tools). No broker needed:
 the configurations are inspected, and each client is built from them (librdkafka and aiokafka
 both refuse unknown or inconsistent settings, and librdkafka loads the CA file when it starts).
@@ -16,7 +16,8 @@ from confluent_kafka.admin import AdminClient
 
 from relay.config import Settings
 from relay.errors import ConfigError
-from relay.pipeline import kafka_config
+from relay.kafka import settings as kafka_settings
+from relay.pipeline import faust_config
 from tests.shared import self_signed
 
 pytestmark = pytest.mark.reliability
@@ -81,7 +82,7 @@ async def test_sasl_ssl_with_ca_file(mechanism: str, ca_file: Path) -> None:
 
     s = sasl("SASL_SSL", mechanism, ca_file)
 
-    confluent = kafka_config.confluent_config(s)
+    confluent = kafka_settings.confluent_config(s)
     assert confluent == {
         "bootstrap.servers": BOOTSTRAP,
         "security.protocol": "SASL_SSL",
@@ -92,11 +93,11 @@ async def test_sasl_ssl_with_ca_file(mechanism: str, ca_file: Path) -> None:
     }
     build_confluent_clients(confluent)
 
-    assert kafka_config.broker_urls(s) == [
+    assert faust_config.broker_urls(s) == [
         "kafka://broker-1.example.test:9094",
         "kafka://broker-2.example.test:9094",
     ]
-    credentials = kafka_config.faust_credentials(s)
+    credentials = faust_config.faust_credentials(s)
     assert isinstance(credentials, SASLCredentials)
     auth = dict(credentials_to_aiokafka_auth(credentials))
     context = auth.pop("ssl_context")
@@ -111,7 +112,7 @@ async def test_sasl_ssl_with_ca_file(mechanism: str, ca_file: Path) -> None:
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     await build_aiokafka_consumer(auth | {"ssl_context": context})
 
-    described = kafka_config.describe(s)
+    described = kafka_settings.describe(s)
     assert PASSWORD not in described and mechanism in described and USER in described
 
 
@@ -119,13 +120,13 @@ async def test_sasl_plaintext() -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     s = sasl("SASL_PLAINTEXT", "SCRAM-SHA-512")
-    confluent = kafka_config.confluent_config(s)
+    confluent = kafka_settings.confluent_config(s)
     assert confluent["security.protocol"] == "SASL_PLAINTEXT"
     assert confluent["sasl.mechanism"] == "SCRAM-SHA-512"
     assert confluent["sasl.password"] == PASSWORD
     assert "ssl.ca.location" not in confluent
     build_confluent_clients(confluent)
-    auth = dict(credentials_to_aiokafka_auth(kafka_config.faust_credentials(s)))
+    auth = dict(credentials_to_aiokafka_auth(faust_config.faust_credentials(s)))
     assert auth["security_protocol"] == "SASL_PLAINTEXT"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-512"
     assert auth["sasl_plain_password"] == PASSWORD
@@ -138,14 +139,14 @@ async def test_ssl_only_with_ca_file(ca_file: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     s = settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=ca_file)
-    confluent = kafka_config.confluent_config(s)
+    confluent = kafka_settings.confluent_config(s)
     assert confluent == {
         "bootstrap.servers": BOOTSTRAP,
         "security.protocol": "SSL",
         "ssl.ca.location": str(ca_file),
     }
     build_confluent_clients(confluent)
-    credentials = kafka_config.faust_credentials(s)
+    credentials = faust_config.faust_credentials(s)
     assert isinstance(credentials, SSLCredentials)
     auth = dict(credentials_to_aiokafka_auth(credentials))
     assert auth["security_protocol"] == "SSL"
@@ -155,8 +156,8 @@ async def test_ssl_only_with_ca_file(ca_file: Path) -> None:
 
 def test_sasl_ssl_without_ca_file_uses_the_system_trust_store() -> None:
     s = sasl("SASL_SSL", "SCRAM-SHA-512")
-    assert "ssl.ca.location" not in kafka_config.confluent_config(s)
-    context = kafka_config.ssl_context(s)
+    assert "ssl.ca.location" not in kafka_settings.confluent_config(s)
+    context = kafka_settings.ssl_context(s)
     assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
 
 
@@ -164,11 +165,11 @@ def test_plaintext_is_the_default() -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     s = settings()
-    assert kafka_config.confluent_config(s) == {
+    assert kafka_settings.confluent_config(s) == {
         "bootstrap.servers": BOOTSTRAP,
         "security.protocol": "PLAINTEXT",
     }
-    assert kafka_config.faust_credentials(s) is None
+    assert faust_config.faust_credentials(s) is None
     assert dict(credentials_to_aiokafka_auth(None)) == {"security_protocol": "PLAINTEXT"}
 
 
@@ -189,7 +190,7 @@ def test_environment_names_reach_both_clients(
         monkeypatch.setenv(name, value)
     s = load_settings()
     assert PASSWORD not in repr(s) and PASSWORD not in str(s.model_dump())
-    confluent = kafka_config.confluent_config(s)
+    confluent = kafka_settings.confluent_config(s)
     assert confluent["security.protocol"] == "SASL_SSL"
     assert confluent["sasl.password"] == PASSWORD
     assert confluent["ssl.ca.location"] == str(ca_file)
@@ -246,7 +247,7 @@ async def test_the_relay_wires_both_clients_from_these_settings(
     assert credentials.protocol.value == "SASL_SSL"
     assert credentials.ssl_context is not None
     assert "reliability-test-ca" in ca_subjects(credentials.ssl_context)
-    assert [str(url) for url in app.conf.broker] == kafka_config.broker_urls(s)
+    assert [str(url) for url in app.conf.broker] == faust_config.broker_urls(s)
 
     seen: dict[str, Any] = {}
 
@@ -261,5 +262,5 @@ async def test_the_relay_wires_both_clients_from_these_settings(
     await runtime.start()
     await runtime.close()
     assert seen["topic"] == s.dlq_topic
-    assert seen["config"] == kafka_config.confluent_config(s)
+    assert seen["config"] == kafka_settings.confluent_config(s)
     assert seen["config"]["sasl.password"] == PASSWORD

@@ -118,8 +118,8 @@ def test_the_watch_exits_once_refusals_last_the_grace_and_forgives_an_accepted_l
     """The watch's decisions on a clock of its own (the trial above runs it against brokers)."""
     from relay.config import Settings
     from relay.health import Health
+    from relay.kafka.diagnosis import Diagnosis
     from relay.pipeline.auth_watch import AuthWatch
-    from relay.pipeline.kafka_diagnosis import Diagnosis
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,

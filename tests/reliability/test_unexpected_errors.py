@@ -26,12 +26,13 @@ from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
 from tests.reliability.faulty_relay import SECRET_MARK
-from tests.reliability.harness import requires_relay, wait_for
+from tests.reliability.harness import requires_relay
 from tests.reliability.ledger import Expected, expectations
 from tests.reliability.probes import (
     committed,
     livez,
     locate,
+    restart_while_stuck,
     with_planted_bug,
     without_planted_bug,
 )
@@ -111,17 +112,8 @@ def test_a_deterministic_processing_bug_is_quarantined_after_restarts(
     relay.wait_assigned()
     s.produce(expected, wait=True)
 
-    restarts = 0
-    for restarts in range(1, RESTARTS + 1):  # noqa: B007 - kept for the figures
-        # The orchestrator: /livez fails (or the record is already quarantined), restart.
-        wait_for(
-            lambda: livez(relay) == 503 or s.complete(), 60, "/livez to fail", relay.check_alive
-        )
-        if s.complete():
-            break
-        relay.kill()
-        relay.start()
-        relay.wait_assigned()
+    # The orchestrator: /livez fails (or the record is already quarantined), restart.
+    restarts = restart_while_stuck(s, relay, RESTARTS)
     with contextlib.suppress(AssertionError):  # reconciled below
         s.wait_complete(timeout=10, alive=[relay])
     figures = s.finish(trials=restarts)

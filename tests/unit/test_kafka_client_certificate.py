@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 
 from relay.config import load_settings
 from relay.errors import ConfigError
-from relay.pipeline.kafka_config import confluent_config, describe, ssl_context
-from relay.pipeline.kafka_diagnosis import principal
+from relay.kafka.diagnosis import principal
+from relay.kafka.settings import confluent_config, describe, ssl_context
 from tests.shared import self_signed
 
 KEY_PASSWORD = "key-pass-Wombat-417"

@@ -11,12 +11,8 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from relay.config import load_settings
-from relay.pipeline.kafka_config import (
-    broker_urls,
-    confluent_config,
-    describe,
-    faust_credentials,
-)
+from relay.kafka.settings import confluent_config, describe
+from relay.pipeline.faust_config import broker_urls, faust_credentials
 
 CA = Path(certifi.where())  # any readable PEM bundle
 

@@ -1,4 +1,4 @@
-"""The not-ready views served while Kafka refuses the relay's login (relay/pipeline/login.py),
+"""The not-ready views served while Kafka refuses the relay's login (relay/kafka/login.py),
 over real HTTP on a free port. The refusal itself is tried on the secured cluster
 (tests/reliability/test_cluster_trials.py)."""
 
@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from relay.config import load_settings
-from relay.pipeline.kafka_diagnosis import Diagnosis
-from relay.pipeline.login import _NotReady, await_login
+from relay.kafka.diagnosis import Diagnosis
+from relay.kafka.login import _NotReady, await_login
 from tests.conftest import free_port
 
 

@@ -19,8 +19,9 @@ from rich.table import Table
 from relay.config import Settings, load_settings
 from relay.contract.decode import Decoder
 from relay.errors import ConfigError, Rejection
-from relay.pipeline.deadletter import PREFIX, REPLAYS, DeadLetterView, dead_letters
-from relay.pipeline.kafka_config import confluent_config
+from relay.kafka.settings import confluent_config
+from relay.ops.dead_letters import DeadLetterView, dead_letters
+from relay.pipeline.deadletter import PREFIX, REPLAYS
 
 
 def _settings() -> Settings:

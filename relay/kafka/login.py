@@ -7,7 +7,7 @@ the login (a wrong or rotated SASL password, an unknown CA, a refused client cer
 
 - a small web server on RELAY_WEB_PORT answers /readyz 503 with the diagnosis (what happened and
   which ``RELAY_*`` setting fixes it), /livez 200 and /metrics (``kafka_auth_failures_total``);
-- each refusal is logged with the diagnosis, never a secret (``kafka_diagnosis.redact``);
+- each refusal is logged with the diagnosis, never a secret (``relay.kafka.diagnosis.redact``);
 - the login is retried every ``RETRY_EVERY`` seconds: a fix on the broker's side is picked up.
 
 Secrets come from the environment, read at start only: after RELAY_KAFKA_LOGIN_GRACE seconds of
@@ -33,9 +33,9 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import generate_latest
 
 from relay.config import Settings
+from relay.kafka.diagnosis import UNREACHABLE, Diagnosis, KafkaLog, diagnose
+from relay.kafka.settings import confluent_config
 from relay.metrics import KAFKA_AUTH_FAILURES, READY, REGISTRY
-from relay.pipeline.kafka_config import confluent_config
-from relay.pipeline.kafka_diagnosis import UNREACHABLE, Diagnosis, KafkaLog, diagnose
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from rich.markup import escape
 from relay import wiring
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError, RelayError
-from relay.pipeline.kafka_config import confluent_config
-from relay.pipeline.kafka_diagnosis import Diagnosis, KafkaLog, diagnose, principal
+from relay.kafka.diagnosis import Diagnosis, KafkaLog, diagnose, principal
+from relay.kafka.settings import confluent_config
 from relay.timeback.client import TimeBackClient
 
 T = TypeVar("T")

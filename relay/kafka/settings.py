@@ -1,8 +1,10 @@
 """The one place where the ``RELAY_KAFKA_*`` settings become client configuration.
 
 faust (aiokafka) and confluent-kafka (librdkafka) name the same things differently; both are
-derived here from one ``Settings`` so the relay's consumer, its dead-letter producer, ``relay
-check``, ``relay dlq`` and the tools always connect the same way.
+derived from one ``Settings`` so the relay's consumer, its dead-letter producer, ``relay
+check``, ``relay dlq`` and the tools always connect the same way. confluent-kafka's half and the
+TLS context are here; faust's half (broker URLs, credentials) is ``relay.pipeline.faust_config``,
+since only ``relay.pipeline`` imports faust.
 
 | setting                        | faust / aiokafka                   | confluent-kafka        |
 |--------------------------------|------------------------------------|------------------------|
@@ -26,22 +28,14 @@ loggable view.
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relay.config import Settings
 from relay.errors import ConfigError
 
-if TYPE_CHECKING:
-    from faust.types.auth import CredentialsT
-
 
 def bootstrap_servers(settings: Settings) -> list[str]:
     return [host.strip() for host in settings.kafka_bootstrap.split(",") if host.strip()]
-
-
-def broker_urls(settings: Settings) -> list[str]:
-    """faust's ``broker`` setting: one ``kafka://host:port`` URL per bootstrap server."""
-    return [f"kafka://{host}" for host in bootstrap_servers(settings)]
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -76,25 +70,6 @@ def _load_client_certificate(context: ssl.SSLContext, settings: Settings) -> Non
             f"the client certificate and key do not load ({reason}); the key must match the "
             "certificate, and an encrypted key needs its password"
         ) from None
-
-
-def faust_credentials(settings: Settings) -> CredentialsT | None:
-    """faust's ``broker_credentials``: None for PLAINTEXT."""
-    from faust.auth import SASLCredentials, SSLCredentials
-
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl_context(settings)
-    if protocol == "SSL":
-        return SSLCredentials(context)
-    # SASL_PLAINTEXT or SASL_SSL: the SSL context (or its absence) picks the protocol.
-    return SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.secret("kafka_sasl_password"),
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=context,
-    )
 
 
 def confluent_config(settings: Settings) -> dict[str, Any]:
