@@ -331,3 +331,135 @@ def test_s6_s7_tiny_write_their_results(
         camel = s7[row]["camel"]
         assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
         assert 0 <= camel["jit_cpu_us_per_event"] <= camel["cpu_us_per_event"]  # a part of it
+
+
+# --- S9: the Quix Streams peer ----------------------------------------------------------------
+
+
+def _quix_built() -> bool:
+    from bench.quixbuild import built
+
+    return built()
+
+
+needs_quix = pytest.mark.skipif(
+    not _quix_built(),
+    reason="bench/quix/.venv (quixstreams 3.28, its own confluent-kafka) is built by "
+    "`make bench-quix`; not built here",
+)
+
+
+@needs_quix
+def test_quix_peer_app_parses_its_arguments_in_its_own_environment() -> None:
+    """The app imports Quix Streams and reads its options in bench/quix/.venv (not ours)."""
+    import subprocess
+
+    from bench.quixbuild import APP, PYTHON
+
+    done = subprocess.run([str(PYTHON), str(APP), "--help"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--in-flight" in done.stdout and "--commit-every" in done.stdout
+    missing = subprocess.run([str(PYTHON), str(APP), "--topic", "t"], capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and "--brokers" in missing.stderr  # names what is missing
+
+
+@needs_go
+@needs_quix
+def test_quix_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_sink
+    from bench.procs import GoSink, QuixPeer, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-quix-sink", latency_ms=5)
+    try:
+        topic = topics.create("quix", 3)
+        pairs = [(f"s{i % 7}".encode(), b'{"n":%d}' % i) for i in range(300)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        peers: list[QuixPeer] = []
+
+        def start() -> QuixPeer:
+            peers.append(QuixPeer("test-quix", kafka_bootstrap, topic, sink.url, in_flight=16))
+            return peers[0]
+
+        drained = watch_sink("test-quix", start, sink, len(pairs), timeout=90, interval=0.1)
+        assert drained.finished and drained.samples[-1].acked == len(pairs)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peers[0].group})
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(3)]
+            ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+            # the peer has stopped (SIGTERM): Quix flushed the last checkpoint and committed it
+            committed = consumer.committed(partitions, 30)
+        finally:
+            consumer.close()
+        assert [tp.offset for tp in committed] == ends  # committed past every delivered record
+        assert sink.events() == len(pairs)  # each POSTed once: no redelivery on a clean run
+    finally:
+        sink.stop()
+        topics.delete_all()
+
+
+QUIX_ATTEMPTS = 4  # bench/quix/peer.py ATTEMPTS (that module imports Quix: not importable here)
+
+
+@needs_quix
+def test_quix_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
+    """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
+    503 the app commits no offset (its sink reports backpressure, Quix seeks back); at a 30 %
+    503 rate the checkpoints are re-sent until every event is accepted, then committed."""
+    import httpx
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.common import traffic
+    from bench.drain import produce_values
+    from bench.procs import QuixPeer, Sandbox, Topics
+    from bench.s1_pipeline import Chain
+
+    plan = traffic(40, seed=3, students=20)
+    pairs = [(r.key, e.payload) for r in plan.records for e in Chain().full(r.value)]
+    topics = Topics(kafka_bootstrap)
+    box = Sandbox("test-quix-sandbox")
+    peer: QuixPeer | None = None
+    consumer: Consumer | None = None
+    try:
+        faults = f"{box.url}/sandbox/1.0/faults"
+        httpx.post(
+            faults, json={"error_rates": {"503": 1.0}, "paths": ["/events/1.0"]}
+        ).raise_for_status()
+        topic = topics.create("quix-faults", 2)
+        produce_values(kafka_bootstrap, topic, pairs)
+        peer = QuixPeer("test-quix-faults", kafka_bootstrap, topic, box.url, in_flight=8)
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peer.group})
+        partitions = [TopicPartition(topic, p) for p in range(2)]
+
+        def stats() -> dict[str, int]:
+            assert peer is not None
+            peer.check_alive()
+            return dict(httpx.get(f"{box.url}/sandbox/1.0/stats", timeout=5).json())
+
+        # One checkpoint's writes try each event at most QUIX_ATTEMPTS times and stop at the
+        # first partition that fails; more faults than that means Quix paused, sought back and
+        # handed the same records to the sink again.
+        _wait(lambda: stats()["faulted"] > QUIX_ATTEMPTS * len(pairs), 90,
+              "the app to re-read the records after a backpressure pause")  # fmt: skip
+        assert [tp.offset for tp in consumer.committed(partitions, 30)] == [OFFSET_INVALID] * 2
+        assert stats()["accepted"] == 0
+
+        httpx.post(faults, json={"error_rates": {"503": 0.3}, "seed": 7}).raise_for_status()
+        _wait(lambda: stats()["accepted"] - stats()["duplicates"] >= len(pairs), 90, "every event")
+        ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+        _wait(lambda: [tp.offset for tp in consumer.committed(partitions, 30)] == ends, 30,
+              "every partition committed to its end")  # fmt: skip
+        final = stats()
+        assert final["rejected_at_validation"] == 0
+        assert final["accepted"] - final["duplicates"] == len(pairs)
+    finally:
+        if consumer is not None:
+            consumer.close()
+        if peer is not None:
+            peer.stop()
+        box.stop()
+        topics.delete_all()
