@@ -17,7 +17,7 @@ PYTEST_WORKERS ?= 2
 
 PROMETHEUS  := deploy/prometheus/install.sh
 
-.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go bench-camel lint fmt clean
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch run test test-unit test-reliability bench bench-go bench-camel bench-quix lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
@@ -79,7 +79,12 @@ bench-go: setup
 bench-camel: setup
 	$(PY) -m bench.camelbuild
 
-bench: setup kafka-fetch bench-go bench-camel
+# bench/quix: S9's Quix Streams 3.28 peer in its own virtualenv, bench/quix/.venv (pip, PyPI):
+# quixstreams pins confluent-kafka < 2.13, which the relay's environment does not share
+bench-quix: setup
+	$(PY) -m bench.quixbuild
+
+bench: setup kafka-fetch bench-go bench-camel bench-quix
 	$(PY) -m bench
 
 lint: setup
@@ -94,5 +99,5 @@ fmt: setup
 clean:
 	-$(KAFKA) stop
 	-$(CLUSTER) stop
-	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin bench/camel/target .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .kafka-local .kafka-cluster bench/go/bin bench/camel/target bench/quix/.venv .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -300,7 +300,7 @@ class QuixPeer(Child):
     """S9's peer: the Quix Streams 3.28 application a Python user would write instead
     (bench/quix/peer.py, in its own virtualenv: a ``BatchingSink`` POSTing each checkpoint's
     events ``in_flight`` at a time, commit after the batch is accepted) reading pre-mapped
-    Caliper JSON from ``topic``. One process; its CPU (every thread) is measured like the relay's."""
+    Caliper JSON from ``topic``. One process; its CPU (all threads) is measured as the relay's."""
 
     def __init__(self, name: str, bootstrap: str, topic: str, api: str, in_flight: int) -> None:
         from bench.quixbuild import APP, python

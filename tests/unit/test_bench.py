@@ -26,16 +26,19 @@ def test_s1_tiny_writes_the_report_shape(
     out = tmp_path / "latest.json"
     assert main(["--only", "S1", "--size", "tiny", "--output", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert set(report) == {"machine", "scenarios"}
+    assert set(report) == {"machine", "scenarios", "targets"}
     assert {"cores", "python", "versions"} <= set(report["machine"])
     s1 = report["scenarios"]["S1"]
     assert set(s1) >= SCENARIO_KEYS
     assert s1["unit"] == "us/record" and s1["target"] == 50
+    checker = report["scenarios"]["S1 checker"]  # the rule checker's share of the chain
+    assert 0 < checker["value"] < 1 and checker["target"] == pytest.approx(1 / 3)
+    assert report["targets"]["S9a"]["bar"] == 1.0  # the whole table, even rows that did not run
     assert isinstance(s1["value"], float) and s1["value"] > 0
     assert isinstance(s1["met"], bool)
     rows = s1["detail"]["per_type"]
     assert {"overall", "XpEarned", "SessionChanged"} <= set(rows)
-    assert all(set(row) >= STAGES for row in rows.values())
+    assert all(set(row) >= STAGES | {"check_us", "check_share"} for row in rows.values())
     assert "S1" in capsys.readouterr().out  # the table
 
 
@@ -63,7 +66,7 @@ def test_batched_rows_give_the_relay_its_envelope_size() -> None:
 
 def test_unknown_scenario_is_refused() -> None:
     with pytest.raises(SystemExit):
-        main(["--only", "S9"])
+        main(["--only", "S10"])
 
 
 # --- S6-S8: the Go sink and peer, the report's goals, the picture ------------------------------
@@ -275,12 +278,54 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def test_a_result_with_a_goal_reports_both_bars(capsys: pytest.CaptureFixture[str]) -> None:
     from bench.report import Result, show
 
-    result = Result("S6a", "cpu", 170.0, "us/record", 200.0, "lower", goal=150.0)
+    result = Result("S6a", "cpu", 170.0, "us/record")  # S6a: <= 200, goal 150
     data = result.as_json()
     assert (data["met"], data["goal"], data["goal_met"]) == (True, 150.0, False)
-    assert "goal" not in Result("S1", "x", 1.0, "u", 2.0, "lower").as_json()
+    assert "goal" not in Result("S1", "x", 1.0, "u").as_json()
     show([result])
     assert "goal 150" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "met", "goal_met"),
+    [
+        ("S6b", 0.34, False, False),  # under the first bar
+        ("S6b", 0.35, True, False),  # on it: met, the goal not yet
+        ("S6b", 0.5, True, True),
+        ("S6b (N=20)", 0.69, False, None),  # its own bar (0.7), not S6b's 0.35
+        ("S6b (N=20)", 0.7, True, None),
+        ("S2 (N=20)", 0.8, True, None),  # a batched row without its own: its scenario's bar
+        ("S1", 50.1, False, None),  # lower is better
+        ("S1 checker", 0.34, False, None),  # a third at most
+        ("S1 checker", 0.33, True, None),
+        ("S7c", 0.99, False, None),
+        ("S7c JIT", 0.09, True, None),  # HotSpot under a tenth of the route's CPU: warmed
+        ("S8", 0.84, False, None),
+        ("S9a", 1.0, True, None),
+        ("S9b", 0.98, False, None),
+    ],
+)
+def test_the_target_table_decides_met_from_the_figure(
+    name: str, value: float, met: bool, goal_met: bool | None
+) -> None:
+    from bench.report import Result
+
+    result = Result(name, "t", value, "ratio")
+    assert (result.met, result.goal_met) == (met, goal_met)
+    assert result.as_json()["met"] is met
+
+
+def test_every_row_the_report_can_hold_has_a_bar_and_failures_meet_none() -> None:
+    from bench.report import Result
+    from bench.targets import TARGETS, target
+
+    issue_21 = {"S1 checker", "S6b", "S6b (N=20)", "S7c", "S7c JIT", "S8", "S9a", "S9b"}
+    assert {name for name, bar in TARGETS.items() if bar.issue == 21} == issue_21
+    assert target("S6") is TARGETS["S6a"]  # a broken scenario's row, named by the scenario
+    broken = Result("S5", "FAILED: boom", 0.0, "-", failed=True)  # 0 MB would be <= 250
+    assert broken.met is False and broken.as_json()["met"] is False
+    with pytest.raises(KeyError, match="S42"):
+        target("S42")
 
 
 def test_scaling_picture_draws_every_measured_point() -> None:
