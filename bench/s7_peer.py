@@ -112,22 +112,25 @@ def peer_backlog(lab: Lab) -> tuple[Backlog, str, int]:
     return shared
 
 
-def relay_side(lab: Lab, backlog: Backlog, latency: float) -> tuple[Drain, int]:
+def relay_side(lab: Lab, backlog: Backlog, latency: float, round_: int = 0) -> tuple[Drain, int]:
     """The relay's drain of ``backlog`` (or, with latency, a prefix of it) into a fresh Go sink
     with ``latency``, and its number of records; one per run and latency, for S7 and S9 (S6's
-    drain is the no-latency one when S6 ran)."""
+    drain is the no-latency one when S6 ran). ``round_`` > 0: drain again (S9's rounds)."""
     sizes = lab.sizes
     records = len(backlog.plan.records)
     if latency:  # the latency rows take longer: a prefix, the same share of it for both sides
         records = min(records, sizes.s7_latency_records)
-    relay: Drain | None = lab.noted(f"peer_relay_{latency:g}") or (
-        None if latency else lab.noted("s6_relay")
-    )
+    relay: Drain | None = None
+    if not round_:
+        relay = lab.noted(f"peer_relay_{latency:g}") or (None if latency else lab.noted("s6_relay"))
     if relay is None:
+        name = f"peers-{latency:g}" + (f"-r{round_}" if round_ else "")
         say(f"relay drain beside the peers, {latency:g} ms, {records:,} records")
-        sink = lab.go_sink(f"peers-relay-{latency:g}", latency)
-        relay = lab.drain(f"peers-{latency:g}", backlog, sink.url, records=records)
-    lab.note(f"peer_relay_{latency:g}", relay)
+        sink = lab.go_sink(f"{name}-relay", latency)
+        relay = lab.drain(name, backlog, sink.url, records=records)
+        sink.stop()
+    if not round_:
+        lab.note(f"peer_relay_{latency:g}", relay)
     return relay, records
 
 
