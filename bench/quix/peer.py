@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from quixstreams import Application
@@ -40,6 +42,7 @@ logger = logging.getLogger("quix-peer")
 ATTEMPTS = 4  # tries of one POST inside a write before the sink reports backpressure
 FIRST_BACKOFF = 0.05  # seconds before the second try; doubled after each
 DEFAULT_RETRY_AFTER = 1.0  # pause when the API names none (Retry-After)
+CREDENTIALS = ("BENCH_CLIENT_ID", "BENCH_CLIENT_SECRET")
 
 
 @dataclass(frozen=True)
@@ -139,9 +142,20 @@ def main() -> None:
     parser.add_argument("--commit-every", type=int, default=1000, help="records per checkpoint")
     parser.add_argument("--commit-interval", type=float, default=5.0, help="seconds")
     args = parser.parse_args()
-    client_id, client_secret = os.environ["BENCH_CLIENT_ID"], os.environ["BENCH_CLIENT_SECRET"]
+    missing = [name for name in CREDENTIALS if not os.environ.get(name)]
+    if missing:
+        parser.error(f"set {' and '.join(missing)} (the Partner API's client credentials)")
+    client_id, client_secret = (os.environ[name] for name in CREDENTIALS)
+    with tempfile.TemporaryDirectory(prefix="quix-peer-state-") as state:
+        run(args, client_id, client_secret, Path(state))
+
+
+def run(args: argparse.Namespace, client_id: str, client_secret: str, state: Path) -> None:
+    """The app; ``state``: its state directory (Quix makes one even for a stateless app, by
+    default in the working directory)."""
     app = Application(
         broker_address=args.brokers,
+        state_dir=state,
         consumer_group=args.group,
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",

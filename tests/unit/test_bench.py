@@ -6,6 +6,7 @@ Shape only: benchmark figures are never asserted (the machine is shared and nois
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -408,6 +409,12 @@ def test_quix_peer_app_parses_its_arguments_in_its_own_environment() -> None:
     missing = subprocess.run([str(PYTHON), str(APP), "--topic", "t"], capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and "--brokers" in missing.stderr  # names what is missing
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_CLIENT_")}
+    argv = [str(PYTHON), str(APP), "--brokers", "b:1", "--topic", "t", "--group", "g",
+            "--url", "http://127.0.0.1:1"]  # fmt: skip
+    no_credentials = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert no_credentials.returncode == 2
+    assert "BENCH_CLIENT_ID and BENCH_CLIENT_SECRET" in no_credentials.stderr
 
 
 @needs_go
