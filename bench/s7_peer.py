@@ -166,13 +166,15 @@ def peer_drain(
     sink: GoSink,
     events: int,
     relay_rate: float,
+    **options: Any,
 ) -> dict[str, Any]:
     """One peer draining ``events`` pre-mapped events into ``sink``: its rate, the relay's ratio
-    to it, its CPU per event and share of a core in the steady window."""
-    say(f"{kind.__name__}, {sink.latency_ms:g} ms, {events:,} pre-mapped events")
+    to it, its CPU per event and share of a core in the steady window. ``options``: the peer's
+    own (the Quix app's ``client``)."""
+    say(f"{kind.__name__} {name}, {sink.latency_ms:g} ms, {events:,} pre-mapped events")
 
     def start() -> Child:
-        return kind(name, lab.bootstrap, topic, sink.url, lab.sizes.in_flight)
+        return kind(name, lab.bootstrap, topic, sink.url, lab.sizes.in_flight, **options)
 
     drained = watch_sink(name, start, sink, events, timeout=max(120.0, events / 20))
     rate = drained.events_per_s if drained.finished else 0.0

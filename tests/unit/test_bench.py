@@ -405,7 +405,7 @@ def test_quix_peer_app_parses_its_arguments_in_its_own_environment() -> None:
     done = subprocess.run([str(PYTHON), str(APP), "--help"], capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "--in-flight" in done.stdout and "--commit-every" in done.stdout
+    assert {"--in-flight", "--commit-every", "--client"} <= set(done.stdout.split())
     missing = subprocess.run([str(PYTHON), str(APP), "--topic", "t"], capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and "--brokers" in missing.stderr  # names what is missing
@@ -419,7 +419,10 @@ def test_quix_peer_app_parses_its_arguments_in_its_own_environment() -> None:
 
 @needs_go
 @needs_quix
-def test_quix_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("client", ["asyncio", "threads"])
+def test_quix_peer_delivers_every_event_and_commits_after_the_2xx(
+    kafka_bootstrap: str, client: str
+) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
     from bench.drain import produce_values, watch_sink
@@ -434,7 +437,7 @@ def test_quix_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstra
         peers: list[QuixPeer] = []
 
         def start() -> QuixPeer:
-            peers.append(QuixPeer("test-quix", kafka_bootstrap, topic, sink.url, in_flight=16))
+            peers.append(QuixPeer("test-quix", kafka_bootstrap, topic, sink.url, 16, client))
             return peers[0]
 
         drained = watch_sink("test-quix", start, sink, len(pairs), timeout=90, interval=0.1)
@@ -458,7 +461,8 @@ QUIX_ATTEMPTS = 4  # bench/quix/peer.py ATTEMPTS (that module imports Quix: not 
 
 
 @needs_quix
-def test_quix_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("client", ["asyncio", "threads"])
+def test_quix_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str, client: str) -> None:
     """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
     503 the app commits no offset (its sink reports backpressure, Quix seeks back); at a 30 %
     503 rate the checkpoints are re-sent until every event is accepted, then committed."""
@@ -483,7 +487,7 @@ def test_quix_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -
         ).raise_for_status()
         topic = topics.create("quix-faults", 2)
         produce_values(kafka_bootstrap, topic, pairs)
-        peer = QuixPeer("test-quix-faults", kafka_bootstrap, topic, box.url, in_flight=8)
+        peer = QuixPeer("test-quix-faults", kafka_bootstrap, topic, box.url, 8, client)
         consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": peer.group})
         partitions = [TopicPartition(topic, p) for p in range(2)]
 
@@ -522,8 +526,8 @@ def test_quix_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -
 def test_s9_tiny_writes_its_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """S9 end to end at the tiny size, two rounds: the relay and the Quix app drain the same
-    backlog at both latencies; the JSON shape only (no figure is asserted)."""
+    """S9 end to end at the tiny size, two rounds: the relay and the Quix app (with each of its
+    clients) drain the same backlog at both latencies; the JSON shape only (no figure)."""
     monkeypatch.setenv("RELAY_KAFKA_BOOTSTRAP", kafka_bootstrap)
     out = tmp_path / "latest.json"
     args = ["--only", "S9", "--size", "tiny", "--set", "s9_rounds=2", "--output", str(out)]
@@ -533,7 +537,9 @@ def test_s9_tiny_writes_its_results(
     detail = scenarios["S9a"]["detail"]
     for row in ("no_latency", "latency_50ms"):
         rounds = detail[row]["rounds"]
-        assert len(rounds) == 2 and detail[row]["ratios"] == [r["ratio"] for r in rounds]
+        assert len(rounds) == 2 and detail[row]["ratios"] == [r["asyncio"]["ratio"] for r in rounds]
         for one in rounds:
-            assert one["relay"]["finished"] and one["quix"]["finished"]
-            assert one["quix_events_per_s"] > 0 and one["quix_cpu_us_per_event"] > 0
+            assert one["relay"]["finished"] and one["relay_cpu_us_per_event"] > 0
+            for client in ("asyncio", "threads"):
+                assert one[client]["finished"] and one[client]["events_per_s"] > 0
+                assert one[client]["cpu_over_relay_cpu"] > 0
