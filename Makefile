@@ -21,7 +21,7 @@ REGISTRY_SH := deploy/local/registry/registry-local.sh
 REGISTRY    ?= 0
 NODE_PRODUCER := examples/node-producer
 
-.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch registry-fetch registry-up registry-down node-producer run test test-unit test-reliability bench bench-go bench-camel lint fmt clean
+.PHONY: help setup prometheus kafka-up kafka-down kafka-fetch registry-fetch registry-up registry-down node-producer run test test-unit test-reliability bench bench-go bench-camel bench-quix lint fmt clean
 
 help:
 	@echo "make run    - the demo: local Kafka, TimeBack sandbox, relay, demo traffic, summary"
@@ -90,7 +90,9 @@ endif
 # The suite starts its own broker on free ports (tests/conftest.py) unless RELAY_KAFKA_BOOTSTRAP
 # points at one, and its own Schema Registry (tests/registry.py); fetching and building first keeps
 # the downloads out of pytest's timeouts.
-test: setup kafka-fetch registry-fetch node-producer prometheus
+# bench-quix: the S9 peer's own virtualenv, so that its tests in tests/unit/test_bench.py run here
+# rather than skip
+test: setup kafka-fetch registry-fetch node-producer bench-quix prometheus
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: setup
@@ -107,7 +109,12 @@ bench-go: setup
 bench-camel: setup
 	$(PY) -m bench.camelbuild
 
-bench: setup kafka-fetch bench-go bench-camel
+# bench/quix: S9's Quix Streams 3.28 peer in its own virtualenv, bench/quix/.venv (pip, PyPI):
+# quixstreams pins confluent-kafka < 2.13, which the relay's environment does not share
+bench-quix: setup
+	$(PY) -m bench.quixbuild
+
+bench: setup kafka-fetch bench-go bench-camel bench-quix
 	$(PY) -m bench
 
 lint: setup
@@ -123,5 +130,5 @@ clean:
 	-$(KAFKA) stop
 	-$(CLUSTER) stop
 	-$(REGISTRY_SH) stop
-	rm -rf $(VENV) .kafka-local .registry-local deploy/local/registry/target $(NODE_PRODUCER)/node_modules .kafka-cluster bench/go/bin bench/camel/target .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .kafka-local .registry-local deploy/local/registry/target $(NODE_PRODUCER)/node_modules .kafka-cluster bench/go/bin bench/camel/target bench/quix/.venv .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

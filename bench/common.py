@@ -49,6 +49,9 @@ class Sizes:
     # S2, S3 and S6 again with RELAY_EVENTS_PER_REQUEST = this (rows "S2 (N=20)"...; the
     # sandbox then takes envelopes that size); 1 or 0: no batched rows
     envelope_events: int = 20
+    # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
+    # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
+    s9_rounds: int = 1
 
     @classmethod
     def named(cls, name: str) -> Sizes:

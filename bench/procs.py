@@ -294,3 +294,30 @@ class CamelPeer(Child):
                 if "CompilerThre" in (task / "comm").read_text():
                     ticks += _cpu_ticks(task / "stat")
         return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class QuixPeer(Child):
+    """S9's peer: the Quix Streams 3.28 application a Python user would write instead
+    (bench/quix/peer.py, in its own virtualenv: a ``BatchingSink`` POSTing each checkpoint's
+    events ``in_flight`` at a time, commit after the batch is accepted) reading pre-mapped
+    Caliper JSON from ``topic``. One process; its CPU (all threads) is measured as the relay's.
+    ``client``: the sink POSTs as aiohttp coroutines (``asyncio``) or on httpx threads."""
+
+    def __init__(
+        self,
+        name: str,
+        bootstrap: str,
+        topic: str,
+        api: str,
+        in_flight: int,
+        client: str = "asyncio",
+    ) -> None:
+        from bench.quixbuild import APP, python
+
+        self.group = f"bench-quix-{uuid.uuid4().hex[:8]}"
+        argv = [str(python()), str(APP), "--brokers", bootstrap, "--topic", topic,
+                "--group", self.group, "--url", api, "--in-flight", str(in_flight),
+                "--client", client]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        env |= {"BENCH_CLIENT_ID": CLIENT_ID, "BENCH_CLIENT_SECRET": CLIENT_SECRET}
+        super().__init__(name, argv, env)

@@ -1,8 +1,10 @@
 """The benchmark report: machine facts, one result per scenario, a table and a JSON file.
 
 Shape (read by others): ``{"machine": {...}, "scenarios": {"S1": {"value": 12.3,
-"unit": "us/record", "target": 50, "met": true, "detail": {...}}, ...}}``; a result with a second
-bar also has ``goal`` and ``goal_met``. A scenario may give more than one result (S6a, S6b).
+"unit": "us/record", "target": 50, "met": true, "issue": 9, "detail": {...}}, ...},
+"targets": {...}}``; a result with a second bar also has ``goal`` and ``goal_met``. A scenario
+may give more than one result (S6a, S6b). Every bar comes from ``bench.targets.TARGETS``, which
+the file also carries whole under ``targets``.
 """
 
 from __future__ import annotations
@@ -15,45 +17,48 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from bench.targets import TARGETS, Target, target
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
 class Result:
+    """One row of the report; its bar comes from ``bench.targets.TARGETS`` by name."""
+
     name: str
     title: str
     value: float
     unit: str
-    target: float
-    better: Literal["lower", "higher"]
     detail: dict[str, Any] = field(default_factory=dict)
-    goal: float | None = None  # a second, harder bar (the target is the first)
+    failed: bool = False  # the scenario broke: its value means nothing and meets no bar
 
-    def _reaches(self, bar: float) -> bool:
-        return self.value <= bar if self.better == "lower" else self.value >= bar
+    @property
+    def bar(self) -> Target:
+        return target(self.name)
 
     @property
     def met(self) -> bool:
-        return self._reaches(self.target)
+        return not self.failed and self.bar.met(self.value)
 
     @property
     def goal_met(self) -> bool | None:
-        return None if self.goal is None else self._reaches(self.goal)
+        reached = self.bar.goal_met(self.value)
+        return reached if reached is None or not self.failed else False
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("name")
-        data["met"] = self.met
-        if self.goal is None:
-            data.pop("goal")
-        else:
-            data["goal_met"] = self.goal_met
-        return data
+        bar = self.bar
+        data: dict[str, Any] = {"title": self.title, "value": self.value, "unit": self.unit,
+                                "target": bar.bar, "better": bar.better, "met": self.met,
+                                "issue": bar.issue}  # fmt: skip
+        if bar.goal is not None:
+            data |= {"goal": bar.goal, "goal_met": self.goal_met}
+        return data | {"detail": self.detail}
 
 
 def machine() -> dict[str, Any]:
@@ -80,7 +85,11 @@ def write(
     """``extra``: more top-level sections (e.g. ``experiments``) next to machine and scenarios."""
     path = path or RESULTS / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "scenarios": {r.name: r.as_json() for r in results}}
+    report = {
+        "machine": machine(),
+        "scenarios": {r.name: r.as_json() for r in results},
+        "targets": {name: asdict(bar) for name, bar in TARGETS.items()},  # the whole table
+    }
     report |= extra or {}
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
@@ -91,10 +100,8 @@ def show(results: list[Result], console: Console | None = None) -> None:
     for column in ("scenario", "what", "value", "target", "met"):
         table.add_column(column, justify="right" if column in ("value", "target") else "left")
     for r in results:
-        bound = "<=" if r.better == "lower" else ">="
-        target = f"{bound} {r.target:g}" + (f" (goal {r.goal:g})" if r.goal is not None else "")
         met = "[green]yes[/]" if r.met else "[red]no[/]"
-        if r.goal is not None:
+        if r.goal_met is not None:
             met += ", goal [green]yes[/]" if r.goal_met else ", goal [red]no[/]"
-        table.add_row(r.name, r.title, f"{r.value:,.2f} {r.unit}", target, met)
+        table.add_row(r.name, r.title, f"{r.value:,.2f} {r.unit}", r.bar.describe(), met)
     (console or Console(width=140)).print(table)

@@ -10,7 +10,8 @@ sink, throughput in Caliper events per second over the steady 10..90% window:
 - 1 and 2 relay processes in one consumer group, without latency (CPU-bound: a second process
   is a second core, on a machine that has two and shares them with the broker and the sink).
 
-Target: throughput / ideal >= 0.8 at every in-flight limit up to the default (64).
+Bar (bench/targets.py, issue 21): throughput / ideal >= 0.85 at every in-flight limit up to the
+default (64).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from bench.common import say
 from bench.lab import Lab
 from bench.report import RESULTS, Result
 
-TARGET: Final = 0.8
 IN_FLIGHT: Final = (1, 4, 16, 64, 256)
 PARTITIONS: Final = (1, 2, 4, 8)
 PROCESSES: Final = (1, 2)
@@ -72,8 +72,7 @@ def run(lab: Lab) -> Result:
         else None,
     }
     return Result("S8", f"throughput / ideal, in flight 1..{sizes.in_flight} at "
-                  f"{latency:g} ms (scaling.svg)", value, "ratio", TARGET, "higher",
-                  detail)  # fmt: skip
+                  f"{latency:g} ms (scaling.svg)", value, "ratio", detail)  # fmt: skip
 
 
 def _picture(
