@@ -73,24 +73,35 @@ def kafka_bootstrap(kafka: Broker) -> str:
 TopicFactory = Callable[..., str]
 
 
-@pytest.fixture
-def make_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
-    """Create uniquely named topics (deleted afterwards): ``make_topic("in", partitions=3)``."""
+@contextlib.contextmanager
+def topic_factory(bootstrap: str) -> Iterator[TopicFactory]:
+    """Create uniquely named topics, deleted when the block ends: ``create("in", partitions=3)``,
+    ``create("dlq", config={"max.message.bytes": "2048"})``. The ``make_topic`` fixture, and what
+    a module-scoped fixture uses for topics of its own."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     created: list[str] = []
 
-    def create(prefix: str = "t", partitions: int = 1) -> str:
+    def create(prefix: str = "t", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        futures = admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
-        futures[name].result(timeout=60)
+        new = NewTopic(name, partitions, 1, config=config or {})
+        admin.create_topics([new], operation_timeout=30)[name].result(timeout=60)
         created.append(name)
         return name
 
-    yield create
-    if created:
-        for future in admin.delete_topics(created, operation_timeout=30).values():
-            # best effort: a leftover topic only costs disk in a temporary directory
-            with contextlib.suppress(Exception):
-                future.result(timeout=30)
+    try:
+        yield create
+    finally:
+        if created:
+            for future in admin.delete_topics(created, operation_timeout=30).values():
+                # best effort: a leftover topic only costs disk in a temporary directory
+                with contextlib.suppress(Exception):
+                    future.result(timeout=30)
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
+    """Create uniquely named topics (deleted afterwards): ``make_topic("in", partitions=3)``."""
+    with topic_factory(kafka_bootstrap) as create:
+        yield create

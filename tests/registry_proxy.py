@@ -28,7 +28,7 @@ import ssl
 from collections import Counter
 from pathlib import Path
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 
 from tests.registry import CCOMPAT, CONTENT_TYPE
 from tests.reliability.fault_proxy import FaultProxy
@@ -37,6 +37,8 @@ _BY_ID = re.compile(r"/schemas/ids/(\d+)")
 
 
 class RegistryProxy(FaultProxy):
+    client_max_size = 1024**2  # aiohttp's default
+
     def __init__(
         self,
         upstream: str,
@@ -63,15 +65,6 @@ class RegistryProxy(FaultProxy):
         self.fetched: list[int] = []
         self.calls: Counter[int] = Counter()  # schema id -> GET /schemas/ids/{id} requests
         self._rng = random.Random(seed)
-
-    async def _open(self) -> None:
-        self._session = ClientSession(timeout=ClientTimeout(total=60))
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_cleanup.append(lambda _: self._session.close())
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._tls()).start()
 
     def _tls(self) -> ssl.SSLContext | None:
         if self.certificate is None:

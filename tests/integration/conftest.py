@@ -16,6 +16,7 @@ processed 0.05 s after the 202 unless a test asks otherwise; ``sandbox.process()
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -43,29 +44,41 @@ class SandboxHandle(SandboxControl):
 SandboxFactory = Callable[..., SandboxHandle]
 
 
+@contextmanager
+def running_sandbox(
+    config: SandboxConfig | None = None, **overrides: Any
+) -> Iterator[SandboxHandle]:
+    """A sandbox for the length of a ``with`` block (what ``sandbox_factory`` starts; for
+    module-scoped fixtures). Keywords as ``sandbox_factory``'s."""
+    handle = SandboxHandle(SandboxThread(config or sandbox_config(**overrides)).start())
+    try:
+        yield handle
+    finally:
+        handle.close()
+        handle.thread.stop()
+
+
+def sandbox_config(**overrides: Any) -> SandboxConfig:
+    """SandboxConfig fields as keywords (``processing_delay`` may be a float, 0.05 s unless
+    given; ``extra_clients`` adds Clients to the built-in two)."""
+    overrides.setdefault("processing_delay", TEST_PROCESSING_DELAY)
+    delay = overrides["processing_delay"]
+    if isinstance(delay, int | float):
+        overrides["processing_delay"] = Delay(float(delay))
+    extra: tuple[Client, ...] = tuple(overrides.pop("extra_clients", ()))
+    return SandboxConfig(**overrides).with_clients(*extra)
+
+
 @pytest.fixture
 def sandbox_factory() -> Iterator[SandboxFactory]:
     """Start sandboxes with SandboxConfig fields as keywords (``processing_delay`` may be a
     float; ``extra_clients`` adds Clients to the built-in two); all stop after the test."""
-    started: list[SandboxHandle] = []
+    with ExitStack() as started:
 
-    def start(config: SandboxConfig | None = None, **overrides: Any) -> SandboxHandle:
-        if config is None:
-            overrides.setdefault("processing_delay", TEST_PROCESSING_DELAY)
-            delay = overrides["processing_delay"]
-            if isinstance(delay, int | float):
-                overrides["processing_delay"] = Delay(float(delay))
-            extra: tuple[Client, ...] = tuple(overrides.pop("extra_clients", ()))
-            config = SandboxConfig(**overrides).with_clients(*extra)
-        thread = SandboxThread(config).start()
-        handle = SandboxHandle(thread)
-        started.append(handle)
-        return handle
+        def start(config: SandboxConfig | None = None, **overrides: Any) -> SandboxHandle:
+            return started.enter_context(running_sandbox(config, **overrides))
 
-    yield start
-    for handle in started:
-        handle.close()
-        handle.thread.stop()
+        yield start
 
 
 @pytest.fixture

@@ -1,19 +1,32 @@
-"""Helpers of the ``relay run`` integration tests: records, a relay subprocess, what Kafka and
-the relay's /metrics say. The relay process itself is the reliability suite's harness."""
+"""Helpers of the ``relay run`` integration tests: records, a relay subprocess, what Kafka, the
+relay's /metrics and the sandbox's ledger say. The relay process itself is the reliability
+suite's harness.
+
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, RELAY_X="1") as relay:
+        deliver(relay, kafka_bootstrap, topic, records)   # produced, then all acknowledged
+        requests = sample(relay, "http_requests", endpoint="events")
+    assert ledger_total(box, STUDENTS) == 1.5 * len(records)
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from relay.contract import encode
 from relay.ops.dead_letters import DeadLetterView, dead_letters
+from relay.sandbox.testing import SandboxControl
+from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.tools.produce import produce_records
+from relay.tools.reconcile import materialized_xp
 from relay.tools.traffic import PlannedRecord
 from tests.reliability.harness import RelayProcess, relay_env, wait_for
 
@@ -71,11 +84,51 @@ def start_relay(
     return relay
 
 
+@contextmanager
+def running_relay(
+    workdir: Path, bootstrap: str, topic: str, dlq: str, api_url: str, **env: str
+) -> Iterator[RelayProcess]:
+    """``start_relay`` for the length of a ``with`` block: the process is killed at its end
+    (after a SIGTERM the test asked for, ``close`` only releases the HTTP client)."""
+    relay = start_relay(workdir, bootstrap, topic, dlq, api_url, **env)
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+def deliver(relay: RelayProcess, bootstrap: str, topic: str, records: list[PlannedRecord]) -> None:
+    """Produce ``records`` and wait until the relay has acknowledged that many."""
+    produce(bootstrap, topic, records)
+    wait_acked(relay, len(records))
+
+
 def wait_acked(relay: RelayProcess, count: int, timeout: float = 120) -> None:
     wait_for(
         lambda: (relay.metric("records_acked") or 0) >= count,
         timeout,
         f"{count} records acknowledged",
+        relay.check_alive,
+    )
+
+
+def wait_in_flight(relay: RelayProcess, count: int, what: str | None = None) -> None:
+    """Until ``count`` records are in flight (taken, not yet acknowledged)."""
+    wait_for(
+        lambda: (relay.metric("in_flight") or 0) >= count,
+        60,
+        what or f"{count} records in flight",
+        relay.check_alive,
+    )
+
+
+def wait_registry_retries(relay: RelayProcess, timeout: float, what: str) -> None:
+    """Until the relay has retried the Schema Registry three times (it pauses, it does not
+    dead-letter, while the registry refuses or is down)."""
+    wait_for(
+        lambda: sample(relay, "retries", endpoint="registry") >= 3,
+        timeout,
+        what,
         relay.check_alive,
     )
 
@@ -88,6 +141,12 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> li
         return [tp.offset for tp in consumer.committed(tps, timeout=10)]
     finally:
         consumer.close()
+
+
+def wait_committed(relay: RelayProcess, bootstrap: str, topic: str, count: int, what: str) -> None:
+    """Until the relay's group has committed offset ``count`` on ``topic`` (one partition)."""
+    group = relay.env["RELAY_GROUP_ID"]
+    wait_for(lambda: committed(bootstrap, group, topic) == [count], 30, what, relay.check_alive)
 
 
 def letters(bootstrap: str, dlq: str) -> list[DeadLetterView]:
@@ -110,6 +169,29 @@ def sample(relay: RelayProcess, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels``."""
     want = set(labels.items())
     return sum(v for k, v in samples(relay, name).items() if want <= k)
+
+
+def ledger_total(box: SandboxControl, students: Iterable[str]) -> float:
+    """The XP in the sandbox's ledger of ``students``, once every accepted event is processed."""
+    box.process()
+    with box.api() as http:
+        return sum(
+            float(e["value"])
+            for s in students
+            for e in http.get(f"/xp/1.0/users/{s}/entries").json()["entries"]
+        )
+
+
+def ledger_xp(url: str, students: Sequence[str]) -> dict[str, float]:
+    """Each student's XP as the sandbox at ``url`` materialises it (read with the relay's own
+    client, as ``relay reconcile`` does)."""
+
+    async def fetch() -> dict[str, float]:
+        config = ClientConfig(url, "sandbox-client", SecretStr("sandbox-secret"))
+        async with TimeBackClient(config) as client:
+            return await materialized_xp(client, list(students))
+
+    return asyncio.run(fetch())
 
 
 def seed_students(control: object, students: Iterable[str], course: str = "course-1") -> None:

@@ -23,7 +23,13 @@ from relay.config import DEFAULT_ID_NAMESPACE
 from relay.contract.activity import NAMESPACE
 from tests.conftest import ROOT, TopicFactory
 from tests.integration.conftest import SandboxFactory
-from tests.integration.pipeline_helpers import letters, seed_students, start_relay, wait_acked
+from tests.integration.pipeline_helpers import (
+    ledger_total,
+    letters,
+    running_relay,
+    seed_students,
+    wait_acked,
+)
 from tests.registry import RegistryFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -64,9 +70,8 @@ def test_a_node_app_feeds_the_relay_through_the_registry(
     box = sandbox_factory()
     seed_students(box, STUDENTS)
     topic, dlq = make_topic("node", partitions=2), make_topic("node-dlq")
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
-                        RELAY_SCHEMA_REGISTRY_URL=schema_registry.url)  # fmt: skip
-    try:
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
+                       RELAY_SCHEMA_REGISTRY_URL=schema_registry.url) as relay:  # fmt: skip
         run = subprocess.run(
             ["node", str(node_producer)],
             env=dict(
@@ -85,8 +90,6 @@ def test_a_node_app_feeds_the_relay_through_the_registry(
         assert run.returncode == 0, run.stderr
         produced = [json.loads(line) for line in run.stdout.splitlines()]
         wait_acked(relay, len(produced))
-    finally:
-        relay.close()
 
     types = {p["type"] for p in produced}
     assert types == {
@@ -102,10 +105,4 @@ def test_a_node_app_feeds_the_relay_through_the_registry(
         not in received
     ]  # fmt: skip
     assert missing == [], f"{len(missing)} records never reached the sandbox: {missing[:3]}"
-    with box.api() as http:
-        ledger = sum(
-            float(e["value"])
-            for s in STUDENTS
-            for e in http.get(f"/xp/1.0/users/{s}/entries").json()["entries"]
-        )
-    assert ledger == XP_EACH * len(STUDENTS) * PER_TYPE
+    assert ledger_total(box, STUDENTS) == XP_EACH * len(STUDENTS) * PER_TYPE

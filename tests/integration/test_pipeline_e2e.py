@@ -7,7 +7,6 @@ dead-lettered with status and body; ``relay dlq inspect`` and ``relay dlq replay
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import uuid
@@ -15,17 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from relay.contract import encode
 from relay.kafka.topics import read_topic
 from relay.ops.dead_letters import dead_letters
 from relay.sandbox.testing import SandboxControl
-from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.tools.demo import roster
 from relay.tools.produce import produce_records
-from relay.tools.reconcile import materialized_xp, reconcile
+from relay.tools.reconcile import reconcile
 from relay.tools.traffic import PlannedRecord, TrafficGenerator, TrafficPlan
+from tests.integration.pipeline_helpers import ledger_xp
 from tests.reliability.harness import RelayProcess, relay_env, wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,15 +33,6 @@ KAFKA = lambda bootstrap: {"bootstrap.servers": bootstrap}  # noqa: E731
 def seed(control: SandboxControl, plan: TrafficPlan) -> None:
     for collection, record in roster(plan):
         assert control.put(collection, record).status_code in (200, 201)
-
-
-def xp(url: str, students: list[str]) -> dict[str, float]:
-    async def fetch() -> dict[str, float]:
-        config = ClientConfig(url, "sandbox-client", SecretStr("sandbox-secret"))
-        async with TimeBackClient(config) as client:
-            return await materialized_xp(client, students)
-
-    return asyncio.run(fetch())
 
 
 @pytest.fixture
@@ -87,7 +76,7 @@ def test_every_record_type_and_poison_reconcile(relay_for, sandbox, kafka_bootst
     sandbox.process()
 
     result = reconcile(
-        plan, xp(sandbox.url, plan.students), dead_letters(KAFKA(kafka_bootstrap), dlq)
+        plan, ledger_xp(sandbox.url, plan.students), dead_letters(KAFKA(kafka_bootstrap), dlq)
     )
     assert result.ok, (result.xp_mismatches, result.missing, result.wrong_reason, result.unexpected)
     assert sum(result.planted.values()) == len(plan.invalid()) > 0
@@ -134,7 +123,7 @@ def test_api_rejection_is_dead_lettered_and_replayable(  # type: ignore[no-untyp
     assert letter.headers["relay.http.status"] == b"400"
     assert b"extensions.subject" in letter.headers["relay.http.body"]
     assert letter.value == refused.value and letter.key == refused.key
-    assert xp(box.url, ["student-1"]) == {"student-1": 7.0}  # the next record kept flowing
+    assert ledger_xp(box.url, ["student-1"]) == {"student-1": 7.0}  # the next record kept flowing
 
     env = relay.env
     inspect = _relay_cli(["dlq", "inspect", "--show", "1"], env)

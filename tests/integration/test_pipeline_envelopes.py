@@ -12,28 +12,28 @@ with envelopes in flight past the grace exits cleanly, and the records are redel
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from relay.timeback.client import ClientConfig, TimeBackClient
 from relay.tools.demo import roster
-from relay.tools.reconcile import materialized_xp, reconcile
+from relay.tools.reconcile import reconcile
 from relay.tools.traffic import PlannedRecord, TrafficGenerator
 from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.integration.pipeline_helpers import (
     committed,
+    deliver,
+    ledger_xp,
     letters,
     produce,
+    running_relay,
     sample,
     seed_students,
-    start_relay,
     wait_acked,
-    wait_for,
+    wait_committed,
+    wait_in_flight,
     xp_record,
 )
 
@@ -66,17 +66,6 @@ def refused(box: SandboxHandle) -> set[str]:
     return {e["id"] for e in box.events(fate="rejected_at_validation")}
 
 
-def ledger(url: str, students: list[str]) -> dict[str, float]:
-    """Each student's XP as the sandbox's ledger has it."""
-
-    async def fetch() -> dict[str, float]:
-        config = ClientConfig(url, "sandbox-client", SecretStr("sandbox-secret"))
-        async with TimeBackClient(config) as client:
-            return await materialized_xp(client, students)
-
-    return asyncio.run(fetch())
-
-
 def test_envelopes_deliver_every_good_event_once_and_dead_letter_only_the_bad(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
@@ -87,17 +76,13 @@ def test_envelopes_deliver_every_good_event_once_and_dead_letter_only_the_bad(
     seed_students(box, STUDENTS)
     records, planted = backlog(per_student=5, planted_every=37)
     topic, dlq = make_topic("envelopes", partitions=3), make_topic("envelopes-dlq")
-    relay = start_relay(
+    with running_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
         RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4", RELAY_BATCH_LINGER="0.05",
-    )  # fmt: skip
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
+    ) as relay:  # fmt: skip
+        deliver(relay, kafka_bootstrap, topic, records)
         requests = sample(relay, "http_requests", endpoint="events")
         delivered = sample(relay, "events_sent", outcome="delivered")
-    finally:
-        relay.close()
 
     good = len(records) - len(planted)  # an XpEarned is one GradeEvent
     accepted = taken(box)
@@ -126,16 +111,12 @@ def test_envelopes_to_an_api_taking_one_event_per_request_are_split_to_singles(
     seed_students(box, STUDENTS)
     records, _ = backlog(per_student=2)
     topic, dlq = make_topic("singles", partitions=3), make_topic("singles-dlq")
-    relay = start_relay(
+    with running_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
         RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4",
-    )  # fmt: skip
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
+    ) as relay:  # fmt: skip
+        deliver(relay, kafka_bootstrap, topic, records)
         requests = sample(relay, "http_requests", endpoint="events")
-    finally:
-        relay.close()
 
     accepted = taken(box)
     assert set(accepted.values()) == {1} and len(accepted) == len(records)
@@ -155,19 +136,15 @@ def test_every_record_type_reconciles_through_envelopes(
     for collection, entity in roster(plan):
         assert box.put(collection, entity).status_code in (200, 201)
     topic, dlq = make_topic("envelope-types", partitions=3), make_topic("envelope-types-dlq")
-    relay = start_relay(
+    with running_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
         RELAY_EVENTS_PER_REQUEST="20", RELAY_BATCH_LINGER="0.05",
-    )  # fmt: skip
-    try:
-        produce(kafka_bootstrap, topic, plan.records)
-        wait_acked(relay, len(plan.records))
+    ) as relay:  # fmt: skip
+        deliver(relay, kafka_bootstrap, topic, plan.records)
         requests = sample(relay, "http_requests", endpoint="events")
-    finally:
-        relay.close()
     box.process()
 
-    result = reconcile(plan, ledger(box.url, plan.students), letters(kafka_bootstrap, dlq))
+    result = reconcile(plan, ledger_xp(box.url, plan.students), letters(kafka_bootstrap, dlq))
     assert result.ok, (result.xp_mismatches, result.missing, result.wrong_reason, result.unexpected)
     assert box.stats()["rejected_at_validation"] == 0  # every envelope was taken whole
     accepted = taken(box)
@@ -186,35 +163,24 @@ def test_envelopes_in_flight_at_shutdown_are_cancelled_and_redelivered(
     records = [xp_record(s, 0, xp=3.0) for s in students]
     topic, dlq = make_topic("envelope-term", partitions=1), make_topic("envelope-term-dlq")
     box.faults(paths=["/events/1.0"], latency_ms={"fixed": 30_000})  # never within the grace
-    relay = start_relay(
+    with running_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
         RELAY_EVENTS_PER_REQUEST="20", RELAY_SHUTDOWN_GRACE="1",
-    )  # fmt: skip
-    group = relay.env["RELAY_GROUP_ID"]
-    try:
+    ) as relay:  # fmt: skip
+        group = relay.env["RELAY_GROUP_ID"]
         produce(kafka_bootstrap, topic, records)
-        wait_for(
-            lambda: (relay.metric("in_flight") or 0) >= len(records),
-            60,
-            "every record in flight",
-            relay.check_alive,
-        )
+        wait_in_flight(relay, len(records), "every record in flight")
         assert relay.terminate(60) == 0  # the batcher's requests were cancelled, not waited for
         assert "drained: some left for redelivery" in relay.logs()
         assert committed(kafka_bootstrap, group, topic) in ([-1001], [0])  # nothing acked
         box.clear_faults()
         relay.start()
         wait_acked(relay, len(records))
-        wait_for(
-            lambda: committed(kafka_bootstrap, group, topic) == [len(records)],
-            30,
-            "the commit after the redelivery",
-            relay.check_alive,
+        wait_committed(
+            relay, kafka_bootstrap, topic, len(records), "the commit after the redelivery"
         )
-    finally:
-        relay.close()
     box.process()
-    assert sum(ledger(box.url, students).values()) == 3.0 * len(records)
+    assert sum(ledger_xp(box.url, students).values()) == 3.0 * len(records)
     assert letters(kafka_bootstrap, dlq) == []
 
 
@@ -234,17 +200,13 @@ def test_envelopes_retried_through_503s_keep_each_students_order(
         error_rates={"503": 0.2},
         seed=5,
     )
-    relay = start_relay(
+    with running_relay(
         tmp_path, kafka_bootstrap, topic, dlq, box.url,
         RELAY_EVENTS_PER_REQUEST="20", RELAY_MAX_IN_FLIGHT="4",
-    )  # fmt: skip
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
+    ) as relay:  # fmt: skip
+        deliver(relay, kafka_bootstrap, topic, records)
         retries = sample(relay, "retries", endpoint="events", cause="503")
         requests = sample(relay, "http_requests", endpoint="events")
-    finally:
-        relay.close()
     box.clear_faults()
 
     accepted = taken(box)

@@ -18,11 +18,13 @@ import pytest
 from tests.integration.conftest import SandboxFactory
 from tests.integration.pipeline_helpers import (
     committed,
+    deliver,
     letters,
     produce,
+    running_relay,
     seed_students,
-    start_relay,
     wait_acked,
+    wait_committed,
     wait_for,
     xp_record,
 )
@@ -46,13 +48,11 @@ def test_each_students_events_arrive_in_order_with_64_in_flight(
         error_rates={"503": 0.1},
         seed=11,
     )
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, RELAY_MAX_IN_FLIGHT="64")
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
+    with running_relay(
+        tmp_path, kafka_bootstrap, topic, dlq, box.url, RELAY_MAX_IN_FLIGHT="64"
+    ) as relay:
+        deliver(relay, kafka_bootstrap, topic, records)
         faulted = box.show_faults()["faulted"]
-    finally:
-        relay.close()
     box.clear_faults()
 
     arrivals = [e["id"] for e in box.events(type="GradeEvent")]
@@ -85,9 +85,8 @@ def test_a_slow_first_record_is_not_committed_past_and_survives_a_kill(
     quick = [xp_record(s, 0) for s in others]
     box.faults(paths=["/rostering/1.0/courses/slow-course"], latency_ms={"fixed": 60_000})
     topic, dlq = make_topic("s606", partitions=1), make_topic("s606-dlq")
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url)
-    group = relay.env["RELAY_GROUP_ID"]
-    try:
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url) as relay:
+        group = relay.env["RELAY_GROUP_ID"]
         produce(kafka_bootstrap, topic, [slow, *quick])
         wait_for(
             lambda: len(box.events(type="GradeEvent")) == len(quick),
@@ -103,14 +102,9 @@ def test_a_slow_first_record_is_not_committed_past_and_survives_a_kill(
         box.clear_faults()
         relay.start()
         wait_acked(relay, len(quick) + 1)
-        wait_for(
-            lambda: committed(kafka_bootstrap, group, topic) == [len(quick) + 1],
-            30,
-            "the commit after the slow record",
-            relay.check_alive,
+        wait_committed(
+            relay, kafka_bootstrap, topic, len(quick) + 1, "the commit after the slow record"
         )
-    finally:
-        relay.close()
     box.process()
     ledger = {e["userId"]: e["value"] for e in _ledger(box)}
     assert ledger.get("slow-student") == 5.0, "the slow record was lost"

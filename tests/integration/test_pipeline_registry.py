@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,15 @@ from tests.integration.conftest import SandboxFactory, SandboxHandle
 from tests.integration.pipeline_helpers import (
     BASE,
     RelayProcess,
+    deliver,
+    ledger_total,
     letters,
     produce,
+    running_relay,
     sample,
     seed_students,
-    start_relay,
     wait_acked,
-    wait_for,
+    wait_registry_retries,
 )
 from tests.registry import Registry, RegistryFactory
 
@@ -90,25 +93,15 @@ def _batch(client: SchemaRegistryClient, seqs: range, **options: Any) -> list[Pl
     return [_confluent(s, seq, client, **dict(options)) for s in STUDENTS for seq in seqs]
 
 
-def _ledger_total(box: SandboxHandle) -> float:
-    box.process()
-    with box.api() as http:
-        return sum(
-            float(e["value"])
-            for s in STUDENTS
-            for e in http.get(f"/xp/1.0/users/{s}/entries").json()["entries"]
-        )
-
-
 def _topics(make_topic: TopicFactory, box: SandboxHandle) -> tuple[str, str]:
     seed_students(box, STUDENTS)
     return make_topic("registry", partitions=2), make_topic("registry-dlq")
 
 
 def _relay(tmp_path: Path, kafka_bootstrap: str, topic: str, dlq: str, box: SandboxHandle,
-           url: str, **env: str) -> RelayProcess:  # fmt: skip
-    return start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
-                       RELAY_SCHEMA_REGISTRY_URL=url, **env)  # fmt: skip
+           url: str, **env: str) -> AbstractContextManager[RelayProcess]:  # fmt: skip
+    return running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
+                         RELAY_SCHEMA_REGISTRY_URL=url, **env)  # fmt: skip
 
 
 @pytest.mark.parametrize("strategy", ["topic", "record"])
@@ -128,15 +121,11 @@ def test_naming_strategies_register_and_the_relay_decodes_by_id(
     (schema_id,) = {int.from_bytes(r.value[1:5], "big") for r in records}
     assert schema_id in schema_registry.versions(subject), f"registered under {subject}"
 
-    relay = _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url)
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
-    finally:
-        relay.close()
+    with _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url) as relay:
+        deliver(relay, kafka_bootstrap, topic, records)
     assert schema_registry.requests_for(f"/schemas/ids/{schema_id}") >= 1, "fetched by id"
     assert letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * len(records)
+    assert ledger_total(box, STUDENTS) == XP * len(records)
 
 
 def test_backward_evolution_delivers_v1_and_v2_and_the_registry_refuses_an_incompatible_v3(
@@ -167,16 +156,13 @@ def test_backward_evolution_delivers_v1_and_v2_and_the_registry_refuses_an_incom
     assert "compatib" in str(refused.value).lower(), f"the error says why: {refused.value}"
     assert schema_registry.versions(subject) == ids, "v3 was not registered"
 
-    relay = _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url)
-    try:
+    with _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url) as relay:
         produce(kafka_bootstrap, topic, old + new)
         wait_acked(relay, len(old) + len(new))
-    finally:
-        relay.close()
     for schema_id in ids:
         assert schema_registry.requests_for(f"/schemas/ids/{schema_id}") >= 1
     assert letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * (len(old) + len(new))
+    assert ledger_total(box, STUDENTS) == XP * (len(old) + len(new))
 
 
 def test_an_unknown_schema_id_is_dead_lettered_with_its_reason(
@@ -192,28 +178,20 @@ def test_an_unknown_schema_id_is_dead_lettered_with_its_reason(
     body = good[0].value[5:]  # a valid Avro body under a schema id the registry never issued
     unknown = PlannedRecord(b"student-00", frame_confluent(424242, body), "-", "XpEarned", "-")
 
-    relay = _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url)
-    try:
+    with _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url) as relay:
         produce(kafka_bootstrap, topic, [unknown, *good])
         wait_acked(relay, len(good) + 1)
-    finally:
-        relay.close()
     dead = letters(kafka_bootstrap, dlq)
     assert [(x.stage, x.reason) for x in dead] == [("decode", "unknown-schema-id")]
     assert b"424242" in dead[0].headers["relay.detail"] and dead[0].value == unknown.value
     assert schema_registry.requests_for("/schemas/ids/424242") == 1, "asked once, answered 404"
-    assert _ledger_total(box) == XP * len(good)
+    assert ledger_total(box, STUDENTS) == XP * len(good)
 
 
 def _paused(relay: RelayProcess, bootstrap: str, dlq: str, box: SandboxHandle) -> tuple:  # type: ignore[type-arg]
     """Once the relay has retried the registry a few times: what it acked, dead-lettered, sent."""
-    wait_for(
-        lambda: sample(relay, "retries", endpoint="registry") >= 3,
-        90,
-        "registry retries while it is down",
-        relay.check_alive,
-    )
-    return sample(relay, "records_acked"), letters(bootstrap, dlq), _ledger_total(box)
+    wait_registry_retries(relay, 90, "registry retries while it is down")
+    return sample(relay, "records_acked"), letters(bootstrap, dlq), ledger_total(box, STUDENTS)
 
 
 def test_registry_down_pauses_the_relay_and_it_resumes_when_back(
@@ -229,17 +207,14 @@ def test_registry_down_pauses_the_relay_and_it_resumes_when_back(
     records = _batch(registry.client(), range(5))
     registry.stop()  # the process is gone: connections refused; the relay's cache is cold
 
-    relay = _relay(tmp_path, kafka_bootstrap, topic, dlq, box, registry.url)
-    try:
+    with _relay(tmp_path, kafka_bootstrap, topic, dlq, box, registry.url) as relay:
         produce(kafka_bootstrap, topic, records)
         paused = _paused(relay, kafka_bootstrap, dlq, box)
         registry.start()  # its file storage kept the schemas: the same ids
         wait_acked(relay, len(records))
-    finally:
-        relay.close()
     assert paused == (0, [], 0), "while the registry is down: nothing acked, dead-lettered, sent"
     assert letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * len(records)
+    assert ledger_total(box, STUDENTS) == XP * len(records)
 
 
 def test_a_registry_restarted_empty(
@@ -257,8 +232,7 @@ def test_a_registry_restarted_empty(
     registry = registry_factory()
     producer_client = registry.client()  # it caches ids too, as every Confluent client does
     before = _batch(producer_client, range(2))
-    relay = _relay(tmp_path / "warm", kafka_bootstrap, topic, dlq, box, registry.url)
-    try:
+    with _relay(tmp_path / "warm", kafka_bootstrap, topic, dlq, box, registry.url) as relay:
         produce(kafka_bootstrap, topic, before)
         wait_acked(relay, len(before))
         registry.reset()
@@ -267,17 +241,12 @@ def test_a_registry_restarted_empty(
         after = _batch(producer_client, range(2, 4))  # the producer's cached id, now unknown
         produce(kafka_bootstrap, topic, after)
         wait_acked(relay, len(before) + len(after))
-    finally:
-        relay.close()
     assert letters(kafka_bootstrap, dlq) == [], "the warm relay decoded with its cached schema"
-    assert _ledger_total(box) == XP * (len(before) + len(after))
+    assert ledger_total(box, STUDENTS) == XP * (len(before) + len(after))
 
     cold_dlq = make_topic("registry-cold-dlq")
-    cold = _relay(tmp_path / "cold", kafka_bootstrap, topic, cold_dlq, box, registry.url)
-    try:
+    with _relay(tmp_path / "cold", kafka_bootstrap, topic, cold_dlq, box, registry.url) as cold:
         wait_acked(cold, len(before) + len(after))  # the same records, from the start
-    finally:
-        cold.close()
     dead = letters(kafka_bootstrap, cold_dlq)
     assert {(x.stage, x.reason) for x in dead} == {("decode", "unknown-schema-id")}
     assert len(dead) == len(before) + len(after), "every record whose id is gone, none lost"
@@ -311,15 +280,11 @@ def test_the_serializers_associations_lookup_is_one_quiet_404(
     assert associations == 1, f"{associations} associations requests for {len(records)} records"
     assert schema_registry.versions(f"{topic}-value"), "fell back to the topic strategy"
 
-    relay = _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url)
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
+    with _relay(tmp_path, kafka_bootstrap, topic, dlq, box, schema_registry.url) as relay:
+        deliver(relay, kafka_bootstrap, topic, records)
         retries = sample(relay, "retries", endpoint="registry")
-    finally:
-        relay.close()
     assert letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * len(records)
+    assert ledger_total(box, STUDENTS) == XP * len(records)
     assert retries == 0
     logs = relay.logs().lower()
     assert "associations" not in logs and "404" not in logs, "no noise in the relay's logs"

@@ -22,17 +22,18 @@ from relay.config import load_settings
 from relay.contract.registry import client_config
 from tests.integration.conftest import SandboxFactory
 from tests.integration.pipeline_helpers import (
+    deliver,
+    ledger_total,
     letters,
     produce,
+    running_relay,
     sample,
     seed_students,
-    start_relay,
-    wait_acked,
+    wait_registry_retries,
 )
-from tests.integration.test_pipeline_registry import STUDENTS, XP, _confluent, _ledger_total
+from tests.integration.test_pipeline_registry import STUDENTS, XP, _confluent
 from tests.registry import Registry
 from tests.registry_proxy import RegistryProxy
-from tests.reliability.harness import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 USER, PASSWORD = "relay", "Registry-Secret-7Zq4"
@@ -134,16 +135,12 @@ def test_https_registry_with_basic_auth_and_a_private_ca(
     )
     seed_students(box, STUDENTS)
     topic, dlq = make_topic("registry-tls", partitions=2), make_topic("registry-tls-dlq")
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
-                        RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]), **auth)  # fmt: skip
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
-    finally:
-        relay.close()
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url,
+                       RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]), **auth) as relay:  # fmt: skip
+        deliver(relay, kafka_bootstrap, topic, records)
     assert registry.refused == 0 and registry.fetched, "the relay fetched with the credentials"
     assert letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * len(records)
+    assert ledger_total(box, STUDENTS) == XP * len(records)
     assert PASSWORD not in relay.logs()
 
 
@@ -174,18 +171,10 @@ def test_a_refusing_registry_pauses_the_relay_and_no_log_shows_the_password(
     )
     seed_students(box, STUDENTS)
     topic, dlq = make_topic("registry-refused", partitions=2), make_topic("registry-refused-dlq")
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, **env)
-    try:
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, **env) as relay:
         produce(kafka_bootstrap, topic, records)
-        wait_for(
-            lambda: sample(relay, "retries", endpoint="registry") >= 3,
-            60,
-            "registry retries",
-            relay.check_alive,
-        )
+        wait_registry_retries(relay, 60, "registry retries")
         acked = sample(relay, "records_acked")
-    finally:
-        relay.close()
     logs = relay.logs()
     assert acked == 0 and letters(kafka_bootstrap, dlq) == [], "paused: no ack, no dead letter"
     assert cause in logs, f"the log names the cause ({cause})"
@@ -204,7 +193,7 @@ def test_a_registry_that_wants_mtls_gets_the_client_certificate(
     records = _records(mtls_registry, tls)
     seed_students(box, STUDENTS)
     topic, dlq = make_topic("registry-mtls", partitions=2), make_topic("registry-mtls-dlq")
-    relay = start_relay(
+    with running_relay(
         tmp_path,
         kafka_bootstrap,
         topic,
@@ -215,14 +204,10 @@ def test_a_registry_that_wants_mtls_gets_the_client_certificate(
         RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]),
         RELAY_SCHEMA_REGISTRY_CERT_FILE=str(tls["client_cert"]),
         RELAY_SCHEMA_REGISTRY_KEY_FILE=str(tls["client_key"]),
-    )
-    try:
-        produce(kafka_bootstrap, topic, records)
-        wait_acked(relay, len(records))
-    finally:
-        relay.close()
+    ) as relay:
+        deliver(relay, kafka_bootstrap, topic, records)
     assert mtls_registry.fetched and letters(kafka_bootstrap, dlq) == []
-    assert _ledger_total(box) == XP * len(records)
+    assert ledger_total(box, STUDENTS) == XP * len(records)
 
 
 def test_without_its_client_certificate_the_relay_pauses(
@@ -237,7 +222,7 @@ def test_without_its_client_certificate_the_relay_pauses(
     records = _records(mtls_registry, tls)
     seed_students(box, STUDENTS)
     topic, dlq = make_topic("registry-nocert", partitions=2), make_topic("registry-nocert-dlq")
-    relay = start_relay(
+    with running_relay(
         tmp_path,
         kafka_bootstrap,
         topic,
@@ -245,18 +230,10 @@ def test_without_its_client_certificate_the_relay_pauses(
         box.url,
         RELAY_SCHEMA_REGISTRY_URL=_with_user_info(mtls_registry.url, PASSWORD),
         RELAY_SCHEMA_REGISTRY_CA_FILE=str(tls["ca"]),
-    )
-    try:
+    ) as relay:
         produce(kafka_bootstrap, topic, records)
-        wait_for(
-            lambda: sample(relay, "retries", endpoint="registry") >= 3,
-            60,
-            "registry retries",
-            relay.check_alive,
-        )
+        wait_registry_retries(relay, 60, "registry retries")
         acked = sample(relay, "records_acked")
-    finally:
-        relay.close()
     logs = relay.logs()
     assert acked == 0 and letters(kafka_bootstrap, dlq) == [], "paused: no ack, no dead letter"
     assert "Schema Registry unavailable" in logs

@@ -11,26 +11,19 @@ import pytest
 from tests.integration.conftest import SandboxFactory
 from tests.integration.pipeline_helpers import (
     committed,
+    ledger_total,
     letters,
     produce,
+    running_relay,
     seed_students,
-    start_relay,
     wait_acked,
-    wait_for,
+    wait_committed,
+    wait_in_flight,
     xp_record,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 STUDENTS = [f"student-{n:02d}" for n in range(12)]
-
-
-def _in_flight(relay, count: int) -> None:  # type: ignore[no-untyped-def]
-    wait_for(
-        lambda: (relay.metric("in_flight") or 0) >= count,
-        60,
-        f"{count} records in flight",
-        relay.check_alive,
-    )
 
 
 def test_records_in_flight_finish_within_the_grace_and_are_committed(
@@ -41,18 +34,16 @@ def test_records_in_flight_finish_within_the_grace_and_are_committed(
     records = [xp_record(s, 0, xp=2.0) for s in STUDENTS]
     topic, dlq = make_topic("term", partitions=1), make_topic("term-dlq")
     box.faults(paths=["/events/1.0"], latency_ms={"fixed": 2000})  # each POST takes 2 s
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, RELAY_SHUTDOWN_GRACE="20")
-    group = relay.env["RELAY_GROUP_ID"]
-    try:
+    grace = {"RELAY_SHUTDOWN_GRACE": "20"}
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, **grace) as relay:
+        group = relay.env["RELAY_GROUP_ID"]
         produce(kafka_bootstrap, topic, records)
-        _in_flight(relay, len(records))
+        wait_in_flight(relay, len(records))
         assert committed(kafka_bootstrap, group, topic) in ([-1001], [0])
         assert relay.terminate(60) == 0
-    finally:
-        relay.close()
     # Drained: every record finished, was acknowledged and committed before the exit.
     assert committed(kafka_bootstrap, group, topic) == [len(records)]
-    assert _ledger_total(box) == 2.0 * len(records)
+    assert ledger_total(box, STUDENTS) == 2.0 * len(records)
     assert "drained: all acknowledged" in relay.logs()
     assert letters(kafka_bootstrap, dlq) == []
 
@@ -65,34 +56,19 @@ def test_records_unfinished_at_the_end_of_the_grace_are_redelivered(
     records = [xp_record(s, 0, xp=3.0) for s in STUDENTS]
     topic, dlq = make_topic("term", partitions=1), make_topic("term-dlq")
     box.faults(paths=["/events/1.0"], latency_ms={"fixed": 30_000})  # never within the grace
-    relay = start_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, RELAY_SHUTDOWN_GRACE="1")
-    group = relay.env["RELAY_GROUP_ID"]
-    try:
+    grace = {"RELAY_SHUTDOWN_GRACE": "1"}
+    with running_relay(tmp_path, kafka_bootstrap, topic, dlq, box.url, **grace) as relay:
+        group = relay.env["RELAY_GROUP_ID"]
         produce(kafka_bootstrap, topic, records)
-        _in_flight(relay, len(records))
+        wait_in_flight(relay, len(records))
         assert relay.terminate(60) == 0
         assert "drained: some left for redelivery" in relay.logs()
         assert committed(kafka_bootstrap, group, topic) in ([-1001], [0])  # nothing acked
         box.clear_faults()
         relay.start()
         wait_acked(relay, len(records))
-        wait_for(
-            lambda: committed(kafka_bootstrap, group, topic) == [len(records)],
-            30,
-            "the commit after the redelivery",
-            relay.check_alive,
+        wait_committed(
+            relay, kafka_bootstrap, topic, len(records), "the commit after the redelivery"
         )
-    finally:
-        relay.close()
-    assert _ledger_total(box) == 3.0 * len(records)
+    assert ledger_total(box, STUDENTS) == 3.0 * len(records)
     assert letters(kafka_bootstrap, dlq) == []
-
-
-def _ledger_total(box) -> float:  # type: ignore[no-untyped-def]
-    box.process()
-    with box.api() as http:
-        return sum(
-            float(e["value"])
-            for s in STUDENTS
-            for e in http.get(f"/xp/1.0/users/{s}/entries").json()["entries"]
-        )

@@ -18,6 +18,7 @@ way to drip a reply; these trials need one event's answer fixed and a reply that
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.conftest import free_port
+from tests.reliability.harness import AppThread
 
 EVENTS = "/events/1.0"
 HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -42,6 +44,8 @@ class Rule:
 
 
 class FaultProxy:
+    client_max_size = 8 * 1024 * 1024  # the largest request body taken (aiohttp default: 1 MiB)
+
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.port = free_port()
@@ -54,10 +58,7 @@ class FaultProxy:
         self.seen: Counter[str] = Counter()  # event id -> requests carrying it
         self.dripping = 0  # drips under way now
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="fault-proxy", daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server: AppThread | None = None
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -99,32 +100,24 @@ class FaultProxy:
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> FaultProxy:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the fault proxy did not start")
+        name = type(self).__name__
+        self._server = AppThread(self._application, name, self.port, self._tls()).start()
         return self
 
     def stop(self) -> None:
-        if self._runner is not None:
-            runner = self._runner
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
+        if self._server is not None:
+            self._server.stop()
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._open())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _open(self) -> None:
+    async def _application(self) -> web.Application:
+        """Every request to ``_handle``; the session it forwards with (closed with the app)."""
         self._session = ClientSession(timeout=ClientTimeout(total=60))
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=self.client_max_size)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_cleanup.append(lambda _: self._session.close())
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return app
+
+    def _tls(self) -> ssl.SSLContext | None:
+        return None  # plain http
 
     # -- requests ------------------------------------------------------------------------------
 

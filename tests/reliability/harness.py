@@ -10,21 +10,29 @@ Each start writes its own log file under ``workdir``; the process runs with ``wo
 current directory (faust writes its data directory there, and no ``.env`` of the repository is
 read) and with every ``RELAY_*`` variable of the test's environment removed, so only what the
 test sets reaches it.
+
+What such a relay talks to besides the sandbox (tests/reliability/fault_proxy.py,
+tests/registry_proxy.py) is an aiohttp application served by ``AppThread``: its own thread and
+event loop, since the test body is synchronous and the relay is another process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 
 from relay.tools.demo_panel import RelayStats
 from tests.conftest import free_port
@@ -266,3 +274,50 @@ def run_relay_once(
         timeout=timeout,
         check=False,
     )
+
+
+class AppThread:
+    """An aiohttp application served on 127.0.0.1:``port`` from a thread of its own, for a
+    synchronous test body and for relays running as subprocesses. ``build`` runs on the server's
+    loop (so the app may open client sessions there); ``tls`` makes it https.
+
+    Why not aiohttp's ``test_utils.TestServer`` (the in-loop unit fixtures use it): it cancels a
+    handler whose client hung up, and these proxies must finish what they forward (a request the
+    relay gave up on still reaches the sandbox, as it would through a real network)."""
+
+    def __init__(
+        self,
+        build: Callable[[], Awaitable[web.Application]],
+        name: str,
+        port: int | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self._build, self._tls = build, tls
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def start(self) -> AppThread:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError(f"{self._thread.name} did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._open())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _open(self) -> None:
+        self._runner = web.AppRunner(await self._build())
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._tls).start()

@@ -23,18 +23,15 @@ the partial record's first event; a missing or misfiled dead letter; a 409 dead-
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from relay.sandbox.config import Delay, SandboxConfig
-from relay.sandbox.server import SandboxThread
 from relay.tools.traffic import TrafficGenerator
-from tests.integration.conftest import SandboxHandle
+from tests.conftest import topic_factory
+from tests.integration.conftest import running_sandbox
 from tests.reliability.conftest import Report
 from tests.reliability.fault_proxy import FaultProxy
 from tests.reliability.harness import requires_relay, wait_for
@@ -70,28 +67,16 @@ def _last_of_each_student(records: list[Expected]) -> list[Expected]:
 
 @pytest.fixture(scope="module")
 def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    made: list[str] = []
-
-    def make_topic(prefix: str = "t", partitions: int = 1) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=60)
-        made.append(name)
-        return name
-
-    box = SandboxHandle(SandboxThread(SandboxConfig(processing_delay=Delay(0.05))).start())
-    proxy = FaultProxy(box.url).start()
-    workdir: Path = tmp_path_factory.mktemp("api-answers")
-    s = Scenario.create("api-answers", kafka_bootstrap, make_topic, box, workdir, 3)
-    s.sandbox = box
-    try:
-        yield _drive(s, proxy)
-    finally:
-        s.close()
-        proxy.stop()
-        box.close()
-        box.thread.stop()
-        admin.delete_topics(made)
+    with topic_factory(kafka_bootstrap) as make_topic, running_sandbox() as box:
+        proxy = FaultProxy(box.url).start()
+        workdir: Path = tmp_path_factory.mktemp("api-answers")
+        s = Scenario.create("api-answers", kafka_bootstrap, make_topic, box, workdir, 3)
+        s.sandbox = box
+        try:
+            yield _drive(s, proxy)
+        finally:
+            s.close()
+            proxy.stop()
 
 
 def _drive(s: Scenario, proxy: FaultProxy) -> Run:

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from relay.tools.traffic import TrafficGenerator
 from tests.conftest import TopicFactory
@@ -50,10 +48,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_reported_as_permanent(
     tmp_path: Path,
 ) -> None:
     box = sandbox_factory()
-    dlq = f"rel-small-dlq-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    topic_config = {"max.message.bytes": str(DLQ_MAX_BYTES)}
-    admin.create_topics([NewTopic(dlq, 1, 1, config=topic_config)])[dlq].result(timeout=60)
+    dlq = make_topic("rel-small-dlq", config={"max.message.bytes": str(DLQ_MAX_BYTES)})
     s = Scenario("small-dlq", kafka_bootstrap, make_topic("rel-small", 3), dlq, box, tmp_path)
     try:
         plan = TrafficGenerator(students=9, seed=211).plan(90)
@@ -83,7 +78,6 @@ def test_a_dead_letter_too_large_for_the_dlq_is_reported_as_permanent(
         report(figures)
     finally:
         s.close()
-        admin.delete_topics([dlq])
 
     assert after is None or after <= offset, "the undeliverable record was committed past"
     assert failures > 0, "the DLQ write never failed: the trial proves nothing"

@@ -20,19 +20,16 @@ delivered.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from relay.sandbox.config import Delay, SandboxConfig
-from relay.sandbox.server import SandboxThread
 from relay.tools.traffic import TrafficGenerator
-from tests.integration.conftest import SandboxHandle
+from tests.conftest import topic_factory
+from tests.integration.conftest import SandboxHandle, running_sandbox
 from tests.reliability.conftest import Report
 from tests.reliability.harness import RelayProcess, requires_relay, wait_for
 from tests.reliability.ledger import Expected, Figures, with_ids
@@ -67,25 +64,13 @@ def _consumed(relay: RelayProcess) -> float:
 
 @pytest.fixture(scope="module")
 def paused(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PausedRun]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    made: list[str] = []
-
-    def make_topic(prefix: str = "t", partitions: int = 1) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=60)
-        made.append(name)
-        return name
-
-    box = SandboxHandle(SandboxThread(SandboxConfig(processing_delay=Delay(0.05))).start())
-    workdir = tmp_path_factory.mktemp("paused-api")
-    s = Scenario.create("paused-api", kafka_bootstrap, make_topic, box, workdir, 3)
-    try:
-        yield _drive(s, box)
-    finally:
-        s.close()
-        box.close()
-        box.thread.stop()
-        admin.delete_topics(made)
+    with topic_factory(kafka_bootstrap) as make_topic, running_sandbox() as box:
+        workdir = tmp_path_factory.mktemp("paused-api")
+        s = Scenario.create("paused-api", kafka_bootstrap, make_topic, box, workdir, 3)
+        try:
+            yield _drive(s, box)
+        finally:
+            s.close()
 
 
 def _drive(s: Scenario, box: SandboxHandle) -> PausedRun:

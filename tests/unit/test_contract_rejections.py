@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from confluent_kafka.schema_registry import (
     AsyncSchemaRegistryClient,
     Schema,
@@ -162,15 +163,8 @@ async def fake_registry() -> AsyncIterator[tuple[str, FakeRegistry]]:
     fake = FakeRegistry()
     app = web.Application()
     app.router.add_get("/schemas/ids/{id}", fake.schema)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", fake
-    finally:
-        await runner.cleanup()
+    async with TestServer(app) as running:
+        yield f"http://127.0.0.1:{running.port}", fake
 
 
 def clients(url: str) -> list[SchemaRegistryClient | AsyncSchemaRegistryClient]:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from relay.config import DEFAULT_SUBJECTS
 from relay.contract.activity import (
@@ -117,14 +118,11 @@ async def roster() -> AsyncIterator[Roster]:
 async def lookup(roster: Roster) -> AsyncIterator[HttpLookup]:
     app = web.Application()
     app.router.add_get("/rostering/1.0/{kind}/{id}", roster.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with (
+        TestServer(app) as running,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as client,
+    ):
         yield HttpLookup(client)
-    await runner.cleanup()
 
 
 class Clock:

@@ -13,6 +13,7 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from relay.timeback._http import network_cause
@@ -41,14 +42,9 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app[RELEASE] = asyncio.Event()
     app.router.add_route("*", "/{tail:.*}", _answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    app[RELEASE].set()
-    await runner.cleanup()
+    async with TestServer(app) as running:
+        yield f"http://127.0.0.1:{running.port}"
+        app[RELEASE].set()
 
 
 @pytest.fixture
