@@ -36,8 +36,8 @@ from confluent_kafka import Consumer, TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
+from relay.kafka.topics import read_topic
 from relay.pipeline.commit_guard import CommitGuard
-from relay.pipeline.deadletter import read_topic
 from relay.tools.traffic import TrafficGenerator
 from tests.integration.conftest import SandboxFactory
 from tests.reliability.conftest import Report, ScenarioFactory
