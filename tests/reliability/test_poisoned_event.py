@@ -17,6 +17,7 @@ paused its budget for good), lag left behind it, or /livez 503.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 
@@ -81,8 +82,15 @@ def test_one_event_the_api_keeps_failing_is_dead_lettered(
         except AssertionError:
             timed_out = True  # the figures below say what happened
         to_dead_letter = time.monotonic() - first_hit[0] if first_hit and not timed_out else None
-        if not timed_out:
-            s.wait_complete(timeout=60, alive=[relay])
+        others = [i for r in records if r is not poisoned for i in r.event_ids]
+
+        def others_delivered() -> bool:
+            s.poll()
+            return s.watch.delivered(others) == len(others)
+
+        if not timed_out:  # every other record's events at the sandbox (a guard, not a measure)
+            with contextlib.suppress(AssertionError):  # the figures tell
+                wait_for(others_delivered, 60, "every other record delivered", relay.check_alive)
         lag = relay.metric("consumer_lag")
         figures = s.finish()
         letter = next((x for x in s.dlq_watch.letters if x.value == poisoned.value), None)

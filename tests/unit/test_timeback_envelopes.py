@@ -64,6 +64,8 @@ class FakeApi:
         self.duplicates: set[str] = set()
         self.hang: asyncio.Event | None = None
         self.arrived = asyncio.Event()  # set by the first request
+        self.buggy: set[str] = set()  # event ids whose requests raise a (processing) bug
+        self.partial: int | None = None  # a 2xx status answering envelopes (207, or 200 + body)
 
     async def deliver(
         self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
@@ -101,6 +103,14 @@ class FakeApi:
             self.in_flight -= 1
         if attempts is not None:
             attempts.count += 1
+        if any(i in self.buggy for i in ids):
+            raise KeyError("a bug in answering this request")
+        if self.partial is not None and len(ids) > 1:
+            self.accepted.append(ids[0])  # only the first is kept, and the answer says so
+            failed = [{"id": i, "status": 500} for i in ids[1:]]
+            return SendResult(
+                self.partial, Outcome.DELIVERED, body=orjson.dumps({"results": failed})
+            )
         bad = [e["id"] for e in events if e["bad"]]
         if bad:
             if attempts is not None:
@@ -228,6 +238,27 @@ async def test_a_duplicate_envelope_is_split_to_learn_which_were_duplicates() ->
     assert isinstance(results, list)
     assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.DUPLICATE]
     assert api.requests == [["a/0", "a/1"], ["a/0"], ["a/1"]]
+
+
+async def test_a_bug_in_one_request_strikes_only_the_record_whose_event_caused_it() -> None:
+    """Issue 23 item 4: the envelope is split like a refusal, so the bug reaches one record."""
+    api = FakeApi()
+    api.buggy.add("b/0")
+    outcomes = await deliver_all(batcher(api, max_events=4), [record("a", 0, 0), record("b", 0, 0)])
+    assert isinstance(outcomes[1], KeyError)
+    assert isinstance(outcomes[0], list) and len(outcomes[0]) == 2
+    assert {"a/0", "a/1", "b/1"} <= set(api.accepted)
+
+
+@pytest.mark.parametrize("status", [200, 207])
+async def test_an_answer_taking_part_of_an_envelope_is_split(status: int) -> None:
+    """Issue 23 item 5: a 2xx listing failed events (or any 207) counts nothing as taken."""
+    api = FakeApi()
+    api.partial = status
+    outcomes = await deliver_all(batcher(api, max_events=4), [record("a", 0, 0), record("b", 0, 0)])
+    assert all(isinstance(o, list) for o in outcomes)
+    assert set(api.accepted) == {"a/0", "a/1", "b/0", "b/1"}  # each sent alone in the end
+    assert ["a/1"] in api.requests and ["b/1"] in api.requests
 
 
 async def test_envelope_attempts_are_charged_once_to_each_record() -> None:
