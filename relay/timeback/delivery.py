@@ -13,10 +13,12 @@ out records pause instead of burning their budget. Per failure:
     request, and the attempt and its sleep are charged to the budget, unless the API is unhealthy
     by rate (more than ``RELAY_BROWNOUT_RATE`` of the requests over ``RELAY_BROWNOUT_WINDOW``
     seconds failing: a brownout) or the circuit is not closed;
-  - no such request yet: a **canary** goes out, the last event the API accepted sent again (the
-    API keeps an event id once: the answer is a 2xx or a 409, nothing is added), one at a time
-    and only while the circuit is not open. Accepted: as above. Else (``Verdict.WAIT``): a
-    breaker failure and a failure in the rate, no budget spent: the API may be down.
+  - no such request yet: while other requests are in flight, up to ``EVIDENCE_WAIT`` seconds
+    for one of them to be taken; else a **canary** goes out, the last event the API accepted
+    sent again (the API keeps an event id once: the answer is a 2xx or a 409, nothing is
+    added), one at a time and only while the circuit is not open. Accepted: as above. Else
+    (``Verdict.WAIT``): a breaker failure and a failure in the rate, no budget spent: the API
+    may be down.
 
   So the budget measures "this event failed while the API took others", whatever other traffic
   there is, and nothing is dead-lettered because the API is down or browning out. Once the next
@@ -48,6 +50,7 @@ Cancellation propagates at once; a cancelled probe frees the breaker for another
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -83,6 +86,9 @@ from relay.timeback.responses import Outcome
 log = logging.getLogger(__name__)
 
 ENDPOINT = "events"
+# Seconds a failed attempt waits for another request in flight to be taken before it sends a
+# canary: under steady traffic the evidence comes by itself, and no event is sent twice.
+EVIDENCE_WAIT = 1.0
 
 
 class EventSender(Protocol):
@@ -127,6 +133,8 @@ class Deliverer:
         self._accepted_from = -math.inf  # start of the latest-started request the API took
         self._canary: _Canary | None = None  # the last event the API took: sent again as proof
         self._proving: asyncio.Future[None] | None = None  # the canary in flight
+        self._taken = asyncio.Event()  # set (and replaced) whenever a request is taken
+        self._sending = 0  # attempts in flight
         self._held: Counter[int] = Counter()  # events held, by systemic status
         API_FAILURE_RATE.set_function(lambda: self.rate.rate)
         paused = api_unhealthy(breaker, self.rate)
@@ -201,6 +209,7 @@ class Deliverer:
 
     async def _attempt(self, payload: bytes, what: str, hold: _Hold, canary: _Canary) -> SendResult:
         started = self._clock()
+        self._sending += 1
         try:
             # ``event_type`` only names the request in messages: "the envelope of 20 events"
             result = await self._client.send_event(payload, event_type=what)
@@ -213,8 +222,14 @@ class Deliverer:
             raise self._judge(exc, hold, what) from None
         except ApiTransientError as exc:
             if exc.endpoint == ENDPOINT:
-                exc.others_accepted = await self._others_accepted(started)
+                self._sending -= 1  # not in flight any more: what is left are the others
+                try:
+                    exc.others_accepted = await self._others_accepted(started)
+                finally:
+                    self._sending += 1
             raise
+        finally:
+            self._sending -= 1
         self._accepted(started, canary)
         return result
 
@@ -226,12 +241,16 @@ class Deliverer:
         self._accepted_from = max(self._accepted_from, started)
         if canary is not None:
             self._canary = canary
+        self._taken.set()  # wakes those waiting for evidence; a fresh event serves the next
+        self._taken = asyncio.Event()
 
     # -- evidence: does the API take other events while this one fails? ------------------------
 
     async def _others_accepted(self, started: float) -> bool:
         """True when the API took a request started when or after ``started`` (an attempt that
         just failed); without one, a canary is sent (or the one in flight awaited) to find out."""
+        if self._sending and await self._taken_soon(started):
+            return True  # other traffic proved it: no canary needed
         for _ in range(2):  # a canary in flight may have started before ``started``
             if self._accepted_from >= started:
                 return True
@@ -240,6 +259,19 @@ class Deliverer:
                     return False  # nothing to prove with, or the API is known to be down
                 self._proving = asyncio.ensure_future(self._send_canary(self._canary))
             await asyncio.shield(self._proving)
+        return self._accepted_from >= started
+
+    async def _taken_soon(self, started: float) -> bool:
+        """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
+        started when or after ``started`` to be taken (busy traffic proves it, no canary)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EVIDENCE_WAIT
+        while self._accepted_from < started and self._sending:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._taken.wait(), remaining)
         return self._accepted_from >= started
 
     async def _send_canary(self, canary: _Canary) -> None:

@@ -533,3 +533,35 @@ async def test_a_held_envelope_holds_each_of_its_events() -> None:
     with pytest.raises(RequestRejected, match="envelope of 20 events alone"):
         await held
     assert EVENTS_HELD.labels(status="403")._value.get() == 0 and health.api_accepting
+
+
+async def test_busy_traffic_proves_a_failure_its_own_without_a_canary() -> None:
+    """A request started after the failing attempt is still in flight when it fails, and is
+    taken soon after: that is the evidence, and no event is sent twice (no canary)."""
+    t = AutoTime()
+    fail, release = asyncio.Event(), asyncio.Event()
+
+    class Busy(Canaried):
+        async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+            if payload == b"other":
+                await release.wait()
+                return OK
+            if payload == b"{}" and not fail.is_set():
+                await fail.wait()
+                raise transient("500")
+            return await super().send_event(payload, event_type=event_type)
+
+    sender = Busy(t, OK)
+    d = await taking_others(deliverer(sender, t, budget=100))
+    t.now = 5
+    failing = asyncio.create_task(d.deliver(b"{}", event_type="X"))
+    await asyncio.sleep(0)
+    t.now = 6  # the other request starts after the failing attempt did
+    other = asyncio.create_task(d.deliver(b"other", event_type="X"))
+    await asyncio.sleep(0)
+    fail.set()
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(failing, other)
+    assert results[0].attempts == 2
+    assert sender.canaries == 0
