@@ -8,8 +8,7 @@ out records pause instead of burning their budget. Per failure:
   ``max(full-jitter backoff, Retry-After)``, try again. What the failure says about the API
   depends on the evidence (docs/reliability.md, "one event the API keeps failing"):
 
-  - the API accepted another request that started after this attempt did: the failure is this
-    request's own (``Verdict.RETRY_OWN``): a breaker success, one failure in the rate per
+  - the API took another request since this attempt began: the failure is this request's own (``Verdict.RETRY_OWN``): a breaker success, one failure in the rate per
     request, and the attempt and its sleep are charged to the budget, unless the API is unhealthy
     by rate (more than ``RELAY_BROWNOUT_RATE`` of the requests over ``RELAY_BROWNOUT_WINDOW``
     seconds failing: a brownout) or the circuit is not closed;
@@ -130,7 +129,7 @@ class Deliverer:
         self._health = health
         self._clock = clock
         self._answered_from = -math.inf  # start of the latest-started request the API answered
-        self._accepted_from = -math.inf  # start of the latest-started request the API took
+        self._taken_at = -math.inf  # when the API last took a request (clock time)
         self._canary: _Canary | None = None  # the last event the API took: sent again as proof
         self._proving: asyncio.Future[None] | None = None  # the canary in flight
         self._taken = asyncio.Event()  # set (and replaced) whenever a request is taken
@@ -238,7 +237,7 @@ class Deliverer:
 
     def _accepted(self, started: float, canary: _Canary | None) -> None:
         self._answered(started)
-        self._accepted_from = max(self._accepted_from, started)
+        self._taken_at = self._clock()
         if canary is not None:
             self._canary = canary
         self._taken.set()  # wakes those waiting for evidence; a fresh event serves the next
@@ -247,32 +246,31 @@ class Deliverer:
     # -- evidence: does the API take other events while this one fails? ------------------------
 
     async def _others_accepted(self, started: float) -> bool:
-        """True when the API took a request started when or after ``started`` (an attempt that
-        just failed); without one, a canary is sent (or the one in flight awaited) to find out."""
+        """True when the API took a request since ``started`` (when the attempt that just failed
+        began); without one, a canary is sent (or the one in flight awaited) to find out."""
         if self._sending and await self._taken_soon(started):
             return True  # other traffic proved it: no canary needed
-        for _ in range(2):  # a canary in flight may have started before ``started``
-            if self._accepted_from >= started:
-                return True
-            if self._proving is None or self._proving.done():
-                if self._canary is None or self.breaker.state is CircuitState.OPEN:
-                    return False  # nothing to prove with, or the API is known to be down
-                self._proving = asyncio.ensure_future(self._send_canary(self._canary))
-            await asyncio.shield(self._proving)
-        return self._accepted_from >= started
+        if self._taken_at >= started:
+            return True
+        if self._proving is None or self._proving.done():
+            if self._canary is None or self.breaker.state is CircuitState.OPEN:
+                return False  # nothing to prove with, or the API is known to be down
+            self._proving = asyncio.ensure_future(self._send_canary(self._canary))
+        await asyncio.shield(self._proving)  # one in flight already: its answer serves
+        return self._taken_at >= started
 
     async def _taken_soon(self, started: float) -> bool:
         """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
-        started when or after ``started`` to be taken (busy traffic proves it, no canary)."""
+        to be taken (busy traffic proves it, no canary)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EVIDENCE_WAIT
-        while self._accepted_from < started and self._sending:
+        while self._taken_at < started and self._sending:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._taken.wait(), remaining)
-        return self._accepted_from >= started
+        return self._taken_at >= started
 
     async def _send_canary(self, canary: _Canary) -> None:
         """One request, no retry, outside the breaker: its answer is evidence, nothing more."""
