@@ -4,8 +4,8 @@ Every retrying caller of the relay is a ``Retry`` with its own settings:
 
 - ``classify`` turns each exception into a ``Verdict``: RETRY (transient: back off, honour a
   capped ``Retry-After``, spend the budget), RETRY_OWN (transient, but the service took other
-  requests meanwhile: this request's own failure, so a breaker success, one failure in the rate
-  per ``run`` however often it repeats, and the budget is spent), WAIT (transient, and nothing
+  requests meanwhile: this request's own failure, so a breaker success, and the budget is
+  spent), WAIT (transient, and nothing
   shows the service works for anyone: a breaker failure, no budget spent: an outage is waited
   out), RETRY_SLOWLY (systemic: at the backoff cap, forever,
   no budget; the service did answer, so to the breaker it is no failure: a few records refused
@@ -14,8 +14,10 @@ Every retrying caller of the relay is a ``Retry`` with its own settings:
   (not a failure of the service: raised on, no breaker verdict). Per-status decisions plug in here.
 - ``breaker`` (optional): waited on before each attempt, told each verdict; an attempt that ends
   without one (cancelled) frees it for another caller.
-- ``rate`` (optional): a ``FailureRate`` told of each answer (ok) and transient failure, shared
-  by every caller, so a brownout shows as a rate even when no run of failures opens the breaker.
+- ``rate`` (optional): a ``FailureRate`` told of each answer (ok) and of the first transient
+  failure of each ``run`` (a share of requests: one request failing again and again is no
+  brownout), shared by every caller, so a brownout shows as a rate even when no run of failures
+  opens the breaker.
 - ``budget`` (optional): seconds of failing attempts and their sleeps. While ``budget.paused()``
   (delivery: ``api_unhealthy``, the breaker not closed or the failure rate high) nothing is spent,
   so neither an outage nor a brownout dead-letters anything.
@@ -126,7 +128,7 @@ class Retry:
         attempts = attempts if attempts is not None else Attempts()
         spent = 0.0
         attempt = 0
-        own_failures = 0  # RETRY_OWN failures of this run: the rate hears of the first only
+        failures = 0  # of this run: the rate hears of the first only
         while True:
             if self.breaker is not None:
                 await self.breaker.wait_allowed()
@@ -147,8 +149,8 @@ class Retry:
                 if verdict is Verdict.ANSWERED:
                     self._answered()
                     raise
-                own_failures += verdict is Verdict.RETRY_OWN
-                self._tell_services(verdict, first_own=own_failures == 1)
+                failures += 1
+                self._tell_services(verdict, first=failures == 1)
                 delay = self._delay(exc, verdict, attempt)
                 charged = verdict in _CHARGED and self._charging()
                 if self.on_failure is not None:
@@ -180,15 +182,16 @@ class Retry:
         if self.rate is not None:
             self.rate.record(ok=True)
 
-    def _tell_services(self, verdict: Verdict, *, first_own: bool) -> None:
-        """The breaker and the rate hear of one failure as its verdict says."""
+    def _tell_services(self, verdict: Verdict, *, first: bool) -> None:
+        """The breaker and the rate hear of one failure as its verdict says; the rate counts a
+        run's first failure only (it is a share of requests, so one request retried many times
+        is no brownout)."""
         if verdict in (Verdict.RETRY_SLOWLY, Verdict.RETRY_OWN):
             if self.breaker is not None:  # the service works (it answered, or took others)
                 self.breaker.record_success()
         elif self.breaker is not None:
             self.breaker.record_failure()
-        counted = verdict is not Verdict.RETRY_OWN or first_own  # a repeat of its own: once
-        if self.rate is not None and verdict is not Verdict.RETRY_SLOWLY and counted:
+        if self.rate is not None and verdict is not Verdict.RETRY_SLOWLY and first:
             self.rate.record(ok=False)
 
     def _delay(self, exc: Exception, verdict: Verdict, attempt: int) -> float:

@@ -8,16 +8,17 @@ out records pause instead of burning their budget. Per failure:
   ``max(full-jitter backoff, Retry-After)``, try again. What the failure says about the API
   depends on the evidence (docs/reliability.md, "one event the API keeps failing"):
 
-  - the API took another request since this attempt began: the failure is this request's own (``Verdict.RETRY_OWN``): a breaker success, one failure in the rate per
-    request, and the attempt and its sleep are charged to the budget, unless the API is unhealthy
-    by rate (more than ``RELAY_BROWNOUT_RATE`` of the requests over ``RELAY_BROWNOUT_WINDOW``
-    seconds failing: a brownout) or the circuit is not closed;
+  - the API took another request since this attempt began: the failure is this request's own
+    (``Verdict.RETRY_OWN``): a breaker success, and the attempt and its sleep are charged to
+    the budget, unless the API is unhealthy by rate (``RELAY_BROWNOUT_RATE`` of the requests
+    over ``RELAY_BROWNOUT_WINDOW`` seconds failing, each request counted once: a brownout) or
+    the circuit is not closed;
   - no such request yet: while other requests are in flight, up to ``EVIDENCE_WAIT`` seconds
     for one of them to be taken; else a **canary** goes out, the last event the API accepted
     sent again (the API keeps an event id once: the answer is a 2xx or a 409, nothing is
-    added), one at a time and only while the circuit is not open. Accepted: as above. Else
-    (``Verdict.WAIT``): a breaker failure and a failure in the rate, no budget spent: the API
-    may be down.
+    added), one at a time, and neither while the circuit is open nor in a brownout (when it
+    would change nothing). Taken: as above. Else (``Verdict.WAIT``): a breaker failure and a
+    failure in the rate, no budget spent: the API may be down.
 
   So the budget measures "this event failed while the API took others", whatever other traffic
   there is, and nothing is dead-lettered because the API is down or browning out. Once the next
@@ -253,11 +254,17 @@ class Deliverer:
         if self._taken_at >= started:
             return True
         if self._proving is None or self._proving.done():
-            if self._canary is None or self.breaker.state is CircuitState.OPEN:
-                return False  # nothing to prove with, or the API is known to be down
+            if self._canary is None or self._known_unhealthy():
+                return False  # nothing to prove with, or nothing to learn
             self._proving = asyncio.ensure_future(self._send_canary(self._canary))
         await asyncio.shield(self._proving)  # one in flight already: its answer serves
         return self._taken_at >= started
+
+    def _known_unhealthy(self) -> bool:
+        """The circuit is open (the API is down), or a brownout by rate (the budget is paused
+        anyway): a canary would change nothing. The rate counts each request once, so a lone
+        failing event cannot keep it unhealthy past ``RELAY_BROWNOUT_WINDOW``."""
+        return self.breaker.state is CircuitState.OPEN or self.rate.unhealthy()
 
     async def _taken_soon(self, started: float) -> bool:
         """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
