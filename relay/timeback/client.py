@@ -111,7 +111,7 @@ class SendResult:
     status: int
     outcome: Outcome
     attempts: int = 1
-    body: bytes = b""
+    body: bytes = field(default=b"", compare=False, repr=False)
 
 
 class TimeBackClient:
