@@ -98,11 +98,14 @@ class EventSender(Protocol):
 @dataclass
 class _Hold:
     """One request's systemic answers: when the first came (``clock`` time) and its status;
-    ``events``: how many events the request carries (what EVENTS_HELD counts)."""
+    ``events``: how many events the request carries (what EVENTS_HELD counts); ``own``: a
+    failure of it was proven its own; ``probes``: its failures as the half-open probe."""
 
     since: float | None = None
     status: int | None = None
     events: int = 1
+    own: bool = False
+    probes: int = 0
 
 
 class Deliverer:
@@ -224,7 +227,7 @@ class Deliverer:
             if exc.endpoint == ENDPOINT:
                 self._sending -= 1  # not in flight any more: what is left are the others
                 try:
-                    exc.others_accepted = await self._others_accepted(started)
+                    exc.others_accepted = await self._others_accepted(started, hold)
                 finally:
                     self._sending += 1
             raise
@@ -246,13 +249,25 @@ class Deliverer:
 
     # -- evidence: does the API take other events while this one fails? ------------------------
 
-    async def _others_accepted(self, started: float) -> bool:
+    async def _others_accepted(self, started: float, hold: _Hold) -> bool:
         """True when the API took a request since ``started`` (when the attempt that just failed
         began); without one, a canary is sent (or the one in flight awaited) to find out."""
+        proven = await self._proven(started, hold)
+        hold.own = hold.own or proven
+        return proven
+
+    async def _proven(self, started: float, hold: _Hold) -> bool:
         if self._sending and await self._taken_soon(started):
             return True  # other traffic proved it: no canary needed
         if self._taken_at >= started:
             return True
+        if self.breaker.state is not CircuitState.CLOSED:  # this was the half-open probe
+            hold.probes += 1
+            if hold.probes < 2 and not hold.own:
+                # The first probe failure of a request never proven at fault: the outage may
+                # go on (re-open). Its second, or a known suspect's, sends a canary, so a lone
+                # bad event that happens to be every probe cannot hold the circuit open.
+                return False
         if self._proving is None or self._proving.done():
             if self._canary is None or self._known_unhealthy():
                 return False  # nothing to prove with, or nothing to learn

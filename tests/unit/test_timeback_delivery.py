@@ -337,7 +337,7 @@ async def test_a_failing_canary_is_no_evidence() -> None:
 def sender_down(sender: Canaried, until: int) -> Callable[..., Awaitable[SendResult]]:
     """``sender.send_event`` failing every request, the canary too, for ``until`` scripted
     answers."""
-    inner = Sender.send_event.__get__(sender)
+    inner = Canaried.send_event.__get__(sender)
 
     async def send_event(payload: bytes, *, event_type: str) -> SendResult:
         if payload == GOOD and sender.calls < until:
@@ -565,3 +565,17 @@ async def test_busy_traffic_proves_a_failure_its_own_without_a_canary() -> None:
     results = await asyncio.gather(failing, other)
     assert results[0].attempts == 2
     assert sender.canaries == 0
+
+
+async def test_a_lone_bad_event_probing_after_an_outage_cannot_hold_the_circuit_open() -> None:
+    """An outage opens the circuit; it ends, but the only request left is a bad event, so it
+    is every probe. Its first probe failure re-opens the circuit (the outage may go on); the
+    next sends a canary, which is taken: the circuit closes and the event's budget runs."""
+    t = AutoTime()
+    sender = Canaried(t, transient("500"))
+    d = await taking_others(deliverer(sender, t, budget=30, threshold=2, open_for=5))
+    sender.send_event = sender_down(sender, until=10)  # type: ignore[method-assign]
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
+    assert d.breaker.state is CircuitState.CLOSED
+    assert sender.canaries >= 1
