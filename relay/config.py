@@ -242,6 +242,12 @@ class Settings(BaseSettings):
     retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")
     retry_budget: float = Field(900.0, gt=0, description="per-record retry budget (seconds)")
     retry_after_cap: float = Field(300.0, gt=0, description="longest Retry-After honoured (s)")
+    stall_after: float = Field(
+        300.0,
+        gt=0,
+        description="seconds without an acknowledgement (nor a record spending its retry budget) "
+        "while the consumer lags after which /livez fails and the orchestrator restarts the relay",
+    )
     circuit_failures: int = Field(
         5, ge=1, description="consecutive transient failures that open the circuit"
     )

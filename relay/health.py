@@ -61,7 +61,7 @@ class Health:
         self._faults[Condition.ASSIGNED]["consumer"] = "no partitions assigned yet"
         self._faults[Condition.TOKEN_VALID]["token"] = "no access token yet"
         self._broken: dict[str, str] = {}  # source -> why the process must be restarted
-        self.last_progress = clock()  # last acknowledgement (or start)
+        self.last_progress = clock()  # last acknowledgement or budget spent (or start)
         self._publish()
 
     # -- reports ------------------------------------------------------------------------------
@@ -80,6 +80,13 @@ class Health:
         self._broken[source] = why
 
     def progressed(self) -> None:
+        self.last_progress = self._clock()
+
+    def spending(self) -> None:
+        """A record spent retry budget (it failed while the API took others): it ends delivered
+        or dead-lettered within that budget, so the process is working, not stalled. Without
+        this, a budget longer than ``stall_after`` would restart the relay before the record's
+        dead letter, and the restarted relay would start its budget again, forever."""
         self.last_progress = self._clock()
 
     def circuit_observer(self, name: str) -> OnChange:
@@ -115,13 +122,16 @@ class Health:
         return "; ".join(self._broken.values()) or None
 
     def liveness(self, lagging: bool) -> str | None:
-        """None while live; else why not: a bug blocked a partition, or acknowledgements stopped
-        for ``stall_after`` seconds while there is lag."""
+        """None while live; else why not: a bug blocked a partition, or for ``stall_after``
+        seconds while there is lag no record was acknowledged nor spent retry budget."""
         if self._broken:
             return self.broken
         idle = self._clock() - self.last_progress
         if lagging and idle >= self.stall_after:
-            return f"no record acknowledged for {idle:.0f} s while the consumer lags"
+            return (
+                f"no record acknowledged for {idle:.0f} s while the consumer lags, "
+                "and none is spending its retry budget"
+            )
         return None
 
     def live(self, lagging: bool) -> bool:

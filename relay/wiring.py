@@ -18,6 +18,7 @@ from relay.courses.resolver import CourseLookup, Observer
 from relay.mapping import Mapper, MappingContext
 from relay.timeback.client import ClientConfig
 from relay.timeback.envelopes import EnvelopeBatcher, EnvelopeSender
+from relay.timeback.sink import EventSink, Sink
 
 
 def client_config(settings: Settings) -> ClientConfig:
@@ -77,12 +78,17 @@ def mapper(settings: Settings, resolver: CourseResolver) -> Mapper:
     return Mapper(mapping_context(settings), resolver, rules)
 
 
-def envelope_batcher(settings: Settings, deliverer: EnvelopeSender) -> EnvelopeBatcher | None:
-    """With RELAY_EVENTS_PER_REQUEST above 1, the batcher of envelopes (sensor: the app's IRI,
-    as in every event's edApp; RELAY_MAX_IN_FLIGHT requests at once); else None: one event
-    per request, the Deliverer alone."""
-    if settings.events_per_request <= 1:
-        return None
+def sink(settings: Settings, deliverer: EnvelopeSender) -> Sink:
+    """Where events go: with RELAY_EVENTS_PER_REQUEST above 1, the batcher of envelopes;
+    else one event per request. A new sink is one more line here."""
+    if settings.events_per_request > 1:
+        return envelope_batcher(settings, deliverer)
+    return EventSink(deliverer)
+
+
+def envelope_batcher(settings: Settings, deliverer: EnvelopeSender) -> EnvelopeBatcher:
+    """The batcher of envelopes (sensor: the app's IRI, as in every event's edApp;
+    RELAY_MAX_IN_FLIGHT requests at once)."""
     return EnvelopeBatcher(
         deliverer,
         sensor=mapping_context(settings).app_iri,

@@ -1,8 +1,8 @@
 """The relay's moving parts for one process, built from Settings and started in the event loop.
 
 Source → transforms → sink: the ``Decoder`` (contract), the ``Mapper`` with its
-``CourseResolver`` (course and subject), the ``Deliverer`` over one ``TimeBackClient`` behind a
-circuit breaker (with RELAY_EVENTS_PER_REQUEST above 1, the ``EnvelopeBatcher`` in front of it),
+``CourseResolver`` (course and subject), the ``Sink`` (``relay.wiring.sink``: the ``Deliverer``
+over one ``TimeBackClient`` behind a circuit breaker, one event per request or in envelopes),
 the ``DeadLetterWriter``, and the ``Dispatcher`` that runs records concurrently and acknowledges
 them in offset order. Nothing here knows faust: the worker hands it records and
 an ``ack`` callback.
@@ -32,7 +32,7 @@ from relay.pipeline.stages import Pipeline, stage_retry
 from relay.resilience import Backoff, CircuitBreaker, FailureRate, FixedDelay, Retry, Verdict
 from relay.timeback.client import TimeBackClient
 from relay.timeback.delivery import Deliverer
-from relay.timeback.envelopes import EnvelopeBatcher
+from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ Ack = Callable[[Any], None]  # acknowledges the transport's own handle of a reco
 class Runtime:
     def __init__(self, settings: Settings, ack: Ack) -> None:
         self.settings = settings
-        self.health = Health()  # what /livez and /readyz say: every part reports here
+        # what /livez and /readyz say: every part reports here
+        self.health = Health(stall_after=settings.stall_after)
         self.decoder = Decoder.from_settings(settings)
         self._ack_handle = ack
         self._started: asyncio.Future[None] | None = None
@@ -50,7 +51,7 @@ class Runtime:
         self.dispatcher: Dispatcher[SourceRecord, Prepared] | None = None
         self.dead_letters: DeadLetterWriter | None = None
         self._token_task: asyncio.Task[None] | None = None
-        self.envelopes: EnvelopeBatcher | None = None
+        self.sink: Sink | None = None
 
     async def start(self) -> None:
         """Build what needs the running loop (HTTP pool, producer, dispatcher); idempotent."""
@@ -85,7 +86,7 @@ class Runtime:
             rate=rate,
             health=health,
         )
-        self.envelopes = wiring.envelope_batcher(s, deliverer)
+        self.sink = wiring.sink(s, deliverer)
         resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(
             confluent_config(s), s.dlq_topic, backoff=backoff, health=health
@@ -93,14 +94,13 @@ class Runtime:
         pipeline = Pipeline(
             self.decoder,
             wiring.mapper(s, resolver),
-            deliverer,
+            self.sink,
             self.dead_letters,
             registry=stage_retry("decode", backoff),
             rostering=stage_retry("enrich", backoff),
             quarantine=Quarantine(
                 Strikes(confluent_config(s), s.strike_topic, s.group_id), s.quarantine_after
             ),
-            envelopes=self.envelopes,
         )
         self.dispatcher = Dispatcher(
             pipeline.handle,
@@ -163,8 +163,8 @@ class Runtime:
     async def close(self) -> None:
         if self._token_task is not None:
             self._token_task.cancel()
-        if self.envelopes is not None:
-            await self.envelopes.aclose()
+        if self.sink is not None:
+            await self.sink.aclose()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.aclose()

@@ -29,10 +29,9 @@ from relay.pipeline.quarantine import Quarantine
 from relay.pipeline.record import Prepared, SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
 from relay.timeback.client import SendResult
-from relay.timeback.delivery import Deliverer
-from relay.timeback.envelopes import EnvelopeBatcher
-from relay.timeback.errors import RequestRejected
+from relay.timeback.errors import EventRejected, RequestRejected
 from relay.timeback.responses import Outcome
+from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,10 +81,10 @@ def stage_retry(
 
 
 def rejection_of(exc: RequestRejected | RetriesExhausted) -> Rejection:
-    """What an API-level error means for the record: its stage and reason."""
+    """What an API-level error means for the record, by its type: its stage and reason."""
     if isinstance(exc, RetriesExhausted):
         return Rejection("deliver", "retries-exhausted", str(exc))
-    if exc.endpoint == "events":
+    if isinstance(exc, EventRejected):
         return Rejection("deliver", "api-rejected", str(exc), status=exc.status, body=exc.body)
     return Rejection("enrich", "rostering-rejected", str(exc), status=exc.status, body=exc.body)
 
@@ -117,16 +116,14 @@ class Pipeline:
         self,
         decoder: Decoder,
         mapper: Mapper,
-        deliverer: Deliverer,
+        sink: Sink,
         dead_letters: DeadLetterWriter,
         *,
         registry: Retry,
         rostering: Retry,
         quarantine: Quarantine | None = None,
-        envelopes: EnvelopeBatcher | None = None,
     ) -> None:
-        self.decoder, self.mapper, self.deliverer = decoder, mapper, deliverer
-        self.envelopes = envelopes  # RELAY_EVENTS_PER_REQUEST above 1: events share requests
+        self.decoder, self.mapper, self.sink = decoder, mapper, sink
         self.dead_letters = dead_letters
         self.registry, self.rostering = registry, rostering
         self.quarantine = quarantine
@@ -202,23 +199,14 @@ class Pipeline:
             raise rejection_of(refused) from None
 
     async def deliver(self, events: list[CaliperEvent], attempts: Attempts) -> None:
-        """Every event of the record, in order, each until the API takes it. With envelopes,
-        all at once, sharing requests with other records' events; done when all are taken."""
-        if self.envelopes is not None:
-            try:
-                results = await self.envelopes.deliver(events, attempts)
-            except (RequestRejected, RetriesExhausted) as failed:  # its own event's answer
-                raise rejection_of(failed) from None
-            for event, sent in zip(events, results, strict=True):
-                _note_duplicate(event, sent)
-            return
-        for event in events:
-            try:
-                sent = await self.deliverer.deliver(
-                    event.payload, event_type=event.type, attempts=attempts
-                )
-            except (RequestRejected, RetriesExhausted) as failed:
-                raise rejection_of(failed) from None
+        """Every event of the record to the sink, until each is taken; a refusal or an
+        exhausted budget (its own event's) is the record's rejection. Anything else the sink
+        raises is this record's processing bug (``handle`` quarantines it)."""
+        try:
+            results = await self.sink.send(events, attempts)
+        except (RequestRejected, RetriesExhausted) as failed:
+            raise rejection_of(failed) from None
+        for event, sent in zip(events, results, strict=True):
             _note_duplicate(event, sent)
 
 

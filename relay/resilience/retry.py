@@ -3,20 +3,27 @@
 Every retrying caller of the relay is a ``Retry`` with its own settings:
 
 - ``classify`` turns each exception into a ``Verdict``: RETRY (transient: back off, honour a
-  capped ``Retry-After``, spend the budget), RETRY_SLOWLY (systemic: at the backoff cap, forever,
+  capped ``Retry-After``, spend the budget), RETRY_OWN (transient, but the service took other
+  requests meanwhile: this request's own failure, so a breaker success, and the budget is
+  spent), WAIT (transient, and nothing
+  shows the service works for anyone: a breaker failure, no budget spent: an outage is waited
+  out), RETRY_SLOWLY (systemic: at the backoff cap, forever,
   no budget; the service did answer, so to the breaker it is no failure: a few records refused
   this way never hold the circuit open for everyone else), ANSWERED (the service refused this
   request: a breaker success, raised on), RAISE
   (not a failure of the service: raised on, no breaker verdict). Per-status decisions plug in here.
 - ``breaker`` (optional): waited on before each attempt, told each verdict; an attempt that ends
   without one (cancelled) frees it for another caller.
-- ``rate`` (optional): a ``FailureRate`` told of each answer (ok) and transient failure, shared
-  by every caller, so a brownout shows as a rate even when no run of failures opens the breaker.
+- ``rate`` (optional): a ``FailureRate`` told of each answer (ok) and of the first transient
+  failure of each ``run`` (a share of requests: one request failing again and again is no
+  brownout), shared by every caller, so a brownout shows as a rate even when no run of failures
+  opens the breaker.
 - ``budget`` (optional): seconds of failing attempts and their sleeps. While ``budget.paused()``
   (delivery: ``api_unhealthy``, the breaker not closed or the failure rate high) nothing is spent,
   so neither an outage nor a brownout dead-letters anything.
   Once the next retry would end past it: ``RetriesExhausted``.
-- ``on_failure`` is told of each failure before the sleep (metrics, logs, health).
+- ``on_failure`` is told of each failure before the sleep (metrics, logs, health), and whether
+  it was charged to the budget.
 - ``attempts``, an ``Attempts`` record passed to ``run``, counts the attempts and notes the first
   failure: a record's dead letter says how often and since when it was tried.
 """
@@ -41,6 +48,8 @@ T = TypeVar("T")
 
 class Verdict(enum.Enum):
     RETRY = "retry"
+    RETRY_OWN = "retry-own"
+    WAIT = "wait"
     RETRY_SLOWLY = "retry-slowly"
     ANSWERED = "answered"
     RAISE = "raise"
@@ -75,6 +84,7 @@ class Failure:
     verdict: Verdict
     delay: float
     attempt: int
+    charged: bool = False  # spent budget: the step is on its way to an answer or exhaustion
 
 
 @dataclass
@@ -118,6 +128,7 @@ class Retry:
         attempts = attempts if attempts is not None else Attempts()
         spent = 0.0
         attempt = 0
+        failures = 0  # of this run: the rate hears of the first only
         while True:
             if self.breaker is not None:
                 await self.breaker.wait_allowed()
@@ -138,8 +149,13 @@ class Retry:
                 if verdict is Verdict.ANSWERED:
                     self._answered()
                     raise
-                delay = self._failed(exc, verdict, attempt)
-                if verdict is Verdict.RETRY and self._charging():
+                failures += 1
+                self._tell_services(verdict, first=failures == 1)
+                delay = self._delay(exc, verdict, attempt)
+                charged = verdict in _CHARGED and self._charging()
+                if self.on_failure is not None:
+                    self.on_failure(Failure(exc, verdict, delay, attempt, charged))
+                if charged:
                     spent += self.clock() - started
                     if spent + delay > self._seconds:
                         raise self._exhausted(exc, attempt + 1, spent) from None
@@ -166,19 +182,17 @@ class Retry:
         if self.rate is not None:
             self.rate.record(ok=True)
 
-    def _failed(self, exc: Exception, verdict: Verdict, attempt: int) -> float:
-        if verdict is Verdict.RETRY_SLOWLY:
-            if self.breaker is not None:  # an answer, if a refusal: the service is up
+    def _tell_services(self, verdict: Verdict, *, first: bool) -> None:
+        """The breaker and the rate hear of one failure as its verdict says; the rate counts a
+        run's first failure only (it is a share of requests, so one request retried many times
+        is no brownout)."""
+        if verdict in (Verdict.RETRY_SLOWLY, Verdict.RETRY_OWN):
+            if self.breaker is not None:  # the service works (it answered, or took others)
                 self.breaker.record_success()
-        else:
-            if self.breaker is not None:
-                self.breaker.record_failure()
-            if self.rate is not None:
-                self.rate.record(ok=False)
-        delay = self._delay(exc, verdict, attempt)
-        if self.on_failure is not None:
-            self.on_failure(Failure(exc, verdict, delay, attempt))
-        return delay
+        elif self.breaker is not None:
+            self.breaker.record_failure()
+        if self.rate is not None and verdict is not Verdict.RETRY_SLOWLY and first:
+            self.rate.record(ok=False)
 
     def _delay(self, exc: Exception, verdict: Verdict, attempt: int) -> float:
         backoff = self.delays.delay(attempt)
@@ -186,6 +200,10 @@ class Retry:
             return max(self.delays.cap, backoff)
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         return max(backoff, min(retry_after or 0.0, self.retry_after_cap))
+
+
+# The verdicts whose failures spend the budget (WAIT and RETRY_SLOWLY never do).
+_CHARGED = frozenset({Verdict.RETRY, Verdict.RETRY_OWN})
 
 
 def api_unhealthy(breaker: CircuitBreaker, rate: FailureRate) -> Callable[[], bool]:

@@ -32,7 +32,12 @@ from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
 from relay.timeback._http import capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
-from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.errors import (
+    ApiSystemicError,
+    ApiTransientError,
+    EventRejected,
+    RequestRejected,
+)
 from relay.timeback.responses import Outcome, classify, transient_answer
 from relay.timeback.transport import ApiTransport
 
@@ -89,11 +94,13 @@ class ClientConfig:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """An event the API took: its HTTP status, DELIVERED or DUPLICATE, and attempts made."""
+    """An event the API took: its HTTP status, DELIVERED or DUPLICATE, and attempts made;
+    ``body`` (capped) is read for an envelope's per-event results (responses.py)."""
 
     status: int
     outcome: Outcome
     attempts: int = 1
+    body: bytes = field(default=b"", compare=False, repr=False)
 
 
 class TimeBackClient:
@@ -160,14 +167,13 @@ class TimeBackClient:
         response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
         outcome = self._check(response, "events", route)
         if outcome is Outcome.REJECTED:
-            raise RequestRejected(
+            raise EventRejected(
                 f"the API refused the {event_type} with HTTP {response.status_code}"
                 f"{_hint(response)}",
-                endpoint="events",
                 status=response.status_code,
                 body=capped_body(response),
             )
-        return SendResult(response.status_code, outcome)
+        return SendResult(response.status_code, outcome, body=response.content)
 
     # --- rostering ------------------------------------------------------------------------
 

@@ -4,14 +4,26 @@
 circuit breaker and a failure rate shared by every record, so while the API is down or browning
 out records pause instead of burning their budget. Per failure:
 
-- transient (429, 5xx, network, timeout, token endpoint down): a breaker failure and a failure in
-  the rate, ``RETRIES`` counted, sleep ``max(full-jitter backoff, Retry-After)``, try again. The
-  budget is the wall time of failing attempts and their sleeps while the API is healthy (circuit
-  closed and fewer than ``RELAY_BROWNOUT_RATE`` of all attempts failing over the last
-  ``RELAY_BROWNOUT_WINDOW`` seconds): never the time waiting for an open circuit, nor a
-  brownout's, so neither dead-letters anything. Once the next retry would end past the budget:
-  ``RetriesExhausted`` naming the last cause (``deliver/retries-exhausted``): this record failed
-  while the others got through.
+- transient (429, 5xx, network, timeout, token endpoint down): ``RETRIES`` counted, sleep
+  ``max(full-jitter backoff, Retry-After)``, try again. What the failure says about the API
+  depends on the evidence (docs/reliability.md, "one event the API keeps failing"):
+
+  - the API took another request since this attempt began: the failure is this request's own
+    (``Verdict.RETRY_OWN``): a breaker success, and the attempt and its sleep are charged to
+    the budget, unless the API is unhealthy by rate (``RELAY_BROWNOUT_RATE`` of the requests
+    over ``RELAY_BROWNOUT_WINDOW`` seconds failing, each request counted once: a brownout) or
+    the circuit is not closed;
+  - no such request yet: while other requests are in flight, up to ``EVIDENCE_WAIT`` seconds
+    for one of them to be taken; else a **canary** goes out, the last event the API accepted
+    sent again (the API keeps an event id once: the answer is a 2xx or a 409, nothing is
+    added), one at a time, and neither while the circuit is open nor in a brownout (when it
+    would change nothing). Taken: as above. Else (``Verdict.WAIT``): a breaker failure and a
+    failure in the rate, no budget spent: the API may be down.
+
+  So the budget measures "this event failed while the API took others", whatever other traffic
+  there is, and nothing is dead-lettered because the API is down or browning out. Once the next
+  retry would end past the budget: ``RetriesExhausted`` naming the last cause
+  (``deliver/retries-exhausted``).
 - systemic (403, 404 on /events, 3xx, a second 401): the API answered, so no breaker failure; the
   event is held, retried slowly (at the backoff cap), counted in ``EVENTS_HELD`` and reported to
   Health (``api_accepting`` false: /readyz 503 with the answer as reason). When the API accepted
@@ -23,9 +35,14 @@ out records pause instead of burning their budget. Per failure:
   breaker success.
 
 ``deliver_envelope`` is the same for one request carrying several events (an envelope built by
-``relay.timeback.envelopes``): every rule above applies to the request as a whole; a delivered
-envelope counts each of its events in ``EVENTS_SENT``, a refused one none (its events are sent
-again in smaller requests, and counted there).
+``relay.timeback.envelopes``): every rule above applies to the request as a whole, except that
+its budget is nil: the first charged failure (it failed while the API took others) raises
+``RetriesExhausted``, and the batcher splits it, so one bad event never holds N records for a
+whole budget. A delivered envelope counts each of its events in ``EVENTS_SENT``, a refused one
+none (its events are sent again in smaller requests, and counted there).
+
+``health`` hears of each charged failure (``Health.spending``): a record spending its budget is
+on its way to the API or the DLQ within that budget, so liveness does not count it as a stall.
 
 Cancellation propagates at once; a cancelled probe frees the breaker for another caller.
 """
@@ -33,6 +50,7 @@ Cancellation propagates at once; a cancelled probe frees the breaker for another
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -48,6 +66,7 @@ from relay.resilience import (
     Backoff,
     Budget,
     CircuitBreaker,
+    CircuitState,
     Failure,
     FailureRate,
     Retry,
@@ -56,12 +75,20 @@ from relay.resilience import (
 )
 from relay.resilience.retry import api_unhealthy
 from relay.timeback.client import SendResult
-from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.errors import (
+    ApiSystemicError,
+    ApiTransientError,
+    EventRejected,
+    RequestRejected,
+)
 from relay.timeback.responses import Outcome
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "events"
+# Seconds a failed attempt waits for another request in flight to be taken before it sends a
+# canary: under steady traffic the evidence comes by itself, and no event is sent twice.
+EVIDENCE_WAIT = 1.0
 
 
 class EventSender(Protocol):
@@ -71,11 +98,14 @@ class EventSender(Protocol):
 @dataclass
 class _Hold:
     """One request's systemic answers: when the first came (``clock`` time) and its status;
-    ``events``: how many events the request carries (what EVENTS_HELD counts)."""
+    ``events``: how many events the request carries (what EVENTS_HELD counts); ``own``: a
+    failure of it was proven its own; ``probes``: its failures as the half-open probe."""
 
     since: float | None = None
     status: int | None = None
     events: int = 1
+    own: bool = False
+    probes: int = 0
 
 
 class Deliverer:
@@ -103,20 +133,28 @@ class Deliverer:
         self._health = health
         self._clock = clock
         self._answered_from = -math.inf  # start of the latest-started request the API answered
+        self._taken_at = -math.inf  # when the API last took a request (clock time)
+        self._canary: _Canary | None = None  # the last event the API took: sent again as proof
+        self._proving: asyncio.Future[None] | None = None  # the canary in flight
+        self._taken = asyncio.Event()  # set (and replaced) whenever a request is taken
+        self._sending = 0  # attempts in flight
         self._held: Counter[int] = Counter()  # events held, by systemic status
         API_FAILURE_RATE.set_function(lambda: self.rate.rate)
+        paused = api_unhealthy(breaker, self.rate)
         self.retry = Retry(
             backoff,
             classify=_verdict,
             breaker=breaker,
-            budget=Budget(budget, paused=api_unhealthy(breaker, self.rate)),
+            budget=Budget(budget, paused=paused),
             rate=self.rate,
             retry_after_cap=retry_after_cap,
-            on_failure=_count,
+            on_failure=self._failed,
             label=lambda exc: " ".join(_labels(exc)),
             sleep=sleep,
             clock=clock,
         )
+        # An envelope failing while the API takes others is split at once (see the docstring).
+        self._envelope_retry = replace(self.retry, budget=Budget(0.0, paused=paused))
 
     async def deliver(
         self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
@@ -131,31 +169,50 @@ class Deliverer:
         return result
 
     async def deliver_envelope(
-        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+        self,
+        payload: bytes,
+        *,
+        event_types: Sequence[str],
+        attempts: Attempts | None = None,
+        canary: bytes | None = None,
     ) -> SendResult:
         """Send one envelope of ``len(event_types)`` events until taken; counted per event
-        type only when DELIVERED (a refused or duplicate envelope is the caller's to split)."""
+        type only when DELIVERED (a refused or duplicate envelope is the caller's to split).
+        ``canary``: one of its events alone, kept as the canary if the envelope is taken."""
         what = f"envelope of {len(event_types)} events"
-        result = await self._deliver(payload, what, len(event_types), attempts)
+        result = await self._deliver(
+            payload, what, len(event_types), attempts, retry=self._envelope_retry, canary=canary
+        )
         if result.outcome is Outcome.DELIVERED:
             for event_type in event_types:
                 EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
         return result
 
     async def _deliver(
-        self, payload: bytes, what: str, events: int, attempts: Attempts | None
+        self,
+        payload: bytes,
+        what: str,
+        events: int,
+        attempts: Attempts | None,
+        *,
+        retry: Retry | None = None,
+        canary: bytes | None = None,
     ) -> SendResult:
         attempts = attempts if attempts is not None else Attempts()
         before = attempts.count
         hold = _Hold(events=events)
+        kept = _Canary(canary, "event") if canary is not None else _Canary(payload, what)
         try:
-            result = await self.retry.run(lambda: self._attempt(payload, what, hold), attempts)
+            result = await (retry or self.retry).run(
+                lambda: self._attempt(payload, what, hold, kept), attempts
+            )
         finally:
             self._release(hold)
         return replace(result, attempts=attempts.count - before)
 
-    async def _attempt(self, payload: bytes, what: str, hold: _Hold) -> SendResult:
+    async def _attempt(self, payload: bytes, what: str, hold: _Hold, canary: _Canary) -> SendResult:
         started = self._clock()
+        self._sending += 1
         try:
             # ``event_type`` only names the request in messages: "the envelope of 20 events"
             result = await self._client.send_event(payload, event_type=what)
@@ -166,11 +223,93 @@ class Deliverer:
             if exc.endpoint != ENDPOINT:  # the token endpoint refusing the relay: systemic
                 raise
             raise self._judge(exc, hold, what) from None
-        self._answered(started)
+        except ApiTransientError as exc:
+            if exc.endpoint == ENDPOINT:
+                self._sending -= 1  # not in flight any more: what is left are the others
+                try:
+                    exc.others_accepted = await self._others_accepted(started, hold)
+                finally:
+                    self._sending += 1
+            raise
+        finally:
+            self._sending -= 1
+        self._accepted(started, canary)
         return result
 
     def _answered(self, started: float) -> None:
         self._answered_from = max(self._answered_from, started)
+
+    def _accepted(self, started: float, canary: _Canary | None) -> None:
+        self._answered(started)
+        self._taken_at = self._clock()
+        if canary is not None:
+            self._canary = canary
+        self._taken.set()  # wakes those waiting for evidence; a fresh event serves the next
+        self._taken = asyncio.Event()
+
+    # -- evidence: does the API take other events while this one fails? ------------------------
+
+    async def _others_accepted(self, started: float, hold: _Hold) -> bool:
+        """True when the API took a request since ``started`` (when the attempt that just failed
+        began); without one, a canary is sent (or the one in flight awaited) to find out."""
+        proven = await self._proven(started, hold)
+        hold.own = hold.own or proven
+        return proven
+
+    async def _proven(self, started: float, hold: _Hold) -> bool:
+        if self._sending and await self._taken_soon(started):
+            return True  # other traffic proved it: no canary needed
+        if self._taken_at >= started:
+            return True
+        if self.breaker.state is not CircuitState.CLOSED:  # this was the half-open probe
+            hold.probes += 1
+            if hold.probes < 2 and not hold.own:
+                # The first probe failure of a request never proven at fault: the outage may
+                # go on (re-open). Its second, or a known suspect's, sends a canary, so a lone
+                # bad event that happens to be every probe cannot hold the circuit open.
+                return False
+        if self._proving is None or self._proving.done():
+            if self._canary is None or self._known_unhealthy():
+                return False  # nothing to prove with, or nothing to learn
+            self._proving = asyncio.ensure_future(self._send_canary(self._canary))
+        await asyncio.shield(self._proving)  # one in flight already: its answer serves
+        return self._taken_at >= started
+
+    def _known_unhealthy(self) -> bool:
+        """The circuit is open (the API is down), or a brownout by rate (the budget is paused
+        anyway): a canary would change nothing. The rate counts each request once, so a lone
+        failing event cannot keep it unhealthy past ``RELAY_BROWNOUT_WINDOW``."""
+        return self.breaker.state is CircuitState.OPEN or self.rate.unhealthy()
+
+    async def _taken_soon(self, started: float) -> bool:
+        """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
+        to be taken (busy traffic proves it, no canary)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EVIDENCE_WAIT
+        while self._taken_at < started and self._sending:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._taken.wait(), remaining)
+        return self._taken_at >= started
+
+    async def _send_canary(self, canary: _Canary) -> None:
+        """One request, no retry, outside the breaker: its answer is evidence, nothing more."""
+        started = self._clock()
+        try:
+            await self._client.send_event(canary.payload, event_type=f"canary {canary.what}")
+        except RequestRejected:
+            if self._canary is canary:
+                self._canary = None  # it proves nothing any more: the next accepted one will
+            return
+        except Exception as exc:  # the API may be down: no evidence
+            log.debug("canary failed: %s", exc)
+            return
+        log.info(
+            "canary: the API took %s again; the failing request's failure is its own", canary.what
+        )
+        self._accepted(started, None)
 
     def _judge(self, exc: ApiSystemicError, hold: _Hold, event_type: str) -> Exception:
         """The systemic answer as the relay's problem (held), or, once the API has taken an
@@ -180,10 +319,9 @@ class Deliverer:
             self._hold(hold.status, hold.events, str(exc))
             return exc
         if self._answered_from > hold.since:
-            return RequestRejected(
+            return EventRejected(
                 f"the API answered HTTP {exc.status} for this {event_type} alone (it accepted "
                 f"other events meanwhile): {exc}",
-                endpoint=ENDPOINT,
                 status=exc.status or 0,
                 body="",
             )
@@ -208,24 +346,36 @@ class Deliverer:
             ok = why is None
             self._health.report(Condition.API_ACCEPTING, ok, why or "", source=f"events:{status}")
 
+    def _failed(self, failure: Failure) -> None:
+        if failure.verdict is Verdict.RETRY_SLOWLY:
+            log.error("systemic failure, retrying slowly: %s", failure.error)
+            return
+        endpoint, cause = _labels(failure.error)
+        RETRIES.labels(endpoint=endpoint, cause=cause).inc()
+        if failure.charged and self._health is not None:
+            self._health.spending()
+
     def __repr__(self) -> str:
         return (
             f"Deliverer(budget={self.budget:g}, {self.backoff!r}, {self.breaker!r}, {self.rate!r})"
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Canary:
+    """An event (or a request) the API took: sent again, it shows whether the API takes events."""
+
+    payload: bytes
+    what: str
+
+
 def _verdict(exc: BaseException) -> Verdict:
     if isinstance(exc, RequestRejected):
         return Verdict.ANSWERED  # the API is up: it answered about this event
-    return transient_or_systemic(exc)
-
-
-def _count(failure: Failure) -> None:
-    if failure.verdict is Verdict.RETRY:
-        endpoint, cause = _labels(failure.error)
-        RETRIES.labels(endpoint=endpoint, cause=cause).inc()
-    else:
-        log.error("systemic failure, retrying slowly: %s", failure.error)
+    if isinstance(exc, ApiTransientError) and exc.others_accepted:
+        return Verdict.RETRY_OWN  # it took others meanwhile: this request's own failure
+    verdict = transient_or_systemic(exc)
+    return Verdict.WAIT if verdict is Verdict.RETRY else verdict  # maybe an outage: no budget
 
 
 def _labels(exc: BaseException) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Envelope batching (RELAY_EVENTS_PER_REQUEST above 1): events of several records in one POST.
 
-A record hands ``EnvelopeBatcher.deliver`` all its events at once and awaits them all. Pending
-events are packed, in order, into Caliper envelopes (docs/caliper-rules.md#envelopes: ``sensor``,
+A ``Sink`` (relay/timeback/sink.py): a record hands ``EnvelopeBatcher.send`` all its events at
+once and awaits them all. Pending events are packed, in the order they came, into Caliper
+envelopes (docs/caliper-rules.md#envelopes: ``sensor``,
 ``sendTime``, ``dataVersion``, ``data``) of at most ``max_events``; a record's events stay
 together in one envelope when they fit. An envelope goes out when full, or ``linger`` seconds
 after its first event came (Kafka 4's producer lingers 5 ms by default), with at most
@@ -10,11 +11,17 @@ breaker, brownout budget and held systemic answers all apply per request. A lone
 bare, exactly as with batching off. The envelope is the events' serialized bytes joined: no
 event is serialized again.
 
-A refused envelope (``RequestRejected``, ``RetriesExhausted``) never reaches a record, and
-neither does a 409 (which of its events were the duplicates?): it is split in halves, sent
-again first half then second, recursively, until each refused event is alone. Only an event's
-own single-event answer reaches its record, so its dead letter carries the status and body of
-that request, as with batching off; a good event is never dead-lettered for a neighbour.
+An envelope whose answer does not say that each of its events was taken never reaches a record;
+it is split in halves, sent again first half then second, recursively, until each event is
+alone. That is: a refusal (``RequestRejected``); ``RetriesExhausted``, which for an envelope
+comes at its first failure while the API takes other requests (a 5xx for one bad event, say:
+the Deliverer gives envelopes no budget); a 409 (which of its events were the duplicates?); a
+2xx that is not a whole acceptance (207, or a body listing failed events:
+``responses.envelope_taken``); and an unexpected error (a bug) while sending it. Only an
+event's own single-event answer reaches its record, so its dead letter carries the status and
+body of that request, as with batching off, a good event is never dead-lettered for a
+neighbour, and a bug raised by one event's request strikes that event's record alone. Events of
+a split envelope the API did take are sent again: it keeps an event id once (2xx or 409).
 
 A record of more than ``max_events`` events spans envelopes that may be in flight together, so
 only its events within one envelope reach the API in its order (records map to 1-3 events).
@@ -41,21 +48,12 @@ from relay.metrics import ENVELOPES
 from relay.resilience import Attempts, RetriesExhausted
 from relay.timeback.client import SendResult
 from relay.timeback.errors import RequestRejected
-from relay.timeback.responses import Outcome
+from relay.timeback.responses import Outcome, envelope_taken
+from relay.timeback.sink import Sendable
 
 log = logging.getLogger(__name__)
 
 _DATA_VERSION: Final = orjson.dumps(CONTEXT)
-
-
-class Sendable(Protocol):
-    """An event ready to send (``relay.mapping.CaliperEvent``): its type and serialized body."""
-
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def payload(self) -> bytes: ...
 
 
 class EnvelopeSender(Protocol):
@@ -66,7 +64,12 @@ class EnvelopeSender(Protocol):
     ) -> SendResult: ...
 
     async def deliver_envelope(
-        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+        self,
+        payload: bytes,
+        *,
+        event_types: Sequence[str],
+        attempts: Attempts | None = None,
+        canary: bytes | None = None,
     ) -> SendResult: ...
 
 
@@ -128,7 +131,7 @@ class EnvelopeBatcher:
         """Events in the envelope being filled (not sent yet)."""
         return len(self._open)
 
-    async def deliver(self, events: Sequence[Sendable], attempts: Attempts) -> list[SendResult]:
+    async def send(self, events: Sequence[Sendable], attempts: Attempts) -> list[SendResult]:
         """Every event of one record, until each is answered: their results, in order; or the
         first (in the record's order) event's own ``RequestRejected`` or ``RetriesExhausted``,
         raised only once every event of the record has its answer."""
@@ -204,8 +207,9 @@ class EnvelopeBatcher:
     # -- sending --------------------------------------------------------------------------------
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
-        """``_send``, making sure every event of the batch ends with an answer: an unexpected
-        error (a bug) is every one's, a cancellation (``aclose``) cancels them."""
+        """``_send``, making sure every event of the batch ends with an answer: a bug of the
+        batcher itself (not of a request: those are split) is every one's, a cancellation
+        (``aclose``) cancels them."""
         try:
             await self._send(batch)
         except asyncio.CancelledError:
@@ -233,8 +237,8 @@ class EnvelopeBatcher:
                 result = await self._sender.deliver(
                     p.event.payload, event_type=p.event.type, attempts=p.attempts
                 )
-        except (RequestRejected, RetriesExhausted) as refused:
-            p.fail(refused)
+        except Exception as failed:  # refused, exhausted, or a bug: this event's record's alone
+            p.fail(failed)
         else:
             p.settle(result)
 
@@ -245,18 +249,21 @@ class EnvelopeBatcher:
         try:
             async with self._requests:
                 result = await self._sender.deliver_envelope(
-                    payload, event_types=[p.event.type for p in batch], attempts=attempts
+                    payload,
+                    event_types=[p.event.type for p in batch],
+                    attempts=attempts,
+                    canary=batch[0].event.payload,
                 )
         except (RequestRejected, RetriesExhausted) as refused:
-            log.info("%s; splitting the envelope of %d events to find why", refused, len(batch))
-            ENVELOPES.labels(outcome="split").inc()
-            return False
+            return _split(batch, f"{refused}")
+        except Exception as bug:  # whose? only single events can say: split, never fail all
+            return _split(batch, f"an unexpected {type(bug).__name__}")
         finally:
             _charge(batch, attempts)
         if result.outcome is not Outcome.DELIVERED:  # 409: only single events say which
-            log.info("an envelope of %d events answered HTTP %d: split", len(batch), result.status)
-            ENVELOPES.labels(outcome="split").inc()
-            return False
+            return _split(batch, f"HTTP {result.status}")
+        if not envelope_taken(result.status, result.body):
+            return _split(batch, f"HTTP {result.status} taking only part of it")
         ENVELOPES.labels(outcome="delivered").inc()
         for p in batch:
             p.settle(result)
@@ -267,6 +274,13 @@ class EnvelopeBatcher:
             f"EnvelopeBatcher(max_events={self.max_events}, linger={self.linger:g}, "
             f"waiting={self.waiting}, sending={len(self._sending)})"
         )
+
+
+def _split(batch: list[_Pending], why: str) -> bool:
+    """Log and count an envelope to be split; False, for ``_send_envelope`` to return."""
+    log.info("an envelope of %d events: %s; split to find which", len(batch), why)
+    ENVELOPES.labels(outcome="split").inc()
+    return False
 
 
 def _charge(batch: list[_Pending], envelope: Attempts) -> None:

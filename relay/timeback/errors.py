@@ -1,8 +1,9 @@
 """The Partner API's errors: which endpoint failed, and why (a bounded ``cause`` for labels).
 
 They say what the API answered, never what it means for a record: the pipeline assigns the
-stage (``RequestRejected`` on /events is ``deliver/api-rejected``, on rostering
-``enrich/rostering-rejected``). Messages never carry secrets.
+stage by type (``EventRejected``, an event refused, is ``deliver/api-rejected``; any other
+``RequestRejected``, a lookup refused, ``enrich/rostering-rejected``). Messages never carry
+secrets.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class ApiTransientError(TransientError):
         self.endpoint = endpoint
         self.cause = cause
         self.status = status
+        # Set by the Deliverer: the API accepted another request started after this one, so
+        # the failure is this request's own, not the API's (what spends a retry budget).
+        self.others_accepted = False
 
 
 class ApiSystemicError(SystemicError):
@@ -45,3 +49,10 @@ class RequestRejected(RelayError):
         self.endpoint = endpoint
         self.status = status
         self.body = body
+
+
+class EventRejected(RequestRejected):
+    """The API refused one event (or an envelope of them) with a 4xx: this event's own answer."""
+
+    def __init__(self, message: str, *, status: int, body: str) -> None:
+        super().__init__(message, endpoint="events", status=status, body=body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -14,7 +15,12 @@ from relay.pipeline.stages import rejection_of
 from relay.resilience import Backoff, CircuitBreaker, CircuitState, RetriesExhausted
 from relay.timeback.client import SendResult
 from relay.timeback.delivery import Deliverer
-from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
+from relay.timeback.errors import (
+    ApiSystemicError,
+    ApiTransientError,
+    EventRejected,
+    RequestRejected,
+)
 from relay.timeback.responses import Outcome
 
 OK = SendResult(202, Outcome.DELIVERED)
@@ -54,6 +60,30 @@ class Sender:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+
+GOOD = b'{"id": "good"}'  # an event the API takes, every time
+
+
+class Canaried(Sender):
+    """A ``Sender`` whose script answers every request but ``GOOD``'s, which is always taken:
+    the API works for other events (the Deliverer's canary is ``GOOD`` sent again)."""
+
+    def __init__(self, time: AutoTime, *script: SendResult | BaseException, latency: float = 0):
+        super().__init__(time, *script, latency=latency)
+        self.canaries = 0
+
+    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+        if payload == GOOD:
+            self.canaries += event_type.startswith("canary")
+            return OK
+        return await super().send_event(payload, event_type=event_type)
+
+
+async def taking_others(d: Deliverer) -> Deliverer:
+    """``d`` once the API took an event: that event is its canary from now on."""
+    await d.deliver(GOOD, event_type="GradeEvent")
+    return d
 
 
 def transient(cause: str = "503", retry_after: float | None = None) -> ApiTransientError:
@@ -127,9 +157,10 @@ async def test_retry_after_is_honoured_and_capped() -> None:
 
 async def test_budget_exhausted_is_a_rejection_naming_the_cause() -> None:
     t = AutoTime()
-    sender = Sender(t, transient("timeout"), latency=2)
+    sender = Canaried(t, transient("timeout"), latency=2)
+    d = await taking_others(deliverer(sender, t, budget=20, threshold=100))
     with pytest.raises(RetriesExhausted) as caught:
-        await deliverer(sender, t, budget=20, threshold=100).deliver(b"{}", event_type="X")
+        await d.deliver(b"{}", event_type="X")
     rejection = rejection_of(caught.value)  # the pipeline's name for it
     assert (rejection.stage, rejection.reason) == ("deliver", "retries-exhausted")
     assert "timeout" in rejection.detail
@@ -249,8 +280,9 @@ async def test_a_systemic_answer_to_every_request_is_held_and_reported() -> None
 async def test_a_brownout_pauses_the_budget() -> None:
     t = AutoTime()
     # 30 failures at the 0.5 s cap: all within the 30 s window of the others' failures
-    d = deliverer(Sender(t, *[transient()] * 30, OK), t, budget=2, threshold=1000, cap=0.5)
-    for ok in [True] * 6 + [False] * 4:  # other records: 40 % failing lately
+    sender = Canaried(t, *[transient()] * 30, OK)
+    d = await taking_others(deliverer(sender, t, budget=2, threshold=1000, cap=0.5))
+    for ok in [True] * 5 + [False] * 4:  # other records: 40 % failing lately
         d.rate.record(ok=ok)
     result = await d.deliver(b"{}", event_type="X")  # 30 failures, far past a 2 s budget
     assert result.attempts == 31
@@ -258,17 +290,95 @@ async def test_a_brownout_pauses_the_budget() -> None:
 
 async def test_one_record_failing_while_the_others_get_through_spends_its_budget() -> None:
     t = AutoTime()
-    d = deliverer(Sender(t, transient()), t, budget=2, threshold=1000)
+    sender = Canaried(t, transient())
+    d = await taking_others(deliverer(sender, t, budget=2, threshold=1000))
     for _ in range(200):  # the others' successes: a low failure rate
         d.rate.record(ok=True)
     with pytest.raises(RetriesExhausted):
         await d.deliver(b"{}", event_type="X")
 
 
+async def test_one_event_failing_alone_is_proven_its_own_by_a_canary() -> None:
+    """Issue 23 item 1: the only request left is the failing event's. Each failure sends the
+    last event the API took again; taken, the failure is the event's own: its budget runs, and
+    the circuit stays closed however many times it fails (default threshold of 5)."""
+    t = AutoTime()
+    sender = Canaried(t, transient("500"))
+    d = await taking_others(deliverer(sender, t, budget=30))
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
+    assert sender.calls > 5 and sender.canaries >= sender.calls - 1  # a canary per failure
+    assert d.breaker.state is CircuitState.CLOSED
+    assert d.rate.rate <= 0.5  # GOOD once, the event's failures once: no brownout
+
+
+async def test_one_event_failing_while_nothing_is_taken_spends_no_budget() -> None:
+    """Before any event was taken there is no canary: nothing shows the API works, so the event
+    waits (an outage with one record in flight is no reason to dead-letter it)."""
+    t = AutoTime()
+    sender = Canaried(t, *[transient("500")] * 50, OK)
+    d = deliverer(sender, t, budget=2, threshold=1000, cap=1)
+    result = await d.deliver(b"{}", event_type="X")
+    assert result.attempts == 51 and sender.canaries == 0
+
+
+async def test_a_failing_canary_is_no_evidence() -> None:
+    """The API down for everyone: the canary fails too, the budget does not run and the
+    circuit opens (a failure of the API, not of the event)."""
+    t = AutoTime()
+    sender = Canaried(t, *[transient("503")] * 20, OK)
+    d = await taking_others(deliverer(sender, t, budget=2, threshold=3, open_for=5))
+    sender.send_event = sender_down(sender, until=21)  # type: ignore[method-assign]
+    result = await d.deliver(b"{}", event_type="X")
+    assert result.attempts == 21  # never exhausted: far past 2 s of fake time
+    assert t.now > 2
+
+
+def sender_down(sender: Canaried, until: int) -> Callable[..., Awaitable[SendResult]]:
+    """``sender.send_event`` failing every request, the canary too, for ``until`` scripted
+    answers."""
+    inner = Canaried.send_event.__get__(sender)
+
+    async def send_event(payload: bytes, *, event_type: str) -> SendResult:
+        if payload == GOOD and sender.calls < until:
+            raise transient("503")
+        return await inner(payload, event_type=event_type)
+
+    return send_event
+
+
+async def test_an_envelope_failing_while_others_are_taken_is_given_up_at_once() -> None:
+    """No budget for an envelope: its first failure while the API takes others raises, for
+    the batcher to split it (one bad event must not hold N records for a whole budget)."""
+    t = AutoTime()
+    sender = Canaried(t, transient("500"))
+    d = await taking_others(deliverer(sender, t, budget=900))
+    with pytest.raises(RetriesExhausted):
+        await d.deliver_envelope(b"{}", event_types=["X"] * 20, canary=b"{}")
+    assert sender.calls == 1
+
+
+async def test_spending_budget_keeps_liveness() -> None:
+    """A record spending its budget is no stall: Health hears of each charged failure."""
+    t = AutoTime()
+    health = Health(stall_after=5, clock=t.clock)
+    sender = Canaried(t, transient("500"), latency=1)
+    breaker = CircuitBreaker(5, 10, clock=t.clock, sleep=t.sleep)
+    d = Deliverer(
+        sender, breaker, Backoff(1, 2, rng=MaxRandom()), 60, 60,
+        health=health, sleep=t.sleep, clock=t.clock,
+    )  # fmt: skip
+    await taking_others(d)
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
+    assert t.now >= 60  # twelve stall limits, and yet:
+    assert health.liveness(lagging=True) is None
+
+
 async def test_rejection_propagates_and_counts_as_the_api_answering() -> None:
     t = AutoTime()
     before = sent("X", "rejected")
-    refused = RequestRejected("bad", endpoint="events", status=400, body="{}")
+    refused = EventRejected("bad", status=400, body="{}")
     d = deliverer(Sender(t, transient(), refused), t, threshold=2)
     with pytest.raises(RequestRejected) as caught:
         await d.deliver(b"{}", event_type="X")
@@ -423,3 +533,49 @@ async def test_a_held_envelope_holds_each_of_its_events() -> None:
     with pytest.raises(RequestRejected, match="envelope of 20 events alone"):
         await held
     assert EVENTS_HELD.labels(status="403")._value.get() == 0 and health.api_accepting
+
+
+async def test_busy_traffic_proves_a_failure_its_own_without_a_canary() -> None:
+    """A request started after the failing attempt is still in flight when it fails, and is
+    taken soon after: that is the evidence, and no event is sent twice (no canary)."""
+    t = AutoTime()
+    fail, release = asyncio.Event(), asyncio.Event()
+
+    class Busy(Canaried):
+        async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
+            if payload == b"other":
+                await release.wait()
+                return OK
+            if payload == b"{}" and not fail.is_set():
+                await fail.wait()
+                raise transient("500")
+            return await super().send_event(payload, event_type=event_type)
+
+    sender = Busy(t, OK)
+    d = await taking_others(deliverer(sender, t, budget=100))
+    t.now = 5
+    failing = asyncio.create_task(d.deliver(b"{}", event_type="X"))
+    await asyncio.sleep(0)
+    t.now = 6  # the other request starts after the failing attempt did
+    other = asyncio.create_task(d.deliver(b"other", event_type="X"))
+    await asyncio.sleep(0)
+    fail.set()
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(failing, other)
+    assert results[0].attempts == 2
+    assert sender.canaries == 0
+
+
+async def test_a_lone_bad_event_probing_after_an_outage_cannot_hold_the_circuit_open() -> None:
+    """An outage opens the circuit; it ends, but the only request left is a bad event, so it
+    is every probe. Its first probe failure re-opens the circuit (the outage may go on); the
+    next sends a canary, which is taken: the circuit closes and the event's budget runs."""
+    t = AutoTime()
+    sender = Canaried(t, transient("500"))
+    d = await taking_others(deliverer(sender, t, budget=30, threshold=2, open_for=5))
+    sender.send_event = sender_down(sender, until=10)  # type: ignore[method-assign]
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
+    assert d.breaker.state is CircuitState.CLOSED
+    assert sender.canaries >= 1

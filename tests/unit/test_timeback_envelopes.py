@@ -25,7 +25,7 @@ from relay.resilience import Attempts, RetriesExhausted
 from relay.sandbox.events import _split
 from relay.timeback.client import SendResult
 from relay.timeback.envelopes import EnvelopeBatcher, envelope
-from relay.timeback.errors import RequestRejected
+from relay.timeback.errors import EventRejected, RequestRejected
 from relay.timeback.responses import Outcome
 
 SENSOR = "https://api.alpha-1edtech.ai/applications/1.0/app-1"
@@ -64,6 +64,8 @@ class FakeApi:
         self.duplicates: set[str] = set()
         self.hang: asyncio.Event | None = None
         self.arrived = asyncio.Event()  # set by the first request
+        self.buggy: set[str] = set()  # event ids whose requests raise a (processing) bug
+        self.partial: int | None = None  # a 2xx status answering envelopes (207, or 200 + body)
 
     async def deliver(
         self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
@@ -73,7 +75,12 @@ class FakeApi:
         return await self._answer([body], attempts)
 
     async def deliver_envelope(
-        self, payload: bytes, *, event_types: Sequence[str], attempts: Attempts | None = None
+        self,
+        payload: bytes,
+        *,
+        event_types: Sequence[str],
+        attempts: Attempts | None = None,
+        canary: bytes | None = None,
     ) -> SendResult:
         body = orjson.loads(payload)
         events, _, issues = _split(body, 1000)  # the sandbox's own envelope check
@@ -96,6 +103,14 @@ class FakeApi:
             self.in_flight -= 1
         if attempts is not None:
             attempts.count += 1
+        if any(i in self.buggy for i in ids):
+            raise KeyError("a bug in answering this request")
+        if self.partial is not None and len(ids) > 1:
+            self.accepted.append(ids[0])  # only the first is kept, and the answer says so
+            failed = [{"id": i, "status": 500} for i in ids[1:]]
+            return SendResult(
+                self.partial, Outcome.DELIVERED, body=orjson.dumps({"results": failed})
+            )
         bad = [e["id"] for e in events if e["bad"]]
         if bad:
             if attempts is not None:
@@ -103,7 +118,7 @@ class FakeApi:
             what = ids[0] if len(ids) == 1 else f"envelope of {len(ids)} events"
             if self.refuse is RetriesExhausted:
                 raise RetriesExhausted(RuntimeError("HTTP 500"), 3, 1.0, 1.0, what)
-            raise RequestRejected(f"refused {what}", endpoint="events", status=400, body=what)
+            raise EventRejected(f"refused {what}", status=400, body=what)
         if any(i in self.duplicates for i in ids):
             return SendResult(409, Outcome.DUPLICATE)
         self.accepted.extend(ids)
@@ -122,7 +137,7 @@ async def deliver_all(
     b: EnvelopeBatcher, records: list[list[Event]]
 ) -> list[list[SendResult] | BaseException]:
     outcomes = await asyncio.gather(
-        *(b.deliver(r, Attempts()) for r in records), return_exceptions=True
+        *(b.send(r, Attempts()) for r in records), return_exceptions=True
     )
     return list(outcomes)
 
@@ -162,17 +177,17 @@ async def test_a_record_that_would_straddle_two_envelopes_starts_the_next() -> N
 
 async def test_a_lone_event_is_sent_bare() -> None:
     api = FakeApi()
-    [result] = await batcher(api).deliver(record("a", False), Attempts())
+    [result] = await batcher(api).send(record("a", False), Attempts())
     assert api.requests == [["a/0"]] and result.outcome is Outcome.DELIVERED
 
 
 async def test_an_envelope_waits_its_linger_for_more_events() -> None:
     api = FakeApi()
     b = batcher(api, max_events=10, linger=0.2)
-    first = asyncio.create_task(b.deliver(record("a", False), Attempts()))
+    first = asyncio.create_task(b.send(record("a", False), Attempts()))
     await asyncio.sleep(0.05)
     assert api.requests == [] and b.waiting == 1  # lingering
-    second = asyncio.create_task(b.deliver(record("b", False), Attempts()))
+    second = asyncio.create_task(b.send(record("b", False), Attempts()))
     await asyncio.gather(first, second)
     assert api.requests == [["a/0", "b/0"]]
 
@@ -225,13 +240,34 @@ async def test_a_duplicate_envelope_is_split_to_learn_which_were_duplicates() ->
     assert api.requests == [["a/0", "a/1"], ["a/0"], ["a/1"]]
 
 
+async def test_a_bug_in_one_request_strikes_only_the_record_whose_event_caused_it() -> None:
+    """Issue 23 item 4: the envelope is split like a refusal, so the bug reaches one record."""
+    api = FakeApi()
+    api.buggy.add("b/0")
+    outcomes = await deliver_all(batcher(api, max_events=4), [record("a", 0, 0), record("b", 0, 0)])
+    assert isinstance(outcomes[1], KeyError)
+    assert isinstance(outcomes[0], list) and len(outcomes[0]) == 2
+    assert {"a/0", "a/1", "b/1"} <= set(api.accepted)
+
+
+@pytest.mark.parametrize("status", [200, 207])
+async def test_an_answer_taking_part_of_an_envelope_is_split(status: int) -> None:
+    """Issue 23 item 5: a 2xx listing failed events (or any 207) counts nothing as taken."""
+    api = FakeApi()
+    api.partial = status
+    outcomes = await deliver_all(batcher(api, max_events=4), [record("a", 0, 0), record("b", 0, 0)])
+    assert all(isinstance(o, list) for o in outcomes)
+    assert set(api.accepted) == {"a/0", "a/1", "b/0", "b/1"}  # each sent alone in the end
+    assert ["a/1"] in api.requests and ["b/1"] in api.requests
+
+
 async def test_envelope_attempts_are_charged_once_to_each_record() -> None:
     api = FakeApi()
     b = batcher(api)
     a_attempts, b_attempts = Attempts(), Attempts()
     await asyncio.gather(
-        b.deliver(record("a", 0, 0), a_attempts),
-        b.deliver(record("b", 1), b_attempts),
+        b.send(record("a", 0, 0), a_attempts),
+        b.send(record("b", 1), b_attempts),
         return_exceptions=True,
     )
     # a: the envelope and its refused half [a/0, a/1] re-sent as one taken envelope: 2;
@@ -252,8 +288,8 @@ async def test_requests_in_flight_are_bounded() -> None:
 async def test_a_cancelled_record_withdraws_its_waiting_events() -> None:
     api = FakeApi()
     b = batcher(api, max_events=10, linger=0.1)
-    cancelled = asyncio.create_task(b.deliver(record("a", 0, 0), Attempts()))
-    kept = asyncio.create_task(b.deliver(record("b", 0), Attempts()))
+    cancelled = asyncio.create_task(b.send(record("a", 0, 0), Attempts()))
+    kept = asyncio.create_task(b.send(record("b", 0), Attempts()))
     await asyncio.sleep(0)
     cancelled.cancel()
     [result] = await kept
@@ -265,8 +301,8 @@ async def test_a_record_cancelled_in_flight_leaves_the_others_their_answer() -> 
     api = FakeApi()
     api.hang = asyncio.Event()
     b = batcher(api, max_events=3)
-    cancelled = asyncio.create_task(b.deliver(record("a", 0), Attempts()))
-    kept = asyncio.create_task(b.deliver(record("b", 1, 0), Attempts()))
+    cancelled = asyncio.create_task(b.send(record("a", 0), Attempts()))
+    kept = asyncio.create_task(b.send(record("b", 1, 0), Attempts()))
     await api.arrived.wait()
     cancelled.cancel()
     await asyncio.sleep(0)
@@ -281,8 +317,8 @@ async def test_closing_cancels_what_waits_and_what_is_in_flight() -> None:
     api = FakeApi()
     api.hang = asyncio.Event()
     b = batcher(api, max_events=2, linger=10)
-    flying = asyncio.create_task(b.deliver(record("a", 0, 0), Attempts()))
-    waiting = asyncio.create_task(b.deliver(record("b", 0), Attempts()))
+    flying = asyncio.create_task(b.send(record("a", 0, 0), Attempts()))
+    waiting = asyncio.create_task(b.send(record("b", 0), Attempts()))
     await api.arrived.wait()
     await b.aclose()
     for task in (flying, waiting):
@@ -290,7 +326,7 @@ async def test_closing_cancels_what_waits_and_what_is_in_flight() -> None:
             await task
     assert api.requests == [["a/0", "a/1"]] and b.waiting == 0
     with pytest.raises(RuntimeError, match="closed"):
-        await b.deliver(record("c", 0), Attempts())
+        await b.send(record("c", 0), Attempts())
 
 
 # Records of 1-3 events (True: the API refuses that event), envelopes of 3-8 events.

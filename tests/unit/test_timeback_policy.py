@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from relay.health import Health
 from relay.metrics import CIRCUIT_STATE
 from relay.resilience import Backoff, CircuitBreaker, CircuitState
-from relay.timeback.responses import Outcome, classify, parse_retry_after
+from relay.timeback.responses import Outcome, classify, envelope_taken, parse_retry_after
 
 # --- the response table (docs/operations.md#partner-api-answers), one row per case ----------------
 
@@ -382,3 +382,23 @@ def test_rejects_bad_parameters() -> None:
         CircuitBreaker(0, 1)
     with pytest.raises(ValueError):
         CircuitBreaker(1, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "taken"),
+    [
+        (202, b"", True),  # the documented answer
+        (200, b'{"status": "ok"}', True),
+        (202, b"accepted", True),
+        (207, b"", False),  # Multi-Status: some events were not taken
+        (200, b'{"errors": [{"id": "e2"}]}', False),
+        (200, b'{"failed": ["e2"]}', False),
+        (200, b'{"errors": []}', True),
+        (200, b'{"results": [{"id": "e1", "status": 202}, {"id": "e2", "status": 500}]}', False),
+        (200, b'{"results": [{"id": "e1", "status": 202}, {"id": "e2", "status": 201}]}', True),
+        (200, b'{"data": [{"id": "e2", "error": "invalid"}]}', False),
+        (200, b'{"results": [{"id": "e1", "st', False),  # cut at the cap: cannot tell
+    ],
+)
+def test_envelope_taken(status: int, body: bytes, taken: bool) -> None:
+    assert envelope_taken(status, body) is taken
