@@ -29,6 +29,7 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 from __future__ import annotations
 
 import urllib.request
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -41,10 +42,11 @@ from pydantic import SecretStr
 from relay import __version__
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
+from relay.resilience.gate import GateConfig, RequestGate
 from relay.timeback._http import body_limit, capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
-from relay.timeback.responses import Outcome, classify, transient_answer
+from relay.timeback.responses import Outcome, classify, parse_retry_after, transient_answer
 from relay.timeback.transport import CappedAiohttpTransport
 
 EVENTS_PATH: Final = "/events/1.0"
@@ -119,8 +121,11 @@ class TimeBackClient:
         transport: httpx.AsyncBaseTransport | None = None,
         auth: TokenManager | None = None,
         health: Health | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self.config = config
+        # every events request passes it (one event or an envelope: it counts requests)
+        self.gate = gate or RequestGate(GateConfig(max_in_flight=config.max_in_flight))
         # aiohttp's pool behind httpx (``transport`` overrides); the token endpoint goes through
         # an AsyncClient on the same transport (its Basic auth), API calls straight to it.
         self._transport = transport or api_transport(config)
@@ -168,7 +173,9 @@ class TimeBackClient:
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
         """POST one serialized Caliper event: one attempt (one 401 refresh included)."""
         route = f"POST {EVENTS_PATH}"
-        response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+        async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
+            response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+            slot.answered(response.status_code, self._retry_after(response))
         outcome = self._check(response, "events", route)
         if outcome is Outcome.REJECTED:
             raise RequestRejected(
@@ -284,6 +291,12 @@ class TimeBackClient:
             what=f"{what}: no response",
             deadline=self.config.effective_deadline,
         )
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        if "retry-after" not in response.headers:
+            return None
+        cap = self.config.retry_after_cap
+        return parse_retry_after(response.headers["retry-after"], now=datetime.now(UTC), cap=cap)
 
     def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
         """Classify; raise for transient and systemic answers, return the rest."""
