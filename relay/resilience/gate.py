@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -61,7 +61,7 @@ class GateConfig:
 class Slot:
     """One request's passage: tell it the answer (``answered``) before leaving."""
 
-    __slots__ = ("started", "status", "retry_after")
+    __slots__ = ("retry_after", "started", "status")
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -81,13 +81,16 @@ class RequestGate:
         config: GateConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config = config or GateConfig()
         self._clock = clock
-        self.pause = Pause(clock=clock)
+        self.pause = Pause(clock=clock, sleep=sleep)
         self.concurrency = ConcurrencyLimit(config.max_in_flight, config.mode, clock=clock)
         self.bucket = (
-            TokenBucket(config.rate, config.effective_burst, ramp=config.ramp, clock=clock)
+            TokenBucket(
+                config.rate, config.effective_burst, ramp=config.ramp, clock=clock, sleep=sleep
+            )
             if config.rate
             else None
         )
@@ -153,7 +156,7 @@ class RequestGate:
 
 
 def _signal(status: int | None) -> Signal:
-    if status is None or 200 <= status < 500 and status != 429:
+    if status is None or (200 <= status < 500 and status != 429):
         return Signal.OK  # None: the caller never said (a refusal it raised on), so it answered
     if status in BACK_PRESSURE:
         return Signal.BACK_PRESSURE

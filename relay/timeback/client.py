@@ -29,8 +29,8 @@ The client knows nothing of Kafka; the secret and tokens never reach messages, r
 from __future__ import annotations
 
 import urllib.request
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
