@@ -14,9 +14,10 @@ requests answered 429 together count as one signal, not 64 cuts.
   A window past that: x ``RTT_DECREASE``; a window with back pressure: x ``BACKOFF_DECREASE``.
 - fixed: the limit is ``max_limit`` (the relay's behaviour before adaptive concurrency).
 
-In both modes ``OUTAGE_RUN`` failures in a row with no answer between (an outage) drop the limit
-to 1, and it slow-starts back (to ``max_limit`` when fixed, to the limit learnt before the
-outage when adaptive): a recovering API gets 1, 2, 4, 8... requests, not the whole backlog.
+In both modes ``OUTAGE_RUN`` failures in a row with no answer between (an outage), and a pause
+the API asked for (``restart``, from the gate), drop the limit to 1, and it slow-starts back (to
+``max_limit`` when fixed, to the limit learnt before when adaptive): a recovering API gets 1, 2,
+4, 8... requests a round trip, not the whole backlog at the same instant.
 Knows nothing of HTTP or Kafka.
 """
 
@@ -150,11 +151,18 @@ class ConcurrencyLimit:
     def _window_length(self) -> float:
         return max(MIN_WINDOW, self._mean_rtt or 0.0)
 
-    def _outage(self) -> None:
+    def restart(self, learnt: float = 1.0) -> None:
+        """Down to 1 in flight, to slow-start back: to ``max_limit`` when fixed, to ``learnt``
+        x the present limit when adaptive (an outage: all of it; a 429: half)."""
         if self.mode is Mode.ADAPTIVE:
-            self._threshold = max(self._limit, 2.0)  # climb back fast to what was learnt
+            self._threshold = max(self._limit * learnt, 2.0)
+        else:
+            self._threshold = float(self.max_limit)
         self._limit = 1.0
         self._new_window()
+
+    def _outage(self) -> None:
+        self.restart()
 
     def _decide(self) -> None:
         now = self._clock()

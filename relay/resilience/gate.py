@@ -8,7 +8,8 @@ One ``RequestGate`` per process, used at one place (the client's send path)::
 
 A slot waits out the shared ``Pause``, then a place under the ``ConcurrencyLimit``, then a token
 of the ``TokenBucket`` (if a rate is set). Its outcome is observed when it ends: an answer with
-its round-trip time; a 429/503 (or any answer with ``Retry-After``) pauses every request; an
+its round-trip time; a 429/503 (or any answer with ``Retry-After``) pauses every request (and
+the in-flight limit restarts at 1, so they do not all leave at the same instant after it); an
 exception that escapes the slot is a failed attempt (no answer); a cancelled one tells nothing.
 An outage (a run of failures) restarts the bucket low, as the concurrency limit restarts at 1.
 The gate counts requests, whatever they carry (one event or an envelope).
@@ -33,7 +34,7 @@ from relay.metrics import (
     REQUEST_TOKENS,
     REQUESTS_IN_FLIGHT,
 )
-from relay.resilience.concurrency import ConcurrencyLimit, Mode, Signal
+from relay.resilience.concurrency import BACKOFF_DECREASE, ConcurrencyLimit, Mode, Signal
 from relay.resilience.limiter import Pause, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class RequestGate:
         await self.concurrency.acquire()
         queued = self._clock() - started
         try:
+            if paused and self.bucket is not None:
+                self.bucket.drain()  # tokens saved up during a pause are no licence to burst
             rated = await self.bucket.acquire() if self.bucket is not None else 0.0
             paused += await self.pause.wait()  # a 429 may have come in while this one queued
         except BaseException:
@@ -148,6 +151,8 @@ class RequestGate:
         seconds = DEFAULT_PAUSE if retry_after is None else retry_after
         if seconds > 0 and self.pause.extend(seconds):
             API_PAUSES.labels(status=str(status)).inc()
+            # everyone waits for the same instant: let them out 1, 2, 4... a round trip
+            self.concurrency.restart(learnt=BACKOFF_DECREASE)
             if self.bucket is not None:
                 self.bucket.drain()
 
