@@ -72,8 +72,13 @@ class Trial:
 
 def trials(records: int) -> list[Trial]:
     n20 = {"events_per_request": 20}
+    n: dict[str, Any] = {"events_per_request": 20}
     lat = {"latency_ms": {"fixed": 20, "jitter": 0}}
-    cap = {"capacity": {"rps": 300}, "latency_ms": {"fixed": 20, "jitter": 0}}
+    # The 300 requests/s is more than the relay reaches on this 2-core machine shared
+    # by seven jobs (~150 events/s, CPU-bound): at 300 the relay, not the API, would be the
+    # bottleneck. 100 requests/s with 50 ms base latency keeps the API the limit.
+    cap = {"capacity": {"rps": 100}, "latency_ms": {"fixed": 50, "jitter": 0}}
+    cap20 = {"capacity": {"rps": 8}, "latency_ms": {"fixed": 50, "jitter": 0}}
     throttle = {"throttle": {"rps": 200, "burst": 20, "retry_after_s": 1}}
     outage30 = [(3.0, {"outages": [{"start_in_s": 0, "duration_s": 30, "mode": "503"}]})]
     return [
@@ -92,23 +97,11 @@ def trials(records: int) -> list[Trial]:
             "throttle-limiter-n20",
             records,
             {"max_requests_per_second": 9} | n20,
-            {"throttle": {"rps": 10, "burst": 2, "retry_after_s": 1}} | lat,
+            {"throttle": {"rps": 10, "burst": 10, "retry_after_s": 1}} | lat,
             events_per_request=20,
         ),
-        Trial(
-            "capacity-adaptive-n20",
-            records,
-            {"concurrency": "adaptive"} | n20,
-            {"capacity": {"rps": 15}, "latency_ms": {"fixed": 20, "jitter": 0}},
-            events_per_request=20,
-        ),
-        Trial(
-            "capacity-fixed-n20",
-            records,
-            n20,
-            {"capacity": {"rps": 15}, "latency_ms": {"fixed": 20, "jitter": 0}},
-            events_per_request=20,
-        ),
+        Trial("capacity-adaptive-n20", records, {"concurrency": "adaptive"} | n20, cap20, **n),
+        Trial("capacity-fixed-n20", records, n20, cap20, **n),
         # 5. coming back fast, per fault kind (defaults; 100 requests/s so the backlog lasts)
         *resume_trials(records),
     ]
@@ -298,7 +291,11 @@ def resume(points: list[Point], back_at: float) -> dict[str, Any]:
         return {"resume_s": None}
     later = _at(points, lambda p: p.t >= first.t + 10) or points[-1]
     rate = (later.accepted - first.accepted) / max(later.t - first.t, 1e-9)
-    return {"resume_s": round(first.t - back_at, 2), "after_resume_events_per_s": round(rate, 1)}
+    return {
+        "resume_s": round(first.t - back_at, 2),
+        "after_resume_events_per_s": round(rate, 1),
+        "catch_up_peak_events_per_s": peak([p for p in points if p.t >= first.t], 2.0),
+    }
 
 
 def _at(points: list[Point], test: Callable[[Point], bool]) -> Point | None:

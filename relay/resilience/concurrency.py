@@ -10,11 +10,13 @@ requests answered 429 together count as one signal, not 64 cuts.
   slow-start threshold, then +1 per such window while the window's mean RTT stays near the
   baseline. The baseline is the lowest window mean of the last ``BASELINE_HORIZON`` seconds, so
   queueing at the API cannot drag it up with it; "near" is ``TOLERANCE`` of it, or
-  ``DEVIATION_SCALE`` times the usual spread of uncongested windows when the API is jittery.
+  ``DEVIATION_SCALE`` times the window-to-window spread when the API is jittery, never more
+  than ``MAX_RISE`` x the baseline (a spread measured against a rising RTT would otherwise
+  widen "near" as fast as the queue grows, and the limit would never come down).
   A window past that: x ``RTT_DECREASE``; a window with back pressure: x ``BACKOFF_DECREASE``.
 - fixed: the limit is ``max_limit`` (the relay's behaviour before adaptive concurrency).
 
-In both modes ``OUTAGE_RUN`` failures in a row with no answer between (an outage), and a pause
+In both modes ``OUTAGE_RUN`` failures or 429/503s in a row (an outage), and a pause
 the API asked for (``restart``, from the gate), drop the limit to 1, and it slow-starts back (to
 ``max_limit`` when fixed, to the limit learnt before when adaptive): a recovering API gets 1, 2,
 4, 8... requests a round trip, not the whole backlog at the same instant.
@@ -35,6 +37,7 @@ BASELINE_HORIZON = 30.0  # seconds of window means the baseline RTT is the minim
 TOLERANCE = 0.5  # a window mean up to 1.5 x the baseline is "near" it
 DEVIATION_SCALE = 3.0  # ... or up to the baseline + 3 x the spread of uncongested windows
 DEVIATION_ALPHA = 0.2  # EWMA weight of one window in that spread
+MAX_RISE = 2.0  # ... but never past 2 x the baseline, however jittery
 RTT_DECREASE = 0.9  # the limit's cut when the RTT rises (queueing at the API)
 BACKOFF_DECREASE = 0.5  # its cut on back pressure (429/503, timeouts, refused connections)
 OUTAGE_RUN = 5  # failures in a row, no answer between: an outage
@@ -50,7 +53,7 @@ class Signal(enum.Enum):
 
     OK = "ok"  # answered, not overloaded (a 4xx refusal of this request included)
     BACK_PRESSURE = "back-pressure"  # 429, 503 (answered: the API is up but full)
-    FAILED = "failed"  # no answer or a 5xx other than 503: counts towards an outage as well
+    FAILED = "failed"  # no answer, or a 5xx other than 503
 
 
 class ConcurrencyLimit:
@@ -132,7 +135,7 @@ class ConcurrencyLimit:
     def observe(self, signal: Signal, rtt: float) -> bool:
         """One attempt's outcome and round-trip time (seconds); True when it made a run of
         failures long enough to call it an outage (the limit restarts at 1)."""
-        if signal is Signal.FAILED:
+        if signal is not Signal.OK:  # 503s during an outage are back pressure and failure
             self._failures_in_a_row += 1
             if self._failures_in_a_row == OUTAGE_RUN:
                 self._outage()
@@ -171,7 +174,9 @@ class ConcurrencyLimit:
                 self._cut(BACKOFF_DECREASE)
         elif self._answers:
             mean = self._rtt_sum / self._answers
-            self._mean_rtt = mean if self._mean_rtt is None else 0.8 * self._mean_rtt + 0.2 * mean
+            previous = self._mean_rtt if self._mean_rtt is not None else mean
+            self._mean_rtt = 0.8 * previous + 0.2 * mean
+            self._spread += DEVIATION_ALPHA * (abs(mean - previous) - self._spread)
             if self.mode is Mode.ADAPTIVE and self._congested(now, mean):
                 self._cut(RTT_DECREASE)
             elif self._reached:
@@ -184,10 +189,7 @@ class ConcurrencyLimit:
         self._means.append((now, mean))
         base = min(m for _, m in self._means)
         near = max(base * (1 + TOLERANCE), base + DEVIATION_SCALE * self._spread)
-        if mean > near:
-            return True
-        self._spread += DEVIATION_ALPHA * (abs(mean - base) - self._spread)
-        return False
+        return mean > min(near, base * MAX_RISE)
 
     def _cut(self, ratio: float) -> None:
         self._limit = max(1.0, self._limit * ratio)

@@ -12,7 +12,10 @@ is built here, with the proxy the environment names (HTTPS_PROXY, NO_PROXY), as 
 would.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
-business (``relay.timeback.delivery``). Each call either returns, or raises one of the API-level
+business (``relay.timeback.delivery``). Every ``send_event`` attempt (one event or an envelope)
+passes the ``RequestGate`` (``relay.resilience.gate``): the shared pause a 429/503/Retry-After
+sets, the in-flight limit (fixed or adaptive) and the optional rate; token, rostering and xp calls
+do not (they are rare, and the token endpoint paces itself). Each call either returns, or raises one of the API-level
 errors of ``relay.timeback.errors`` (what a record's stage it means is the pipeline's to say):
 
 - ``RequestRejected(endpoint=, status=, body=)``: a 4xx for this request: ``send_event`` (400,
