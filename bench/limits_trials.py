@@ -153,9 +153,7 @@ def run(trial: Trial, bootstrap: str, topics: Topics) -> dict[str, Any]:
             relay = Relay(f"relay-{trial.name}", env)
             points = watch(trial, relay, control, len(expected))
             received = Counter(
-                e["id"]
-                for e in control.events()
-                if e.get("fate") != "rejected_at_validation"
+                e["id"] for e in control.events() if e.get("fate") != "rejected_at_validation"
             )
         return summarize(trial, points, expected, received)
     finally:

@@ -14,6 +14,8 @@ requests answered 429 together count as one signal, not 64 cuts.
   than ``MAX_RISE`` x the baseline (a spread measured against a rising RTT would otherwise
   widen "near" as fast as the queue grows, and the limit would never come down).
   A window past that: x ``RTT_DECREASE``; a window with back pressure: x ``BACKOFF_DECREASE``.
+  Every ``REMEASURE_EVERY`` seconds the limit drops to 1 and slow-starts back, so that the
+  baseline is re-measured unloaded (as Envoy's gradient controller re-measures its minRTT).
 - fixed: the limit is ``max_limit`` (the relay's behaviour before adaptive concurrency).
 
 In both modes ``OUTAGE_RUN`` failures or 429/503s in a row (an outage), and a pause
@@ -34,6 +36,7 @@ from collections.abc import Callable
 
 MIN_WINDOW = 0.05  # seconds: the shortest decision window (fast APIs answer in ~1 ms)
 BASELINE_HORIZON = 30.0  # seconds of window means the baseline RTT is the minimum of
+REMEASURE_EVERY = 20.0  # seconds between drops to 1 in flight that re-measure the baseline
 TOLERANCE = 0.5  # a window mean up to 1.5 x the baseline is "near" it
 DEVIATION_SCALE = 3.0  # ... or up to the baseline + 3 x the spread of uncongested windows
 DEVIATION_ALPHA = 0.2  # EWMA weight of one window in that spread
@@ -87,6 +90,7 @@ class ConcurrencyLimit:
         self._means: deque[tuple[float, float]] = deque()  # (window end, mean RTT)
         self._mean_rtt: float | None = None
         self._spread = 0.0
+        self._remeasure_at = clock() + REMEASURE_EVERY
 
     @property
     def limit(self) -> int:
@@ -181,6 +185,13 @@ class ConcurrencyLimit:
                 self._cut(RTT_DECREASE)
             elif self._reached:
                 self._grow()
+        if self.mode is Mode.ADAPTIVE and now >= self._remeasure_at:
+            # Under lasting load every window is queued, and the baseline (a minimum over the
+            # horizon) would rise to the queued RTT. Down to 1 for a few round trips shows the
+            # unloaded RTT again; slow start returns to the limit within log2(limit) windows.
+            self._remeasure_at = now + REMEASURE_EVERY
+            self.restart()
+            return
         self._new_window()
 
     def _congested(self, now: float, mean: float) -> bool:
