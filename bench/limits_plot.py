@@ -14,9 +14,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.limits_trials import SERIES  # noqa: E402
+from bench.limits_trials import SERIES
 
 SMOOTH = 1.0  # seconds each throughput point is taken over
 

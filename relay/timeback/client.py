@@ -15,8 +15,9 @@ Every call is ONE attempt (plus one token refresh and resend on a 401); retrying
 business (``relay.timeback.delivery``). Every ``send_event`` attempt (one event or an envelope)
 passes the ``RequestGate`` (``relay.resilience.gate``): the shared pause a 429/503/Retry-After
 sets, the in-flight limit (fixed or adaptive) and the optional rate; token, rostering and xp calls
-do not (they are rare, and the token endpoint paces itself). Each call either returns, or raises one of the API-level
-errors of ``relay.timeback.errors`` (what a record's stage it means is the pipeline's to say):
+do not (they are rare, and the token endpoint paces itself). Each call either returns, or
+raises one of the API-level errors of ``relay.timeback.errors`` (what a record's stage it means
+is the pipeline's to say):
 
 - ``RequestRejected(endpoint=, status=, body=)``: a 4xx for this request: ``send_event`` (400,
   413, 422, ...), a rostering GET by id (other than 401/403/404; 404 returns None), ``put`` and
