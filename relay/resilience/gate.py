@@ -87,6 +87,7 @@ class RequestGate:
         self.config = config = config or GateConfig()
         self._clock = clock
         self.pause = Pause(clock=clock, sleep=sleep)
+        self._down = False  # an outage began and no answer came since
         self.concurrency = ConcurrencyLimit(config.max_in_flight, config.mode, clock=clock)
         self.bucket = (
             TokenBucket(
@@ -144,6 +145,9 @@ class RequestGate:
             self._pause_all(slot.status, slot.retry_after)
         if self.concurrency.observe(signal, self._clock() - slot.started):
             log.info("the API looks down: requests restart at 1 in flight and climb")
+            self._down = True
+        elif self._down and signal is Signal.OK:
+            self._down = False  # the first answer after an outage: climb from a tenth of the rate
             if self.bucket is not None:
                 self.bucket.restart()
 

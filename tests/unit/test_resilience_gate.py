@@ -249,7 +249,10 @@ async def test_a_run_of_errors_restarts_the_limit_and_the_bucket_low() -> None:
                 raise ConnectionError("refused")
     assert gate.concurrency.limit == 1
     assert gate.bucket is not None
+    t.now += 30  # the outage lasts: the bucket fills, but the first answer empties it
+    await _one_request(gate)
     assert gate.bucket.current_rate() == pytest.approx(100 * RAMP_FLOOR)
+    assert gate.bucket.tokens <= 0
 
 
 async def _one_request(gate: RequestGate) -> None:
