@@ -53,7 +53,7 @@ def plot(name: str, out: Path) -> None:
     points, trial = data["points"], data["trial"]
     origin = next((p["t"] for p in points if p["accepted"] > 0), 0.0)
     t, events = rates(points)
-    fig, left = plt.subplots(figsize=(9, 4.2), dpi=110)
+    fig, left = plt.subplots(figsize=(9, 4.6), dpi=110)
     left.plot(t, events, color="tab:blue", label="events accepted by the API / s")
     if any(p["rate"] for p in points):
         limit = [p["rate"] * trial["events_per_request"] for p in points]
@@ -73,7 +73,9 @@ def plot(name: str, out: Path) -> None:
         left.axvspan(start, end, color="tab:red", alpha=0.12, label="API fault")
     handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
     labels = [lab for ax in (left, right) for lab in ax.get_legend_handles_labels()[1]]
-    left.legend(handles, labels, loc="upper right", fontsize=8)
+    left.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8
+    )
     left.set_title(f"timeback-relay trial {name}: {trial['env']}", fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -80,11 +80,13 @@ def trials(records: int) -> list[Trial]:
     cap = {"capacity": {"rps": 100}, "latency_ms": {"fixed": 50, "jitter": 0}}
     cap20 = {"capacity": {"rps": 8}, "latency_ms": {"fixed": 50, "jitter": 0}}
     throttle = {"throttle": {"rps": 200, "burst": 20, "retry_after_s": 1}}
+    limiter190 = {"max_requests_per_second": 190, "max_requests_burst": 20}
     outage30 = [(3.0, {"outages": [{"start_in_s": 0, "duration_s": 30, "mode": "503"}]})]
     return [
         # 1. the API limits to 200 requests/s (429 + Retry-After)
         Trial("throttle-fixed", records, {}, throttle | lat),
-        Trial("throttle-fixed-limiter", records, {"max_requests_per_second": 190}, throttle | lat),
+        # the sizing rule: 0.95 x the API's rate, its burst (20) at most
+        Trial("throttle-fixed-limiter", records, limiter190, throttle | lat),
         Trial("throttle-adaptive", records, {"concurrency": "adaptive"}, throttle | lat),
         # 2. latency grows with load past 300 requests/s
         Trial("capacity-fixed", records, {}, cap),

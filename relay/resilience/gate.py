@@ -87,7 +87,7 @@ class RequestGate:
         self.config = config = config or GateConfig()
         self._clock = clock
         self.pause = Pause(clock=clock, sleep=sleep)
-        self._down = False  # an outage began and no answer came since
+        self._down: Signal | None = None  # an outage's kind, until the first answer after it
         self.concurrency = ConcurrencyLimit(config.max_in_flight, config.mode, clock=clock)
         self.bucket = (
             TokenBucket(
@@ -145,11 +145,17 @@ class RequestGate:
             self._pause_all(slot.status, slot.retry_after)
         if self.concurrency.observe(signal, self._clock() - slot.started):
             log.info("the API looks down: requests restart at 1 in flight and climb")
-            self._down = True
-        elif self._down and signal is Signal.OK:
-            self._down = False  # the first answer after an outage: climb from a tenth of the rate
-            if self.bucket is not None:
-                self.bucket.restart()
+            self._down = signal
+        elif self._down is not None and signal is Signal.OK:
+            self._recovered(self._down)
+
+    def _recovered(self, outage: Signal) -> None:
+        """The first answer after an outage. The bucket refilled while the circuit was open:
+        after no answer at all (down), climb again from a tenth of the rate; after 429/503s
+        (the API was up, and said how much), only drop what was saved up."""
+        self._down = None
+        if self.bucket is not None:
+            self.bucket.restart() if outage is Signal.FAILED else self.bucket.drain()
 
     def _pause_all(self, status: int, retry_after: float | None) -> None:
         seconds = DEFAULT_PAUSE if retry_after is None else retry_after
