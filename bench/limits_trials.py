@@ -130,6 +130,9 @@ def resume_trials(records: int) -> list[Trial]:
             [(3, down), (18, up | every429), (33, no429)],
             33,
         ),
+        # the defaults (fixed 64 in flight, no rate limit)
+        Trial("resume-outage-defaults", records, {}, lat, [(3, outage), (23, {})], 23),
+        Trial("resume-token-down-defaults", records, {}, short_tokens, [(3, down), (23, up)], 23),
     ]
 
 
