@@ -8,7 +8,7 @@ One ``RequestGate`` per process, used at one place (the client's send path)::
 
 A slot waits out the shared ``Pause``, then a place under the ``ConcurrencyLimit``, then a token
 of the ``TokenBucket`` (if a rate is set). Its outcome is observed when it ends: an answer with
-its round-trip time; a 429/503 (or any answer with ``Retry-After``) pauses every request (and
+its round-trip time; a 429/503 (or a 5xx with ``Retry-After``) pauses every request (and
 the in-flight limit restarts at 1, so they do not all leave at the same instant after it); an
 exception that escapes the slot is a failed attempt (no answer); a cancelled one tells nothing.
 An outage (a run of failures) restarts the bucket low, as the concurrency limit restarts at 1.
@@ -141,8 +141,9 @@ class RequestGate:
             _count_wait(paused, queued, rated)
 
     def _observe(self, signal: Signal, slot: Slot) -> None:
-        if slot.status is not None and (slot.status in BACK_PRESSURE or slot.retry_after):
-            self._pause_all(slot.status, slot.retry_after)
+        status = slot.status
+        if status is not None and _pauses(status, slot.retry_after):
+            self._pause_all(status, slot.retry_after)
         if self.concurrency.observe(signal, self._clock() - slot.started):
             log.info("the API looks down: requests restart at 1 in flight and climb")
             self._down = signal
@@ -168,6 +169,11 @@ class RequestGate:
 
     def __repr__(self) -> str:
         return f"RequestGate({self.concurrency!r}, {self.bucket!r}, {self.pause!r})"
+
+
+def _pauses(status: int, retry_after: float | None) -> bool:
+    """A 429 or 503 always pauses everyone; another 5xx only when it says for how long."""
+    return status in BACK_PRESSURE or (status >= 500 and retry_after is not None)
 
 
 def _signal(status: int | None) -> Signal:
