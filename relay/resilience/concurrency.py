@@ -18,10 +18,10 @@ requests answered 429 together count as one signal, not 64 cuts.
   baseline is re-measured unloaded (as Envoy's gradient controller re-measures its minRTT).
 - fixed: the limit is ``max_limit`` (the relay's behaviour before adaptive concurrency).
 
-In both modes ``OUTAGE_RUN`` failures or 429/503s in a row (an outage), and a pause
-the API asked for (``restart``, from the gate), drop the limit to 1, and it slow-starts back (to
-``max_limit`` when fixed, to the limit learnt before when adaptive): a recovering API gets 1, 2,
-4, 8... requests a round trip, not the whole backlog at the same instant.
+When adaptive, ``OUTAGE_RUN`` failures or 429/503s in a row (an outage), and a pause the API
+asked for (``restart``, from the gate), drop the limit to 1, and it slow-starts back to the limit
+learnt before: a recovering API gets 1, 2, 4, 8... requests a round trip, not the whole backlog
+at the same instant. A fixed limit stays where it is (``restart``).
 Knows nothing of HTTP or Kafka.
 """
 
@@ -159,12 +159,13 @@ class ConcurrencyLimit:
         return max(MIN_WINDOW, self._mean_rtt or 0.0)
 
     def restart(self, learnt: float = 1.0) -> None:
-        """Down to 1 in flight, to slow-start back: to ``max_limit`` when fixed, to ``learnt``
-        x the present limit when adaptive (an outage: all of it; a 429: half)."""
-        if self.mode is Mode.ADAPTIVE:
-            self._threshold = max(self._limit * learnt, 2.0)
-        else:
-            self._threshold = float(self.max_limit)
+        """Adaptive: down to 1 in flight, to slow-start back to ``learnt`` x the present limit
+        (an outage: all of it; a 429: half). Fixed: nothing. A fixed limit never queues a
+        request (the dispatcher admits no more than it), so the circuit's probe is never
+        stuck behind requests that passed the circuit before it opened."""
+        if self.mode is Mode.FIXED:
+            return
+        self._threshold = max(self._limit * learnt, 2.0)
         self._limit = 1.0
         self._new_window()
 

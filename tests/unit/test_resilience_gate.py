@@ -173,9 +173,12 @@ def test_adaptive_backs_off_when_the_round_trip_grows_past_the_baseline() -> Non
 
 
 @pytest.mark.parametrize("signal", [Signal.FAILED, Signal.BACK_PRESSURE])
-def test_an_outage_restarts_at_one_and_slow_starts_back(signal: Signal) -> None:
+def test_an_outage_restarts_adaptive_at_one_and_slow_starts_back(signal: Signal) -> None:
     t = FakeTime()
-    limit = ConcurrencyLimit(64, Mode.FIXED, clock=t.clock)
+    limit = ConcurrencyLimit(64, Mode.ADAPTIVE, clock=t.clock)
+    for _ in range(6):
+        run_window(limit, t, 0.05)
+    assert limit.limit == 64
     outage = [limit.observe(signal, 0.01) for _ in range(OUTAGE_RUN)]
     assert outage[-1] and not any(outage[:-1])
     assert limit.limit == 1
@@ -184,6 +187,14 @@ def test_an_outage_restarts_at_one_and_slow_starts_back(signal: Signal) -> None:
         run_window(limit, t, 0.05)
         seen.append(limit.limit)
     assert seen == [2, 4, 8, 16, 32, 64, 64]
+
+
+def test_a_fixed_limit_stays_through_an_outage() -> None:
+    # it never queues a request, so the circuit's probe never waits behind stale ones
+    t = FakeTime()
+    limit = ConcurrencyLimit(64, Mode.FIXED, clock=t.clock)
+    assert [limit.observe(Signal.FAILED, 0.01) for _ in range(OUTAGE_RUN)][-1]
+    assert limit.limit == 64
 
 
 async def test_waiters_get_places_as_the_limit_allows() -> None:
@@ -221,11 +232,18 @@ async def test_one_429_pauses_every_request_for_its_retry_after() -> None:
     assert all(o.done() for o in others)
 
 
-async def test_a_503_without_retry_after_pauses_for_the_default() -> None:
+async def test_a_429_without_retry_after_pauses_for_the_default_a_bare_503_does_not() -> None:
     t = FakeTime()
     gate = RequestGate(clock=t.clock, sleep=t.sleep)
     async with gate.slot() as slot:
-        slot.answered(503)
+        slot.answered(503)  # a failure (a brownout): the breaker's business, not a pause
+    assert gate.pause.remaining == 0
+    async with gate.slot() as slot:
+        slot.answered(503, 2.0)  # a 503 that says for how long
+    assert gate.pause.remaining == pytest.approx(2.0)
+    t.advance(2.0)
+    async with gate.slot() as slot:
+        slot.answered(429)
     assert gate.pause.remaining == pytest.approx(DEFAULT_PAUSE)
 
 
@@ -242,7 +260,8 @@ async def test_a_refusal_raised_after_the_answer_is_no_failure() -> None:
 
 async def test_a_run_of_errors_restarts_the_limit_and_the_bucket_low() -> None:
     t = FakeTime()
-    gate = RequestGate(GateConfig(max_in_flight=8, rate=100), clock=t.clock, sleep=t.sleep)
+    config = GateConfig(max_in_flight=8, mode=Mode.ADAPTIVE, rate=100)
+    gate = RequestGate(config, clock=t.clock, sleep=t.sleep)
     for _ in range(OUTAGE_RUN):
         with pytest.raises(ConnectionError):
             async with gate.slot():
