@@ -115,7 +115,7 @@ DELIVERY_LAG = Histogram(
 REQUEST_CONCURRENCY_LIMIT = Gauge(
     _P + "request_concurrency_limit",
     "API requests allowed in flight now: RELAY_MAX_IN_FLIGHT when fixed, the AIMD limit when "
-    "adaptive; after an outage both restart at 1 and climb",
+    "adaptive (after an outage or a pause it restarts at 1 and climbs)",
     registry=REGISTRY,
 )
 REQUESTS_IN_FLIGHT = Gauge(
@@ -137,12 +137,14 @@ REQUEST_TOKENS = Gauge(
 )
 REQUEST_PAUSE_SECONDS = Gauge(
     _P + "request_pause_seconds",
-    "Seconds every API request still waits because the API said so (Retry-After, 429, 503)",
+    "Seconds every API request still waits because the API said so (a 429, or a 5xx with "
+    "Retry-After)",
     registry=REGISTRY,
 )
 API_PAUSES = Counter(
     _P + "api_pauses",
-    "Answers (429, 503, Retry-After) that paused every API request of the process, by status",
+    "Answers (a 429, or a 5xx with Retry-After) that paused every API request of the process, "
+    "by status",
     ["status"],
     registry=REGISTRY,
 )
