@@ -9,6 +9,9 @@ dead letters by reason.
 
     python -m bench.limits_trials [--only NAME,...] [--records N]
 
+LIMITS_BASELINE_SOURCE=<a source tree> runs that tree's relay instead (the sandbox stays
+this one's), to compare with the relay before the gate.
+
 Figures go to stdout as JSON lines and to bench/results/limits_trials.json; each trial's time
 series to bench/results/limits_series/<name>.json (bench/limits_plot.py draws one of them).
 Everything started is stopped by pid. Record counts are scaled to keep each run under ~90 s.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import zlib
 from collections import Counter
@@ -155,6 +159,9 @@ def run(trial: Trial, bootstrap: str, topics: Topics) -> dict[str, Any]:
             dlq = topics.create(f"limits-{trial.name}-dlq", 1)
             env = relay_env(bootstrap, topic, dlq, sandbox.url, free_port(), **trial.env)
             env["RELAY_LOG_LEVEL"] = "INFO"
+            if base := os.environ.get("LIMITS_BASELINE_SOURCE"):
+                # the relay of another source tree (the commit before the gate) for comparison
+                env["PYTHONPATH"] = base
             relay = Relay(f"relay-{trial.name}", env)
             points = watch(trial, relay, control, len(expected))
             received = Counter(
