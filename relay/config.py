@@ -252,10 +252,31 @@ class Settings(BaseSettings):
         5, ge=1, description="consecutive transient failures that open the circuit"
     )
     circuit_open_for: float = Field(
-        5.0, gt=0, description="seconds the circuit stays open before a probe"
+        2.5, gt=0, description="seconds the circuit stays open before a probe"
     )
     circuit_max_open_for: float = Field(
-        60.0, gt=0, description="longest open period as failed probes lengthen it (seconds)"
+        5.0,
+        gt=0,
+        description="longest open period as failed probes lengthen it (seconds); it bounds how "
+        "late deliveries resume after the API comes back (one probe per period is no load)",
+    )
+    max_requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="API requests per second per process (events and envelopes, retries "
+        "included; token and rostering calls not counted); unset: no rate limit. Several "
+        "replicas: total = replicas x this",
+    )
+    max_requests_burst: int | None = Field(
+        None,
+        ge=1,
+        description="requests the rate limiter lets start at once after a quiet spell "
+        "(default: one second's worth of RELAY_MAX_REQUESTS_PER_SECOND)",
+    )
+    concurrency: Literal["fixed", "adaptive"] = Field(
+        "fixed",
+        description="API requests in flight: fixed at RELAY_MAX_IN_FLIGHT, or adaptive (AIMD "
+        "between 1 and RELAY_MAX_IN_FLIGHT on the API's round-trip time and 429/503s)",
     )
     brownout_rate: float = Field(
         0.2,
@@ -295,6 +316,11 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("log_level", "kafka_security_protocol", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -329,6 +355,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RELAY_MAX_FIELD_BYTES: must be under RELAY_MAX_PENDING_BYTES (a record holding "
                 "one such field would fill the window on its own)"
+            )
+        if self.max_requests_burst is not None and self.max_requests_per_second is None:
+            raise ValueError(
+                "RELAY_MAX_REQUESTS_BURST: set without RELAY_MAX_REQUESTS_PER_SECOND (the burst "
+                "of a rate limit that is not set)"
             )
         if not self.topics:
             raise ValueError("RELAY_TOPICS: at least one topic is required")

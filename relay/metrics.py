@@ -111,6 +111,57 @@ DELIVERY_LAG = Histogram(
     registry=REGISTRY,
 )
 
+# the request gate (relay.resilience.gate): rate, shared pause, in-flight limit
+REQUEST_CONCURRENCY_LIMIT = Gauge(
+    _P + "request_concurrency_limit",
+    "API requests allowed in flight now: RELAY_MAX_IN_FLIGHT when fixed, the AIMD limit when "
+    "adaptive (after an outage or a pause it restarts at 1 and climbs)",
+    registry=REGISTRY,
+)
+REQUESTS_IN_FLIGHT = Gauge(
+    _P + "requests_in_flight",
+    "API requests in flight now (an envelope is one request)",
+    registry=REGISTRY,
+)
+REQUEST_RATE_LIMIT = Gauge(
+    _P + "request_rate_limit",
+    "Requests per second the rate limiter allows now (RELAY_MAX_REQUESTS_PER_SECOND, lower "
+    "while it climbs back after an outage; 0: no rate limit)",
+    registry=REGISTRY,
+)
+REQUEST_TOKENS = Gauge(
+    _P + "request_tokens",
+    "Tokens in the rate limiter's bucket (requests that may start at once, at most "
+    "RELAY_MAX_REQUESTS_BURST)",
+    registry=REGISTRY,
+)
+REQUEST_PAUSE_SECONDS = Gauge(
+    _P + "request_pause_seconds",
+    "Seconds every API request still waits because the API said so (a 429, or a 5xx with "
+    "Retry-After)",
+    registry=REGISTRY,
+)
+API_PAUSES = Counter(
+    _P + "api_pauses",
+    "Answers (a 429, or a 5xx with Retry-After) that paused every API request of the process, "
+    "by status",
+    ["status"],
+    registry=REGISTRY,
+)
+LIMITER_WAITS = Counter(
+    _P + "limiter_waits",
+    "API requests that waited before being sent, by what held them most: pause (the API's "
+    "Retry-After), concurrency (the in-flight limit) or rate (the token bucket)",
+    ["reason"],
+    registry=REGISTRY,
+)
+LIMITER_WAIT_SECONDS = Histogram(
+    _P + "limiter_wait_seconds",
+    "Seconds an API request that waited spent waiting before being sent",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
 # dead letters
 DLQ_WRITES = Counter(
     _P + "dlq_writes", "Records written to the dead-letter topic", ["reason"], registry=REGISTRY

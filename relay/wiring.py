@@ -16,6 +16,8 @@ from relay.config import Settings
 from relay.courses import CourseMap, CourseResolver
 from relay.courses.resolver import CourseLookup, Observer
 from relay.mapping import Mapper, MappingContext
+from relay.resilience.concurrency import Mode
+from relay.resilience.gate import GateConfig, RequestGate
 from relay.timeback.client import ClientConfig
 from relay.timeback.envelopes import EnvelopeBatcher, EnvelopeSender
 from relay.timeback.sink import EventSink, Sink
@@ -36,6 +38,19 @@ def client_config(settings: Settings) -> ClientConfig:
         deadline=settings.http_deadline,
         max_in_flight=settings.max_in_flight,
         retry_after_cap=settings.retry_after_cap,
+    )
+
+
+def request_gate(settings: Settings) -> RequestGate:
+    """The gate of every events request: RELAY_MAX_IN_FLIGHT, RELAY_CONCURRENCY,
+    RELAY_MAX_REQUESTS_PER_SECOND and RELAY_MAX_REQUESTS_BURST."""
+    return RequestGate(
+        GateConfig(
+            max_in_flight=settings.max_in_flight,
+            mode=Mode(settings.concurrency),
+            rate=settings.max_requests_per_second,
+            burst=settings.max_requests_burst,
+        )
     )
 
 

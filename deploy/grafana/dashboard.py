@@ -759,6 +759,107 @@ ROWS = [
             ],
         ],
     ),
+    Row(
+        "Rate limits and concurrency",
+        [
+            [
+                timeseries(
+                    "Requests in flight and the concurrency limit",
+                    (
+                        "The in-flight limit of API requests (RELAY_MAX_IN_FLIGHT when fixed, "
+                        "the AIMD limit when adaptive; after an outage or a pause the API asked "
+                        "for, it restarts at 1 and climbs) and the requests in flight."
+                    ),
+                    "short",
+                    [
+                        Q(
+                            f"max by (instance) (timeback_relay_request_concurrency_limit{SEL})",
+                            "limit {{instance}}",
+                        ),
+                        Q(
+                            f"max by (instance) (timeback_relay_requests_in_flight{SEL})",
+                            "in flight {{instance}}",
+                        ),
+                    ],
+                    width=8,
+                ),
+                timeseries(
+                    "Rate limit and tokens",
+                    (
+                        "Requests per second the limiter allows now "
+                        "(RELAY_MAX_REQUESTS_PER_SECOND; lower while it climbs back after an "
+                        "outage; 0: none) and the tokens in its bucket."
+                    ),
+                    "short",
+                    [
+                        Q(
+                            f"max by (instance) (timeback_relay_request_rate_limit{SEL})",
+                            "rate {{instance}}",
+                        ),
+                        Q(
+                            f"max by (instance) (timeback_relay_request_tokens{SEL})",
+                            "tokens {{instance}}",
+                        ),
+                    ],
+                    width=8,
+                ),
+                timeseries(
+                    "Pauses the API asked for",
+                    (
+                        "Answers (429, 503, Retry-After) that paused every request of a process, "
+                        "per second by status, and the seconds of pause left. Sustained: the API "
+                        "is rate-limiting the relay (alert TimebackRelayRateLimitedByApi)."
+                    ),
+                    "short",
+                    [
+                        Q(
+                            "sum by (instance, status) (rate(timeback_relay_api_pauses_total"
+                            f"{SEL}[$__rate_interval]))",
+                            "{{status}} {{instance}}",
+                        ),
+                        Q(
+                            f"max by (instance) (timeback_relay_request_pause_seconds{SEL})",
+                            "pause left (s) {{instance}}",
+                        ),
+                    ],
+                    width=8,
+                ),
+            ],
+            [
+                timeseries(
+                    "Requests that waited, by reason",
+                    (
+                        "API requests per second held before being sent, by what held them most: "
+                        "pause (Retry-After), concurrency (the in-flight limit), rate (the token "
+                        "bucket)."
+                    ),
+                    "reqps",
+                    [
+                        Q(
+                            "sum by (reason) (rate(timeback_relay_limiter_waits_total"
+                            f"{SEL}[$__rate_interval]))",
+                            "{{reason}}",
+                        )
+                    ],
+                    width=12,
+                ),
+                timeseries(
+                    "Mean wait of requests that waited",
+                    "Seconds a request that waited spent waiting (the limiter's wait histogram).",
+                    "s",
+                    [
+                        Q(
+                            "sum(rate(timeback_relay_limiter_wait_seconds_sum"
+                            f"{SEL}[$__rate_interval])) / sum(rate("
+                            f"timeback_relay_limiter_wait_seconds_count{SEL}[$__rate_interval]))",
+                            "mean wait",
+                        )
+                    ],
+                    width=12,
+                ),
+            ],
+        ],
+    ),
 ]
 
 

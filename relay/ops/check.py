@@ -242,6 +242,7 @@ def check_command(timeout: float) -> None:
     group, obtain a token."""
     console = Console()
     settings = _step(console, "configuration", check_settings)
+    console.print(f"  limits: {limits_summary(settings)}", highlight=False)
     admin = _step(console, "kafka", lambda: check_kafka(settings, timeout))
     _step(console, "topics", lambda: check_topics(settings, admin, timeout))
     _step(console, "quarantine", lambda: check_strike_topic(settings, admin, timeout))
@@ -262,6 +263,18 @@ def check_registry(settings: Settings, timeout: float) -> Any:
         return registry_report(settings, timeout)
     except RegistryProblem as exc:
         raise CheckFailed(str(exc)) from None
+
+
+def limits_summary(settings: Settings) -> str:
+    """The request gate's settings in one line (docs/rate-limits.md)."""
+    rate = settings.max_requests_per_second
+    burst = settings.max_requests_burst or max(1, round(rate or 1))
+    limit = f"{rate:g} requests/s, burst {burst}" if rate else "no rate limit"
+    return (
+        f"{settings.concurrency} concurrency up to {settings.max_in_flight} requests in flight, "
+        f"{limit} (per process), circuit open {settings.circuit_open_for:g}-"
+        f"{settings.circuit_max_open_for:g} s"
+    )
 
 
 def _step(console: Console, name: str, check: Callable[[], T]) -> T:

@@ -69,7 +69,9 @@ class Runtime:
     def _build(self) -> None:
         s, health = self.settings, self.health
         backoff = Backoff(s.retry_base, s.retry_cap)
-        self.client = TimeBackClient(wiring.client_config(s), health=health)
+        self.client = TimeBackClient(
+            wiring.client_config(s), health=health, gate=wiring.request_gate(s)
+        )
         breaker = CircuitBreaker(
             s.circuit_failures,
             s.circuit_open_for,

@@ -1,4 +1,7 @@
-"""Injected faults: latency, error rates, 429s, outage windows, lost acks, token endpoint down.
+"""Injected faults: latency, error rates, 429s, outage windows, lost acks, token endpoint down,
+and two models of a busy API: ``throttle`` (a real rate limit: past ``rps`` requests per second,
+429 with ``Retry-After``) and ``capacity`` (the API serves ``rps`` requests per second; past
+that they queue, so latency grows with the load, as a saturated server's does).
 
 A fault spec: docs/partner-api.md#sandbox-faults. Specs merge key by key (``null`` clears a
 key); ``outages`` start counting when they are set. One seeded ``random.Random`` makes every
@@ -37,6 +40,8 @@ KEYS: Final = frozenset(
         "ack_lost",
         "token_ttl_s",
         "token_endpoint_down",
+        "throttle",
+        "capacity",
     }
 )
 FailMode = Literal["503", "reset"]
@@ -73,6 +78,9 @@ class Faults:
         self._outages: list[Outage] = []
         self._rng = random.Random(0)
         self.faulted = 0  # faulted replies (stats)
+        self._throttle_tokens = 0.0  # the throttle's bucket
+        self._throttle_stamp = clock()
+        self._served_until = 0.0  # capacity: when the (virtual) server is free again
         if spec:
             self.merge(spec)
 
@@ -91,6 +99,9 @@ class Faults:
                 self._spec.pop(key, None)
             else:
                 self._spec[key] = value
+        if cleaned.get("throttle"):
+            self._throttle_tokens = cleaned["throttle"]["burst"]
+            self._throttle_stamp = self._clock()
         if "seed" in cleaned:
             self._rng = random.Random(cleaned["seed"])
         if "outages" in cleaned:
@@ -129,11 +140,41 @@ class Faults:
 
     def latency_s(self) -> float:
         latency = self._spec.get("latency_ms")
+        queued = self._queueing_s()
         if not latency:
-            return 0.0
+            return queued
         jitter = latency.get("jitter", 0)
         extra = self._rng.uniform(0, jitter) if jitter else 0.0
-        return (latency.get("fixed", 0) + extra) / 1000.0
+        return queued + (latency.get("fixed", 0) + extra) / 1000.0
+
+    def _queueing_s(self) -> float:
+        """``capacity``: one server taking 1/rps seconds per request, first come first served;
+        this request's wait for it and its own service time."""
+        capacity = self._spec.get("capacity")
+        if not capacity:
+            return 0.0
+        now = self._clock()
+        self._served_until = max(now, self._served_until) + 1.0 / capacity["rps"]
+        return self._served_until - now
+
+    def _throttled(self) -> Failure | None:
+        """``throttle``: a token bucket of ``rps`` per second; an empty one answers 429."""
+        throttle = self._spec.get("throttle")
+        if not throttle:
+            return None
+        now = self._clock()
+        elapsed, self._throttle_stamp = now - self._throttle_stamp, now
+        tokens = min(throttle["burst"], self._throttle_tokens + elapsed * throttle["rps"])
+        if tokens >= 1:
+            self._throttle_tokens = tokens - 1
+            return None
+        self._throttle_tokens = tokens
+        wait = throttle["retry_after_s"]
+        return Failure(
+            429,
+            {"error": "rate_limited", "retry_after_s": wait},
+            {"Retry-After": str(math.ceil(wait))},
+        )
 
     def before(self, path: str, matched: bool) -> Failure | None:
         """The failure that replaces this request's reply, if any (drawn before it is read)."""
@@ -147,6 +188,9 @@ class Faults:
             return _failure(down)
         if not matched:
             return None
+        throttled = self._throttled()
+        if throttled is not None:
+            return throttled
         limit = self._spec.get("rate_limit")
         if limit and self._rng.random() < limit["rate"]:
             wait = limit["retry_after_s"]
@@ -247,6 +291,21 @@ def _rate_limit(value: Any) -> dict[str, float]:
     }
 
 
+def _throttle(value: Any) -> dict[str, float]:
+    spec = _only(value, "throttle", {"rps", "burst", "retry_after_s"})
+    rps = _number(spec["rps"], "throttle.rps", low=0.001)
+    return {
+        "rps": rps,
+        "burst": _number(spec.get("burst", max(1.0, rps)), "throttle.burst", low=1.0),
+        "retry_after_s": _number(spec.get("retry_after_s", 1), "throttle.retry_after_s"),
+    }
+
+
+def _capacity(value: Any) -> dict[str, float]:
+    spec = _only(value, "capacity", {"rps"})
+    return {"rps": _number(spec["rps"], "capacity.rps", low=0.001)}
+
+
 def _outages(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ValueError("outages: must be a list")
@@ -285,6 +344,8 @@ _CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "ack_lost": _ack_lost,
     "token_ttl_s": _ttl,
     "token_endpoint_down": lambda v: _mode(v, "token_endpoint_down"),
+    "throttle": _throttle,
+    "capacity": _capacity,
 }
 
 

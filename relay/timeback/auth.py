@@ -7,6 +7,9 @@ token causes one refresh, not one per request).
 
 Failures of the token endpoint are typed like any other API failure: bad credentials or scope
 (400, 401, 403, other 4xx) are systemic, 408/425/429/5xx and network errors are transient.
+With no valid token, a failed refresh is retried at a pace (0.5, 1, 2, then every 4 s, or the
+endpoint's Retry-After), however many requests wait: the endpoint is never hammered, and a token
+is back within seconds of the endpoint answering again.
 The client secret and the tokens never appear in a repr, a message or a metric.
 """
 
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import httpx
@@ -34,6 +38,11 @@ ENDPOINT = "token"
 DEFAULT_EXPIRES_IN = 300.0  # when the endpoint omits expires_in: short, the 401 path covers it
 RETRY_AFTER_CAP = 300.0
 FAILED_REFRESH_PAUSE = 1.0  # seconds before retrying a failed refresh while the old token is valid
+# With no valid token, refreshes are paced: 0.5, 1, 2, then every 4 s (jittered, or the
+# endpoint's Retry-After), however many requests ask meanwhile. The cap bounds how late the
+# relay notices the endpoint is back (the recovery goal: deliveries resume within 10 s).
+REFRESH_RETRY_BASE = 0.5
+REFRESH_RETRY_CAP = 4.0
 
 
 class TokenManager:
@@ -58,6 +67,7 @@ class TokenManager:
         retry_after_cap: float = RETRY_AFTER_CAP,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         health: Health | None = None,
     ) -> None:
         if method not in ("basic", "body"):
@@ -72,6 +82,10 @@ class TokenManager:
         self._retry_after_cap = retry_after_cap
         self._deadline = deadline  # seconds for a whole token exchange (None: per-read only)
         self._clock = clock
+        self._sleep = sleep
+        self._rng = random.Random()
+        self._failed_refreshes = 0  # in a row, with no valid token
+        self._retry_at = 0.0  # clock time the next refresh may start after a failed one
         self._token: str | None = None
         self._expires_at = 0.0  # clock time the token dies
         self._refresh_at = 0.0  # clock time we start replacing it
@@ -87,6 +101,11 @@ class TokenManager:
             now < self._refresh_at or now < min(self._not_before, self._expires_at)
         ):
             return self._token
+        if self._inflight is None and (wait := self._retry_at - now) > 0:
+            # paced after a failure: every caller waits for the same next attempt
+            await self._sleep(wait)
+            if self._token is not None and self._clock() < self._refresh_at:
+                return self._token  # another caller's attempt succeeded meanwhile
         if self._inflight is None:
             self._inflight = asyncio.ensure_future(self._refresh())
             self._inflight.add_done_callback(self._refresh_done)
@@ -120,10 +139,20 @@ class TokenManager:
                 log.warning("token refresh failed (%s); the current token is still valid", exc)
                 self._not_before = self._clock() + (exc.retry_after or FAILED_REFRESH_PAUSE)
                 return self._token
+            self._pace(exc)
             self._report(self.valid, f"no access token: {exc}")
             raise
         self._store(token, expires_in)
         return token
+
+    def _pace(self, exc: Exception) -> None:
+        """When the next refresh may start: capped jittered backoff, or the Retry-After."""
+        ceiling = min(REFRESH_RETRY_CAP, REFRESH_RETRY_BASE * 2**self._failed_refreshes)
+        self._failed_refreshes = min(self._failed_refreshes + 1, 32)
+        delay = self._rng.uniform(ceiling / 2, ceiling)
+        if isinstance(exc, ApiTransientError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        self._retry_at = self._clock() + delay
 
     def _store(self, token: str, expires_in: float) -> None:
         now = self._clock()
@@ -132,6 +161,8 @@ class TokenManager:
         self._expires_at = now + expires_in
         self._refresh_at = now + expires_in - margin
         self._not_before = 0.0
+        self._failed_refreshes = 0
+        self._retry_at = 0.0
         self.refreshes += 1
         TOKEN_REFRESHES.labels(outcome="ok").inc()
         TOKEN_EXPIRY.set(time.time() + expires_in)

@@ -6,18 +6,23 @@ token endpoint goes through ``AsyncClient`` (its Basic auth). Why, with the figu
 bench/NOTES-client.md.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
-business (``relay.timeback.delivery``). Each call returns, or raises one of
-``relay.timeback.errors``: ``RequestRejected`` (a 4xx for this request, ``body`` capped to 2 KB;
-a rostering 404 returns None), ``ApiTransientError`` (408/425/429/5xx, no response, the whole
-request past ``ClientConfig.deadline``; ``retry_after`` capped) or ``ApiSystemicError`` (403,
-404 on /events, a second 401, bad credentials). What a record's stage it means is the
-pipeline's to say. The secret and tokens never reach messages, reprs or metrics.
+business (``relay.timeback.delivery``). Every ``send_event`` attempt (one event or an envelope)
+passes the ``RequestGate`` (``relay.resilience.gate``): the shared pause a 429 or a
+``Retry-After`` sets, the in-flight limit (fixed or adaptive) and the optional rate; token,
+rostering and xp calls do not (they are rare, and the token endpoint paces itself). Each call
+returns, or raises one of ``relay.timeback.errors``: ``RequestRejected`` (a 4xx for this request,
+``body`` capped to 2 KB; a rostering 404 returns None), ``ApiTransientError``
+(408/425/429/5xx, no response, the whole request past ``ClientConfig.deadline``;
+``retry_after`` capped) or ``ApiSystemicError`` (403, 404 on /events, a second 401, bad
+credentials). What a record's stage it means is the pipeline's to say. The secret and tokens
+never reach messages, reprs or metrics.
 """
 
 from __future__ import annotations
 
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -30,6 +35,7 @@ from relay import __version__
 from relay.config import default_deadline, default_token_url
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
+from relay.resilience.gate import GateConfig, RequestGate
 from relay.timeback._http import capped_body, error_code, send
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import (
@@ -38,7 +44,7 @@ from relay.timeback.errors import (
     EventRejected,
     RequestRejected,
 )
-from relay.timeback.responses import Outcome, classify, transient_answer
+from relay.timeback.responses import Outcome, classify, parse_retry_after, transient_answer
 from relay.timeback.transport import ApiTransport
 
 EVENTS_PATH: Final = "/events/1.0"
@@ -115,8 +121,11 @@ class TimeBackClient:
         transport: httpx.AsyncBaseTransport | None = None,
         auth: TokenManager | None = None,
         health: Health | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self.config = config
+        # every events request passes it (one event or an envelope: it counts requests)
+        self.gate = gate or RequestGate(GateConfig(max_in_flight=config.max_in_flight))
         # aiohttp's pool behind httpx (``transport`` overrides); the token endpoint goes through
         # an AsyncClient on the same transport (its Basic auth), API calls straight to it.
         self._transport = transport or api_transport(config)
@@ -164,7 +173,9 @@ class TimeBackClient:
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
         """POST one serialized Caliper event: one attempt (one 401 refresh included)."""
         route = f"POST {EVENTS_PATH}"
-        response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+        async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
+            response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+            slot.answered(response.status_code, self._retry_after(response))
         outcome = self._check(response, "events", route)
         if outcome is Outcome.REJECTED:
             raise EventRejected(
@@ -279,6 +290,12 @@ class TimeBackClient:
             what=f"{what}: no response",
             deadline=self.config.effective_deadline,
         )
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        if "retry-after" not in response.headers:
+            return None
+        cap = self.config.retry_after_cap
+        return parse_retry_after(response.headers["retry-after"], now=datetime.now(UTC), cap=cap)
 
     def _check(self, response: httpx.Response, endpoint: str, route: str) -> Outcome:
         """Classify; raise for transient and systemic answers, return the rest."""

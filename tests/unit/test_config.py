@@ -53,6 +53,9 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RELAY_BATCH_LINGER", "-1", "RELAY_BATCH_LINGER"),
         ("RELAY_MAX_FIELD_BYTES", "100", "RELAY_MAX_FIELD_BYTES"),
         ("RELAY_MAX_FIELD_BYTES", str(64 << 20), "RELAY_MAX_FIELD_BYTES: must be under"),
+        ("RELAY_MAX_REQUESTS_PER_SECOND", "0", "RELAY_MAX_REQUESTS_PER_SECOND"),
+        ("RELAY_MAX_REQUESTS_BURST", "5", "RELAY_MAX_REQUESTS_BURST: set without"),
+        ("RELAY_CONCURRENCY", "auto", "RELAY_CONCURRENCY"),
     ],
 )
 def test_errors_name_the_variable(
@@ -155,3 +158,22 @@ def test_the_field_cap_defaults_to_the_contracts_and_reaches_its_checks(
     assert load_settings().max_field_bytes == DEFAULT_MAX_FIELD_BYTES
     monkeypatch.setenv("RELAY_MAX_FIELD_BYTES", "65536")
     assert Checks.from_settings(load_settings()).max_field_bytes == 65536
+
+
+def test_limiter_settings_build_the_gate_and_print_in_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relay.ops.check import limits_summary
+
+    from relay import wiring
+
+    monkeypatch.setenv("RELAY_MAX_REQUESTS_PER_SECOND", "190")
+    monkeypatch.setenv("RELAY_CONCURRENCY", "Adaptive")
+    settings = load_settings()
+    gate = wiring.request_gate(settings)
+    assert gate.bucket is not None and gate.bucket.rate == 190 and gate.bucket.burst == 190
+    assert gate.concurrency.mode == "adaptive" and gate.concurrency.max_limit == 64
+    assert limits_summary(settings) == (
+        "adaptive concurrency up to 64 requests in flight, 190 requests/s, burst 190 "
+        "(per process), circuit open 2.5-5 s"
+    )

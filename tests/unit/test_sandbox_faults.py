@@ -137,3 +137,36 @@ def test_ack_lost_draws_its_mode() -> None:
     assert Faults({"ack_lost": {"rate": 1.0}}).ack_lost() is UNAVAILABLE
     assert Faults({"ack_lost": {"rate": 1.0, "mode": "reset"}}).ack_lost() is RESET
     assert Faults({"ack_lost": {"rate": 0.0}}).ack_lost() is None
+
+
+def test_throttle_answers_429_past_its_rate_and_refills() -> None:
+    clock = Clock()
+    faults = Faults({"throttle": {"rps": 10, "burst": 5, "retry_after_s": 2}}, clock=clock)
+    first = decisions(faults, 8)
+    assert first[:5] == [None] * 5
+    assert all(d is not None and d.status == 429 for d in first[5:])
+    assert first[5].headers == {"Retry-After": "2"}
+    clock.now += 0.35  # three tokens and a half
+    assert [d is None for d in decisions(faults, 4)] == [True, True, True, False]
+
+
+def test_capacity_queues_requests_past_its_rate() -> None:
+    clock = Clock()
+    faults = Faults({"capacity": {"rps": 100}}, clock=clock)
+    waits = [faults.latency_s() for _ in range(5)]  # five at once: each waits for the ones before
+    assert waits == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])
+    clock.now += 1.0  # idle: the queue is empty again
+    assert faults.latency_s() == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"throttle": {"burst": 5}}, "throttle: malformed"),
+        ({"throttle": {"rps": 0}}, "throttle.rps: must be between"),
+        ({"capacity": {"rps": 10, "slope": 1}}, "capacity: unknown keys"),
+    ],
+)
+def test_busy_api_models_are_validated(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Faults(spec)

@@ -330,3 +330,25 @@ async def test_no_secret_or_token_in_repr_or_metrics() -> None:
     for text in (repr(tm), str(tm), generate_latest(REGISTRY).decode()):
         assert SECRET not in text
         assert token not in text
+
+
+async def test_refreshes_after_a_failure_are_paced_however_many_ask() -> None:
+    # Issue 24 item 5: with the endpoint down and no token, 50 callers make one request per
+    # pace interval (a fake sleep records the pauses; the clock moves with it).
+    server = TokenServer()
+    server.fail_with = httpx.Response(503)
+    clock = Clock()
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.now += seconds
+
+    tm = manager(server, clock, sleep=sleep)
+    for _ in range(4):
+        results = await asyncio.gather(*(tm.token() for _ in range(50)), return_exceptions=True)
+        assert all(isinstance(r, ApiTransientError) for r in results)
+    assert len(server.requests) == 4  # one per round, not one per caller
+    assert pauses and max(pauses) <= 4.0
+    server.fail_with = None
+    assert await tm.token() == "tok-5"
