@@ -24,6 +24,7 @@ commit to what the relay acknowledged.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -180,7 +181,24 @@ class Churn:
             time.sleep(0.5)
 
 
-@pytest.mark.parametrize("faust_path", ["cython", "python"])
+# The pure-Python stream is where faust acknowledges a skipped stale record (the mechanism of
+# issue 23 item 2), so `make test` runs that one; the compiled stream's run is the same two
+# minutes again and runs with `make test-reliability`.
+@pytest.mark.parametrize(
+    "faust_path",
+    [
+        pytest.param(
+            "cython",
+            marks=pytest.mark.skipif(
+                os.environ.get("RELAY_LONG_TRIALS") != "1",
+                reason="the compiled stream's two-minute run is in `make test-reliability` "
+                "(RELAY_LONG_TRIALS=1); make test runs the pure-Python stream, where the "
+                "stale-ack mechanism lives",
+            ),
+        ),
+        "python",
+    ],
+)
 def test_no_commit_passes_an_unfinished_record_across_rebalances(
     faust_path: str,
     scenario: ScenarioFactory,
