@@ -13,6 +13,16 @@ adaptive limit restarts at 1, so they do not all leave at the same instant after
 exception that escapes the slot is a failed attempt (no answer); a cancelled one tells nothing.
 An outage (a run of failures) restarts the bucket low, as the concurrency limit restarts at 1.
 The gate counts requests, whatever they carry (one event or an envelope).
+
+A request whose content is chosen late (an envelope, closed when it may leave rather than
+before it waits: relay/timeback/envelopes.py) is ``admitted`` first::
+
+    async with gate.admitted():   # waits here, with nothing packed yet
+        payload = pack()           # then fills its envelope
+        await send(payload)        # whose first slot() in this task uses the admission
+
+The admission travels in a context variable, so the layers between (retries, breaker) need not
+carry it; a retry's slot is admitted afresh, and an admission never used is handed back.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from relay.metrics import (
@@ -57,6 +68,18 @@ class GateConfig:
     @property
     def effective_burst(self) -> int:
         return self.burst or max(1, round(self.rate or 1))
+
+
+class _Admission:
+    """A place and a token already taken for the next ``slot()`` of this task."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = False
+
+
+_ADMITTED: ContextVar[_Admission | None] = ContextVar("relay_gate_admitted", default=None)
 
 
 class Slot:
@@ -108,8 +131,27 @@ class RequestGate:
             REQUEST_RATE_LIMIT.set_function(lambda: 0.0)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    async def admitted(self) -> AsyncIterator[None]:
+        """Wait for the gate now; the first ``slot()`` of this task inside goes straight
+        through (module doc). Unused on leaving, its place is released."""
         await self._admit()
+        admission = _Admission()
+        reset = _ADMITTED.set(admission)
+        try:
+            yield
+        finally:
+            _ADMITTED.reset(reset)
+            if not admission.used:
+                admission.used = True
+                self.concurrency.release()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        admission = _ADMITTED.get()
+        if admission is not None and not admission.used:
+            admission.used = True  # admitted already (``admitted``)
+        else:
+            await self._admit()
         slot = Slot(self._clock())
         try:
             yield slot

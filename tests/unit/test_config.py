@@ -163,9 +163,8 @@ def test_the_field_cap_defaults_to_the_contracts_and_reaches_its_checks(
 def test_limiter_settings_build_the_gate_and_print_in_check(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from relay.ops.check import limits_summary
-
     from relay import wiring
+    from relay.ops.check import limits_summary
 
     monkeypatch.setenv("RELAY_MAX_REQUESTS_PER_SECOND", "190")
     monkeypatch.setenv("RELAY_CONCURRENCY", "Adaptive")
