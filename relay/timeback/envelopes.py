@@ -6,9 +6,9 @@ envelopes (docs/caliper-rules.md#envelopes: ``sensor``,
 ``sendTime``, ``dataVersion``, ``data``) of at most ``max_events``; a record's events stay
 together in one envelope when they fit. An envelope's request starts when it is full, or
 ``linger`` seconds after its first event came (Kafka 4's producer lingers 5 ms by default),
-with at most ``max_requests`` requests in flight; the envelope is closed only when its request
-may leave the request gate (``relay.resilience.gate``: rate limit, pause, in-flight limit), so
-that one held by a rate limit takes the events that came meanwhile (up to ``max_events``).
+with at most ``max_requests`` requests in flight; the envelope is closed only once its request
+has its token of the rate limit and any pause is over (``relay.resilience.gate``), so that one
+held by a rate limit takes the events that came meanwhile (up to ``max_events``).
 Each request goes through the ``Deliverer``: retries, breaker, brownout budget and held
 systemic answers all apply per request. A lone event is sent bare, exactly as with batching
 off. The envelope is the events' serialized bytes joined: no event is serialized again.
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -59,10 +59,10 @@ log = logging.getLogger(__name__)
 _DATA_VERSION: Final = orjson.dumps(CONTEXT)
 
 
-class Admission(Protocol):
+class Pacer(Protocol):
     """The request gate (``relay.resilience.gate.RequestGate``), as the batcher sees it."""
 
-    def admitted(self) -> AbstractAsyncContextManager[None]: ...
+    def paced(self) -> AbstractAsyncContextManager[None]: ...
 
 
 class EnvelopeSender(Protocol):
@@ -120,7 +120,7 @@ class EnvelopeBatcher:
         max_events: int,
         linger: float,
         max_requests: int,
-        gate: Admission | None = None,
+        gate: Pacer | None = None,
     ) -> None:
         if max_events < 2:
             raise ValueError("max_events must be >= 2 (1 means no batching: use the Deliverer)")
@@ -251,32 +251,30 @@ class EnvelopeBatcher:
     # -- sending --------------------------------------------------------------------------------
 
     async def _send_next(self) -> None:
-        """One request: a place among ``max_requests``, then the gate's admission (the rate
-        limit's token, the in-flight limit, a pause), and only then the envelope is closed with
-        the events waiting at that moment, so that an envelope held by a rate limit fills up
-        meanwhile instead of leaving with the few events of its linger. One request at a time
-        waits at the gate (``_turn``): the others would only close their envelopes with it."""
-        place = _Place(self._requests)
+        """One request: its token of the gate's rate limit (and the end of any pause: the gate's
+        ``paced``), and only then the envelope is closed with the events waiting at that
+        moment, so that an envelope held by a rate limit fills up meanwhile instead of leaving
+        with the few events of its linger. One request at a time waits at the gate (``_turn``):
+        the others would only close their envelopes with it. The in-flight limits
+        (``max_requests``, the gate's) are waited for afterwards, per request, as before."""
         taken = False
         try:
-            await place.take()
-            async with AsyncExitStack() as admission:
+            async with AsyncExitStack() as pacing:
                 async with self._turn:
                     if self._gate is not None:
-                        await admission.enter_async_context(self._gate.admitted())
+                        await pacing.enter_async_context(self._gate.paced())
                     batch, taken = self._take(), True
-                await self._send_batch(batch, place)
+                await self._send_batch(batch)
         finally:
-            place.release()
             if not taken:
                 self._claims -= 1  # cancelled before it took its events
 
-    async def _send_batch(self, batch: list[_Pending], place: _Place) -> None:
+    async def _send_batch(self, batch: list[_Pending]) -> None:
         """``_send``, making sure every event of the batch ends with an answer: a bug of the
         batcher itself (not of a request: those are split) is every one's, a cancellation
         (``aclose``) cancels them."""
         try:
-            await self._send(batch, place)
+            await self._send(batch)
         except asyncio.CancelledError:
             for p in batch:
                 p.answer.cancel()
@@ -285,20 +283,20 @@ class EnvelopeBatcher:
             for p in batch:
                 p.fail(bug)
 
-    async def _send(self, batch: list[_Pending], place: _Place) -> None:
+    async def _send(self, batch: list[_Pending]) -> None:
         batch = [p for p in batch if not p.answer.done()]  # withdrawn events are left out
         if len(batch) == 1:
-            await self._send_alone(batch[0], place)
+            await self._send_alone(batch[0])
         elif batch:
-            if await self._send_envelope(batch, place):
+            if await self._send_envelope(batch):
                 return
             half = (len(batch) + 1) // 2  # in order: the first half is answered first
-            await self._send(batch[:half], place)
-            await self._send(batch[half:], place)
+            await self._send(batch[:half])
+            await self._send(batch[half:])
 
-    async def _send_alone(self, p: _Pending, place: _Place) -> None:
+    async def _send_alone(self, p: _Pending) -> None:
         try:
-            async with place.request():
+            async with self._requests:
                 result = await self._sender.deliver(
                     p.event.payload, event_type=p.event.type, attempts=p.attempts
                 )
@@ -307,12 +305,12 @@ class EnvelopeBatcher:
         else:
             p.settle(result)
 
-    async def _send_envelope(self, batch: list[_Pending], place: _Place) -> bool:
+    async def _send_envelope(self, batch: list[_Pending]) -> bool:
         """One envelope; True when every event of it was taken, False when it must be split."""
         attempts = Attempts()
         payload = envelope(self.sensor, [p.event.payload for p in batch], datetime.now(UTC))
         try:
-            async with place.request():
+            async with self._requests:
                 result = await self._sender.deliver_envelope(
                     payload,
                     event_types=[p.event.type for p in batch],
@@ -339,37 +337,6 @@ class EnvelopeBatcher:
             f"EnvelopeBatcher(max_events={self.max_events}, linger={self.linger:g}, "
             f"waiting={self.waiting}, sending={len(self._sending)})"
         )
-
-
-class _Place:
-    """A claim's place among ``max_requests``, taken before its envelope is closed and used by
-    its first request; the requests of a split take places of their own, one at a time."""
-
-    __slots__ = ("_held", "_places")
-
-    def __init__(self, places: asyncio.Semaphore) -> None:
-        self._places = places
-        self._held = False
-
-    async def take(self) -> None:
-        await self._places.acquire()
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._places.release()
-
-    @asynccontextmanager
-    async def request(self) -> AsyncIterator[None]:
-        if self._held:
-            try:
-                yield
-            finally:
-                self.release()
-        else:
-            async with self._places:
-                yield
 
 
 def _split(batch: list[_Pending], why: str) -> bool:
