@@ -93,15 +93,18 @@ def mapper(settings: Settings, resolver: CourseResolver) -> Mapper:
     return Mapper(mapping_context(settings), resolver, rules)
 
 
-def sink(settings: Settings, deliverer: EnvelopeSender) -> Sink:
-    """Where events go: with RELAY_EVENTS_PER_REQUEST above 1, the batcher of envelopes;
-    else one event per request. A new sink is one more line here."""
+def sink(settings: Settings, deliverer: EnvelopeSender, gate: RequestGate | None = None) -> Sink:
+    """Where events go: with RELAY_EVENTS_PER_REQUEST above 1, the batcher of envelopes
+    (closed when ``gate``, the client's, lets their request leave); else one event per
+    request. A new sink is one more line here."""
     if settings.events_per_request > 1:
-        return envelope_batcher(settings, deliverer)
+        return envelope_batcher(settings, deliverer, gate)
     return EventSink(deliverer)
 
 
-def envelope_batcher(settings: Settings, deliverer: EnvelopeSender) -> EnvelopeBatcher:
+def envelope_batcher(
+    settings: Settings, deliverer: EnvelopeSender, gate: RequestGate | None = None
+) -> EnvelopeBatcher:
     """The batcher of envelopes (sensor: the app's IRI, as in every event's edApp;
     RELAY_MAX_IN_FLIGHT requests at once)."""
     return EnvelopeBatcher(
@@ -110,4 +113,5 @@ def envelope_batcher(settings: Settings, deliverer: EnvelopeSender) -> EnvelopeB
         max_events=settings.events_per_request,
         linger=settings.batch_linger,
         max_requests=settings.max_in_flight,
+        gate=gate,
     )

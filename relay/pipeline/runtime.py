@@ -88,7 +88,7 @@ class Runtime:
             rate=rate,
             health=health,
         )
-        self.sink = wiring.sink(s, deliverer)
+        self.sink = wiring.sink(s, deliverer, self.client.gate)
         resolver = wiring.course_resolver(s, self.client, observe=_observe_lookup)
         self.dead_letters = DeadLetterWriter(
             confluent_config(s), s.dlq_topic, backoff=backoff, health=health

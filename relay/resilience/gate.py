@@ -13,6 +13,18 @@ adaptive limit restarts at 1, so they do not all leave at the same instant after
 exception that escapes the slot is a failed attempt (no answer); a cancelled one tells nothing.
 An outage (a run of failures) restarts the bucket low, as the concurrency limit restarts at 1.
 The gate counts requests, whatever they carry (one event or an envelope).
+
+A request whose content is chosen late (an envelope, closed when the rate lets it leave
+rather than before it waits: relay/timeback/envelopes.py) is ``paced`` first::
+
+    async with gate.paced():      # waits out the pause, takes its token, nothing packed yet
+        payload = pack()           # then fills its envelope
+        await send(payload)        # whose first slot() in this task takes no second token
+
+The token travels in a context variable, so the layers between (retries, breaker) need not
+carry it; a retry's slot takes a token of its own. Only the rate and the pause are taken
+ahead, never a place under the in-flight limit: a place held by a request not yet built could
+starve the requests in flight of the places their retries need.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from relay.metrics import (
@@ -57,6 +70,18 @@ class GateConfig:
     @property
     def effective_burst(self) -> int:
         return self.burst or max(1, round(self.rate or 1))
+
+
+class _Prepaid:
+    """A token already taken (``paced``) for the next ``slot()`` of this task."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = False
+
+
+_PREPAID: ContextVar[_Prepaid | None] = ContextVar("relay_gate_prepaid", default=None)
 
 
 class Slot:
@@ -108,8 +133,28 @@ class RequestGate:
             REQUEST_RATE_LIMIT.set_function(lambda: 0.0)
 
     @asynccontextmanager
+    async def paced(self) -> AsyncIterator[None]:
+        """Wait out the pause and take a token now; the first ``slot()`` of this task inside
+        takes none (module doc)."""
+        paused = await self.pause.wait()
+        if paused and self.bucket is not None:
+            self.bucket.drain()
+        rated = await self.bucket.acquire() if self.bucket is not None else 0.0
+        if paused or rated:
+            _count_wait(paused, 0.0, rated)
+        reset = _PREPAID.set(_Prepaid())
+        try:
+            yield
+        finally:
+            _PREPAID.reset(reset)
+
+    @asynccontextmanager
     async def slot(self) -> AsyncIterator[Slot]:
-        await self._admit()
+        prepayment = _PREPAID.get()
+        prepaid = prepayment is not None and not prepayment.used
+        if prepayment is not None:
+            prepayment.used = True  # its token was taken ahead (``paced``)
+        await self._admit(prepaid)
         slot = Slot(self._clock())
         try:
             yield slot
@@ -124,7 +169,7 @@ class RequestGate:
         finally:
             self.concurrency.release()
 
-    async def _admit(self) -> None:
+    async def _admit(self, prepaid: bool = False) -> None:
         paused = await self.pause.wait()
         started = self._clock()
         await self.concurrency.acquire()
@@ -132,7 +177,9 @@ class RequestGate:
         try:
             if paused and self.bucket is not None:
                 self.bucket.drain()  # tokens saved up during a pause are no licence to burst
-            rated = await self.bucket.acquire() if self.bucket is not None else 0.0
+            rated = 0.0
+            if self.bucket is not None and not prepaid:
+                rated = await self.bucket.acquire()
             paused += await self.pause.wait()  # a 429 may have come in while this one queued
         except BaseException:
             self.concurrency.release()

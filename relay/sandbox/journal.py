@@ -14,6 +14,7 @@ One ``Receipt`` per event (an envelope of two events makes two). Fates:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -58,16 +59,32 @@ class Receipt:
         return {k: v for k, v in asdict(self).items() if k != "extra"}
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """One ``POST /events`` the sandbox accepted: when (``time.monotonic()`` of the sandbox's
+    process) and how many events it carried. The rate-limit trials read the request rate the
+    API saw from these, not from the relay's own counts."""
+
+    at: float
+    events: int
+
+
 class Journal:
-    """Receipts in arrival order, and an index by event id."""
+    """Receipts in arrival order, an index by event id, and the accepted requests."""
 
     def __init__(self) -> None:
         self.receipts: list[Receipt] = []
         self.by_id: dict[str, list[Receipt]] = {}
+        self.taken: list[Taken] = []
 
     def reset(self) -> None:
         self.receipts.clear()
         self.by_id.clear()
+        self.taken.clear()
+
+    def took(self, events: int) -> None:
+        """An events request was accepted (2xx), carrying ``events`` events."""
+        self.taken.append(Taken(time.monotonic(), events))
 
     def add(self, receipt: Receipt) -> Receipt:
         self.receipts.append(receipt)

@@ -106,6 +106,7 @@ class _Hold:
     events: int = 1
     own: bool = False
     probes: int = 0
+    unproven_since: float | None = None  # start of its first failed attempt without evidence
 
 
 class Deliverer:
@@ -124,11 +125,17 @@ class Deliverer:
         health: Health | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        canary_after: float | None = None,
     ) -> None:
         self._client = client
         self.breaker = breaker
         self.backoff = backoff
         self.budget = budget
+        # A canary is an event the API already took, sent again: a duplicate there. It goes out
+        # only once a request has failed with no other evidence for this long, a quarter of the
+        # budget (at most the backoff cap): a blip at the tail of a backlog clears before then,
+        # and a lone bad event is still dead-lettered within 1.25 x its budget.
+        self.canary_after = min(budget / 4, backoff.cap) if canary_after is None else canary_after
         self.rate = rate if rate is not None else FailureRate(clock=clock)
         self._health = health
         self._clock = clock
@@ -268,9 +275,13 @@ class Deliverer:
                 # go on (re-open). Its second, or a known suspect's, sends a canary, so a lone
                 # bad event that happens to be every probe cannot hold the circuit open.
                 return False
+        if hold.unproven_since is None:
+            hold.unproven_since = started
         if self._proving is None or self._proving.done():
             if self._canary is None or self._known_unhealthy():
                 return False  # nothing to prove with, or nothing to learn
+            if self._clock() - hold.unproven_since < self.canary_after:
+                return False  # not yet worth a duplicate at the API: retry and see
             self._proving = asyncio.ensure_future(self._send_canary(self._canary))
         await asyncio.shield(self._proving)  # one in flight already: its answer serves
         return self._taken_at >= started

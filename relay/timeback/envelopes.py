@@ -4,12 +4,14 @@ A ``Sink`` (relay/timeback/sink.py): a record hands ``EnvelopeBatcher.send`` all
 once and awaits them all. Pending events are packed, in the order they came, into Caliper
 envelopes (docs/caliper-rules.md#envelopes: ``sensor``,
 ``sendTime``, ``dataVersion``, ``data``) of at most ``max_events``; a record's events stay
-together in one envelope when they fit. An envelope goes out when full, or ``linger`` seconds
-after its first event came (Kafka 4's producer lingers 5 ms by default), with at most
-``max_requests`` requests in flight. Each request goes through the ``Deliverer``: retries,
-breaker, brownout budget and held systemic answers all apply per request. A lone event is sent
-bare, exactly as with batching off. The envelope is the events' serialized bytes joined: no
-event is serialized again.
+together in one envelope when they fit. An envelope's request starts when it is full, or
+``linger`` seconds after its first event came (Kafka 4's producer lingers 5 ms by default),
+with at most ``max_requests`` requests in flight; the envelope is closed only once its request
+has its token of the rate limit and any pause is over (``relay.resilience.gate``), so that one
+held by a rate limit takes the events that came meanwhile (up to ``max_events``).
+Each request goes through the ``Deliverer``: retries, breaker, brownout budget and held
+systemic answers all apply per request. A lone event is sent bare, exactly as with batching
+off. The envelope is the events' serialized bytes joined: no event is serialized again.
 
 An envelope whose answer does not say that each of its events was taken never reaches a record;
 it is split in halves, sent again first half then second, recursively, until each event is
@@ -35,7 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -54,6 +57,12 @@ from relay.timeback.sink import Sendable
 log = logging.getLogger(__name__)
 
 _DATA_VERSION: Final = orjson.dumps(CONTEXT)
+
+
+class Pacer(Protocol):
+    """The request gate (``relay.resilience.gate.RequestGate``), as the batcher sees it."""
+
+    def paced(self) -> AbstractAsyncContextManager[None]: ...
 
 
 class EnvelopeSender(Protocol):
@@ -111,6 +120,7 @@ class EnvelopeBatcher:
         max_events: int,
         linger: float,
         max_requests: int,
+        gate: Pacer | None = None,
     ) -> None:
         if max_events < 2:
             raise ValueError("max_events must be >= 2 (1 means no batching: use the Deliverer)")
@@ -121,6 +131,9 @@ class EnvelopeBatcher:
         self.max_events = max_events
         self.linger = linger
         self._requests = asyncio.Semaphore(max_requests)
+        self._gate = gate
+        self._turn = asyncio.Lock()  # one request at a time waits at the gate
+        self._claims = 0  # requests started that have not taken their envelope yet
         self._open: list[_Pending] = []  # the envelope being filled
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -168,26 +181,57 @@ class EnvelopeBatcher:
     # -- packing --------------------------------------------------------------------------------
 
     def _add(self, pending: list[_Pending]) -> None:
-        if self._open and len(self._open) + len(pending) > self.max_events:
-            self._flush()  # the record starts the next envelope rather than straddle two
         self._open.extend(pending)
-        while len(self._open) >= self.max_events:
-            self._flush()
-        if self._open and self._timer is None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """A request for each closed envelope not claimed yet; the linger timer for an open one."""
+        sizes = self._packing()
+        closed = len(sizes) - (1 if sizes and sizes[-1] < self.max_events else 0)
+        while self._claims < closed:
+            self._claim()
+        if self._claims >= len(sizes):
+            self._cancel_timer()  # every waiting event has a request that will take it
+        elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.linger, self._lingered)
 
     def _lingered(self) -> None:
         self._timer = None
-        if self._open and not self._closed:
-            self._flush()
+        if not self._closed and self._claims < len(self._packing()):
+            self._claim()
 
-    def _flush(self) -> None:
-        """Send the first ``max_events`` waiting events (all of them, if fewer)."""
-        self._cancel_timer()
-        batch, self._open = self._open[: self.max_events], self._open[self.max_events :]
-        task = asyncio.create_task(self._send_batch(batch))
+    def _packing(self) -> list[int]:
+        """The sizes of the envelopes the waiting events make, in order: a record starts the
+        next envelope rather than straddle two (unless it alone is more than ``max_events``)."""
+        sizes: list[int] = []
+        size = 0
+        for record in _records(self._open):
+            if size and size + record > self.max_events:
+                sizes.append(size)
+                size = 0
+            size += record
+            while size >= self.max_events:
+                sizes.append(self.max_events)
+                size -= self.max_events
+        return [*sizes, size] if size else sizes
+
+    def _claim(self) -> None:
+        """Start a request; its events are chosen when it may leave (``_send_next``)."""
+        self._claims += 1
+        task = asyncio.create_task(self._send_next())
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+
+    def _take(self) -> list[_Pending]:
+        """The first envelope of the waiting events (``_packing``)."""
+        self._claims -= 1
+        sizes = self._packing()
+        count = sizes[0] if sizes else 0
+        batch, self._open = self._open[:count], self._open[count:]
+        self._cancel_timer()
+        if self._open:
+            self._schedule()
+        return batch
 
     def _withdraw(self, pending: list[_Pending]) -> None:
         """A cancelled record: its events not sent yet leave; those in flight are left out of
@@ -205,6 +249,25 @@ class EnvelopeBatcher:
             self._timer = None
 
     # -- sending --------------------------------------------------------------------------------
+
+    async def _send_next(self) -> None:
+        """One request: its token of the gate's rate limit (and the end of any pause: the gate's
+        ``paced``), and only then the envelope is closed with the events waiting at that
+        moment, so that an envelope held by a rate limit fills up meanwhile instead of leaving
+        with the few events of its linger. One request at a time waits at the gate (``_turn``):
+        the others would only close their envelopes with it. The in-flight limits
+        (``max_requests``, the gate's) are waited for afterwards, per request, as before."""
+        taken = False
+        try:
+            async with AsyncExitStack() as pacing:
+                async with self._turn:
+                    if self._gate is not None:
+                        await pacing.enter_async_context(self._gate.paced())
+                    batch, taken = self._take(), True
+                await self._send_batch(batch)
+        finally:
+            if not taken:
+                self._claims -= 1  # cancelled before it took its events
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
         """``_send``, making sure every event of the batch ends with an answer: a bug of the
@@ -281,6 +344,19 @@ def _split(batch: list[_Pending], why: str) -> bool:
     log.info("an envelope of %d events: %s; split to find which", len(batch), why)
     ENVELOPES.labels(outcome="split").inc()
     return False
+
+
+def _records(pending: list[_Pending]) -> Iterator[int]:
+    """The sizes of the runs of consecutive events of one record (``send`` adds them
+    together, sharing the record's ``attempts``)."""
+    run, last = 0, None
+    for p in pending:
+        if run and p.attempts is not last:
+            yield run
+            run = 0
+        run, last = run + 1, p.attempts
+    if run:
+        yield run
 
 
 def _charge(batch: list[_Pending], envelope: Attempts) -> None:

@@ -277,3 +277,19 @@ async def test_a_run_of_errors_restarts_the_limit_and_the_bucket_low() -> None:
 async def _one_request(gate: RequestGate) -> None:
     async with gate.slot() as slot:
         slot.answered(200)
+
+
+async def test_a_paced_request_takes_one_token_not_two() -> None:
+    """``paced`` takes the token before the request exists (an envelope is packed after it);
+    the first slot of the same task takes none, a retry's slot takes its own."""
+    t = FakeTime()
+    gate = RequestGate(GateConfig(rate=1, burst=2), clock=t.clock, sleep=t.sleep)
+    assert gate.bucket is not None
+    async with gate.paced():
+        assert gate.bucket.tokens == 1
+        async with gate.slot() as slot:  # the request the token was taken for
+            slot.answered(202)
+        assert gate.bucket.tokens == 1
+        async with gate.slot() as slot:  # a retry
+            slot.answered(202)
+    assert gate.bucket.tokens == 0

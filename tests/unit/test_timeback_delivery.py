@@ -106,12 +106,16 @@ def deliverer(
     open_for: float = 10,
     cap: float = 8,
     retry_after_cap: float = 60,
+    canary_after: float = 0,
 ) -> Deliverer:
+    """A Deliverer on ``time``; a canary at the first failure without evidence unless
+    ``canary_after`` says otherwise (the default of relay run waits a quarter of the budget)."""
     breaker = CircuitBreaker(threshold, open_for, clock=time.clock, sleep=time.sleep)
     backoff = Backoff(1, cap, rng=MaxRandom())
     return Deliverer(
-        sender, breaker, backoff, budget, retry_after_cap, sleep=time.sleep, clock=time.clock
-    )
+        sender, breaker, backoff, budget, retry_after_cap, sleep=time.sleep, clock=time.clock,
+        canary_after=canary_after,
+    )  # fmt: skip
 
 
 def sent(event_type: str, outcome: str) -> float:
@@ -310,6 +314,29 @@ async def test_one_event_failing_alone_is_proven_its_own_by_a_canary() -> None:
     assert sender.calls > 5 and sender.canaries >= sender.calls - 1  # a canary per failure
     assert d.breaker.state is CircuitState.CLOSED
     assert d.rate.rate <= 0.5  # GOOD once, the event's failures once: no brownout
+
+
+async def test_a_canary_waits_until_the_request_has_failed_alone_for_a_while() -> None:
+    """A canary is a duplicate at the API: a request failing with no other evidence sends one
+    only once it has failed for ``canary_after`` seconds (a blip at the tail of a backlog clears
+    before then); the bad event is still dead-lettered, its budget counted from the canary on."""
+    t = AutoTime()
+    sender = Canaried(t, transient("500"))
+    d = await taking_others(deliverer(sender, t, budget=30, cap=4, canary_after=10))
+    first_canary_at: list[float] = []
+    send = sender.send_event
+
+    async def noting(payload: bytes, *, event_type: str) -> SendResult:
+        if event_type.startswith("canary") and not first_canary_at:
+            first_canary_at.append(t.now)
+        return await send(payload, event_type=event_type)
+
+    sender.send_event = noting  # type: ignore[method-assign]
+    with pytest.raises(RetriesExhausted):
+        await d.deliver(b"{}", event_type="X")
+    assert first_canary_at and first_canary_at[0] >= 10  # none in the first 10 s of failures
+    assert sender.canaries >= 1
+    assert t.now <= 10 + 30 + 4  # canary_after + budget + one backoff cap: bounded
 
 
 async def test_one_event_failing_while_nothing_is_taken_spends_no_budget() -> None:

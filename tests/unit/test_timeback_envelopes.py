@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from relay.metrics import ENVELOPES
 from relay.resilience import Attempts, RetriesExhausted
+from relay.resilience.gate import GateConfig, RequestGate
 from relay.sandbox.events import _split
 from relay.timeback.client import SendResult
 from relay.timeback.envelopes import EnvelopeBatcher, envelope
@@ -327,6 +328,44 @@ async def test_closing_cancels_what_waits_and_what_is_in_flight() -> None:
     assert api.requests == [["a/0", "a/1"]] and b.waiting == 0
     with pytest.raises(RuntimeError, match="closed"):
         await b.send(record("c", 0), Attempts())
+
+
+class GatedApi(FakeApi):
+    """Each request passes a real ``RequestGate`` first, as ``TimeBackClient.send_event`` does."""
+
+    def __init__(self, gate: RequestGate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def _answer(self, events: list[dict[str, Any]], attempts: Attempts | None) -> SendResult:
+        async with self.gate.slot() as slot:
+            result = await super()._answer(events, attempts)
+            slot.answered(result.status)
+        return result
+
+
+async def test_an_envelope_held_by_the_rate_limit_fills_up_while_it_waits() -> None:
+    """An envelope is closed when its request may leave, not before it waits at the gate: the
+    events that come while the rate limit holds it join it. The gate's clock stands still and
+    its sleeps wait for ``opened`` (no wall time): the burst's one token goes to the first
+    event; every later request waits until the test opens the gate, 30 events later."""
+    opened = asyncio.Event()
+
+    async def held(_: float) -> None:
+        await opened.wait()
+
+    gate = RequestGate(GateConfig(rate=1, burst=1), clock=lambda: 0.0, sleep=held)
+    api = GatedApi(gate)
+    b = EnvelopeBatcher(api, sensor=SENSOR, max_events=10, linger=0, max_requests=8, gate=gate)
+    sends = []
+    for i in range(30):
+        sends.append(asyncio.create_task(b.send(record(f"r{i}", 0), Attempts())))
+        await asyncio.sleep(0.002)  # records come one by one, each past the linger
+    opened.set()
+    outcomes = await asyncio.gather(*sends)
+    assert all(len(o) == 1 for o in outcomes)
+    assert [len(r) for r in api.requests] == [1, 10, 10, 9]  # before the fix: 30 of 1
+    assert sorted(api.accepted) == sorted(f"r{i}/0" for i in range(30))
 
 
 # Records of 1-3 events (True: the API refuses that event), envelopes of 3-8 events.
