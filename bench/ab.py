@@ -1,8 +1,10 @@
 """Interleaved A/B rounds of the relay's CPU per record against the Go sink.
 
     python -m bench.ab as-is,client-send,no-faust-sensor [records] [rounds]
+    python -m bench.ab rev:main~3,as-is 10000 5    # another commit beside this checkout
 
-One backlog, drained by each variant in turn (``bench/variants.py``; ``as-is`` is the relay
+One backlog, drained by each variant in turn (``bench/variants.py``, or ``rev:<ref>``: that commit
+of the relay, ``bench/revisions.py``; ``as-is`` is the relay
 unpatched), ``rounds`` times over, each drain a fresh consumer group into a fresh Go sink.
 One ``--variants`` drain each is within this machine's noise for a difference of a few percent
 (a drain that is not CPU-bound spreads the process's fixed background work over fewer records);

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench import revisions
 from bench.common import ACTIVITY_BASE, APP_ID, CLIENT_ID, CLIENT_SECRET, say
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,13 +102,24 @@ def _cpu_ticks(stat: Path) -> int:
 class Child:
     """A subprocess of ours, in its own session, logging to a file; stopped by its pid only."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = WORK / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
@@ -208,14 +220,22 @@ class Relay(Child):
         variant: str | None = None,
     ) -> None:
         self.metrics_url = f"http://127.0.0.1:{env['RELAY_WEB_PORT']}/metrics"
-        # a variant: the relay with a candidate fix patched in memory (bench/variants.py)
-        command = ["relay.cli", "run"] if variant is None else ["bench.variants", variant, "run"]
+        # a variant: the relay with a candidate fix patched in memory (bench/variants.py), or
+        # another commit of it (rev:<ref>, bench/revisions.py)
+        cwd = None
+        if variant is None:
+            command = ["relay.cli", "run"]
+        elif revisions.is_revision(variant):
+            command, cwd = ["relay.cli", "run"], revisions.checkout(variant)
+            env = env | {"PYTHONPATH": str(cwd)}
+        else:
+            command = ["bench.variants", variant, "run"]
         if profile_to is None:
             argv = [sys.executable, "-m", *command]
         else:
             argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001",
                     "-r", "pyisession", "-o", str(profile_to), "-m", *command]  # fmt: skip
-        super().__init__(name, argv, env)
+        super().__init__(name, argv, env, cwd)
 
 
 class GoSink(Child):
