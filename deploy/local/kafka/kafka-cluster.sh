@@ -51,8 +51,9 @@ PYTHON="${KAFKA_PYTHON:-$ROOT/.venv/bin/python}"
 [[ -x "$PYTHON" ]] || PYTHON=python3
 ADMIN="$HERE/cluster_admin.py"
 
-die() { echo "kafka-cluster: $*" >&2; exit 1; }
-say() { echo "kafka-cluster: $*" >&2; }
+NAME=kafka-cluster
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
 
 for list in PLAIN_PORTS SASL_PORTS SSL_PORTS CTRL_PORTS; do
   declare -n ports="$list"
@@ -64,7 +65,6 @@ pid_file() { echo "$(node_dir "$1")/kafka.pid"; }
 log_file() { echo "$(node_dir "$1")/server.log"; }
 bootstrap() { local i out=(); for i in "${NODES[@]}"; do out+=("$HOST:$(port "$1" "$i")"); done; (IFS=,; echo "${out[*]}"); }
 port() { declare -n arr="$1"; echo "${arr[$(( $2 - 1 ))]}"; }
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 secret() { od -An -N18 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # -- secrets and certificates (once per run directory) ------------------------------------------
@@ -233,24 +233,8 @@ format_storage() {
     || { tail -n 30 "$dir/format.log" >&2; die "node $i: storage format failed (log: $dir/format.log)"; }
 }
 
-pid_alive() {   # node N's pid file points at its live kafka.Kafka JVM (guards against pid reuse)
-  local f cmd pid; f="$(pid_file "$1")"
-  [[ -f "$f" ]] || return 1
-  pid="$(cat "$f")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-  [[ "$cmd" == *kafka.Kafka* && "$cmd" == *"$(node_dir "$1")/server.properties"* ]]
-}
-
-await_exec() {   # $! is a forked copy of this script until it execs nohup, then java: until
-  # then pid_alive would see this script's command line and call a starting node dead
-  local pid="$1" cmd
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0   # exited: wait_ready reports it
-    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-    [[ "$cmd" == *kafka.Kafka* ]] && return 0
-    sleep 0.1
-  done
+pid_alive() {   # node N's pid file points at its live kafka.Kafka JVM
+  pid_running "$(pid_file "$1")" kafka.Kafka "$(node_dir "$1")/server.properties"
 }
 
 launch() {
@@ -267,17 +251,17 @@ launch() {
   nohup java $HEAP_OPTS $JVM_OPTS $LOG4J_OPTS -cp "$LIB_DIR/*" \
       kafka.Kafka "$(node_dir "$i")/server.properties" >"$(log_file "$i")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$i")"
-  await_exec "$!"
+  await_exec "$!" kafka.Kafka
 }
 
 wait_ready() {   # a node opens its client ports once it is unfenced and serving
-  local i="$1" t0=$SECONDS
-  until port_open "$(port PLAIN_PORTS "$i")" && port_open "$(port SASL_PORTS "$i")"; do
-    if ! pid_alive "$i"; then tail -n 40 "$(log_file "$i")" >&2; rm -f "$(pid_file "$i")"; die "node $i exited during startup (log: $(log_file "$i"))"; fi
-    (( SECONDS - t0 >= START_TIMEOUT )) && { tail -n 40 "$(log_file "$i")" >&2; die "node $i not ready after ${START_TIMEOUT}s"; }
-    sleep 0.3
-  done
+  local i="$1"
+  await_ready "node $i" "$(log_file "$i")" "$(pid_file "$i")" "$START_TIMEOUT" "pid_alive $i" \
+      -- ports_open "$(port PLAIN_PORTS "$i")" "$(port SASL_PORTS "$i")" \
+    || die "node $i not ready after ${START_TIMEOUT}s"
 }
+
+ports_open() { local p; for p in "$@"; do port_open "$p" || return 1; done; }
 
 start() {
   "$HERE/kafka-local.sh" fetch
@@ -304,11 +288,7 @@ print(s)' >"$RUN_DIR/cluster.id"
 signal_node() {   # signal_node N SIGNAL: signal node N and wait for it to exit
   local i="$1" sig="$2" pid
   pid_alive "$i" || { rm -f "$(pid_file "$i")"; return 0; }
-  pid="$(cat "$(pid_file "$i")")"
-  kill "-$sig" "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$(pid_file "$i")"
+  pid="$(stop_pid "$(pid_file "$i")" "$sig")"
   say "node $i stopped ($sig, pid $pid)"
 }
 

@@ -32,15 +32,11 @@ LOG4J_OPTS="-Dlog4j2.configurationFile=$HERE/log4j2.properties"
 PID_FILE="$RUN_DIR/kafka.pid"
 LOG_FILE="$LOG_DIR/server.log"
 
-die() { echo "kafka-local: $*" >&2; exit 1; }
-say() { echo "kafka-local: $*" >&2; }
+NAME=kafka-local
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
 
-need_tools() {
-  command -v java >/dev/null || die "java not found: install a JDK 17+ (e.g. apt-get install openjdk-17-jdk-headless)"
-  local major
-  major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
-  [[ "${major%%.*}" -ge 17 ]] 2>/dev/null || die "java $major found, Kafka 4.x needs Java 17+ (set JAVA_HOME / PATH)"
-}
+need_tools() { need_java "Kafka 4.x"; }
 
 fetch() {
   [[ -f "$LIB_DIR/.complete" ]] && return 0
@@ -112,26 +108,7 @@ format_storage() {
     || { tail -n 30 "$LOG_DIR/format.log" >&2; die "storage format failed (log: $LOG_DIR/format.log)"; }
 }
 
-pid_alive() {   # our pid file points at a live kafka.Kafka JVM (guards against pid reuse)
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid cmd; pid="$(cat "$PID_FILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-  [[ "$cmd" == *kafka.Kafka* && "$cmd" == *"$RUN_DIR/server.properties"* ]]
-}
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-await_exec() {   # $! is a forked copy of this script until it execs nohup, then java: until
-  # then pid_alive would see this script's command line and call a starting broker dead
-  local pid="$1" cmd
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0   # exited: the readiness loop reports it
-    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-    [[ "$cmd" == *kafka.Kafka* ]] && return 0
-    sleep 0.1
-  done
-}
+pid_alive() { pid_running "$PID_FILE" kafka.Kafka "$RUN_DIR/server.properties"; }
 
 start() {
   fetch
@@ -148,24 +125,16 @@ start() {
   nohup java $HEAP_OPTS $JVM_OPTS $LOG4J_OPTS -cp "$LIB_DIR/*" \
       kafka.Kafka "$RUN_DIR/server.properties" >"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
-  await_exec "$!"
+  await_exec "$!" kafka.Kafka
   # The broker opens its client port only once it is unfenced and ready to serve (KAFKA-14658).
-  until port_open "$BROKER_PORT"; do
-    if ! pid_alive; then tail -n 40 "$LOG_FILE" >&2; rm -f "$PID_FILE"; die "broker exited during startup (log: $LOG_FILE)"; fi
-    if (( SECONDS - t0 >= START_TIMEOUT )); then tail -n 40 "$LOG_FILE" >&2; stop; die "not ready after ${START_TIMEOUT}s (log: $LOG_FILE)"; fi
-    sleep 0.3
-  done
+  await_ready broker "$LOG_FILE" "$PID_FILE" "$START_TIMEOUT" pid_alive -- port_open "$BROKER_PORT" \
+    || { stop; die "not ready after ${START_TIMEOUT}s (log: $LOG_FILE)"; }
   say "Kafka $KAFKA_VERSION ready on $HOST:$BROKER_PORT (pid $(cat "$PID_FILE"), $((SECONDS - t0))s)"
 }
 
 stop() {
   if ! pid_alive; then rm -f "$PID_FILE"; return 0; fi
-  local pid; pid="$(cat "$PID_FILE")"
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$PID_FILE"
-  say "stopped (pid $pid)"
+  say "stopped (pid $(stop_pid "$PID_FILE" TERM))"
 }
 
 case "${1:-}" in

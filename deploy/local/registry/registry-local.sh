@@ -35,15 +35,9 @@ DATA_DIR="${REGISTRY_DATA_DIR:-$RUN_DIR/data}"
 PID_FILE="$RUN_DIR/registry.pid"
 LOG_FILE="$RUN_DIR/registry.log"
 
-die() { echo "registry-local: $*" >&2; exit 1; }
-say() { echo "registry-local: $*" >&2; }
-
-need_java() {
-  command -v java >/dev/null || die "java not found: install a JDK 17+ (e.g. apt-get install openjdk-17-jdk-headless)"
-  local major
-  major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
-  [[ "${major%%.*}" -ge 17 ]] 2>/dev/null || die "java $major found, the registry build needs Java 17+ (set JAVA_HOME / PATH)"
-}
+NAME=registry-local
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
 
 fetch() {
   [[ -f "$BUILD_DIR/.complete" ]] && return 0
@@ -54,7 +48,7 @@ fetch() {
 
 build() {
   [[ -f "$BUILD_DIR/.complete" ]] && return 0
-  need_java
+  need_java "the registry build"
   command -v mvn >/dev/null || die "mvn not found: install Apache Maven (e.g. apt-get install maven); it builds the registry from Maven Central jars"
   rm -rf "$BUILD_DIR"; mkdir -p "$BUILD_DIR"
   say "building Apicurio Registry $APICURIO_VERSION from Maven Central jars into $BUILD_DIR (once; a few minutes cold)"
@@ -65,15 +59,9 @@ build() {
   say "built ($(find "$BUILD_DIR/lib" -name '*.jar' | wc -l) jars)"
 }
 
-pid_alive() {   # our pid file points at a live registry JVM of this run dir (guards against pid reuse)
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid cmd; pid="$(cat "$PID_FILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-  [[ "$cmd" == *registry-local-1-runner.jar* && "$cmd" == *"-Dregistry.local.run-dir=$RUN_DIR"* ]]
+pid_alive() {   # the run-dir property tags our JVM (guards against pid reuse)
+  pid_running "$PID_FILE" registry-local-1-runner.jar "-Dregistry.local.run-dir=$RUN_DIR"
 }
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 ready() {   # Quarkus SmallRye Health: 200 and "UP" once storage and REST are up
   if command -v curl >/dev/null; then
@@ -97,16 +85,6 @@ java_cmd() {   # sets JAVA_CMD; the run-dir property only tags the process for p
             "-Dregistry.local.run-dir=$RUN_DIR" -jar "$RUNNER")
 }
 
-await_exec() {   # $! is a forked copy of this script until it execs java: see kafka-local.sh
-  local pid="$1" cmd
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || ps -o args= -p "$pid" 2>/dev/null || true)"
-    [[ "$cmd" == *registry-local-1-runner.jar* ]] && return 0
-    sleep 0.1
-  done
-}
-
 start() {
   fetch
   if pid_alive; then say "already running (pid $(cat "$PID_FILE")) on $HOST:$PORT"; return 0; fi
@@ -117,23 +95,15 @@ start() {
   java_cmd
   nohup "${JAVA_CMD[@]}" >"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
-  await_exec "$!"
-  until ready; do
-    if ! pid_alive; then tail -n 40 "$LOG_FILE" >&2; rm -f "$PID_FILE"; die "registry exited during startup (log: $LOG_FILE)"; fi
-    if (( SECONDS - t0 >= START_TIMEOUT )); then tail -n 40 "$LOG_FILE" >&2; stop; die "not ready after ${START_TIMEOUT}s (log: $LOG_FILE)"; fi
-    sleep 0.3
-  done
+  await_exec "$!" registry-local-1-runner.jar
+  await_ready registry "$LOG_FILE" "$PID_FILE" "$START_TIMEOUT" pid_alive -- ready \
+    || { stop; die "not ready after ${START_TIMEOUT}s (log: $LOG_FILE)"; }
   say "Apicurio Registry ready at http://$HOST:$PORT/apis/ccompat/v6 ($STORAGE storage, pid $(cat "$PID_FILE"), $((SECONDS - t0))s)"
 }
 
 stop() {
   if ! pid_alive; then rm -f "$PID_FILE"; return 0; fi
-  local pid; pid="$(cat "$PID_FILE")"
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$PID_FILE"
-  say "stopped (pid $pid)"
+  say "stopped (pid $(stop_pid "$PID_FILE" TERM))"
 }
 
 case "${1:-}" in
