@@ -205,9 +205,9 @@ def compare(rev: str, records: int = 10000, rounds: int = 15) -> dict[str, Any]:
             best[kind]["total"] = min(best[kind]["total"], per_record(chain.full, values[kind]))
     results: dict[str, Any] = {}
     for kind, b in best.items():
-        events = sum(len(e) for e in bodies[kind]) / len(values[kind])
+        per_record_events = sum(len(e) for e in bodies[kind]) / len(values[kind])
         results[kind] = {
-            "events_per_record": round(events, 2),
+            "events_per_record": round(per_record_events, 2),
             "total_us": round(b["total"], 2),
             "check_old_us": round(b["old"], 2),
             "check_new_us": round(b["new"], 2),

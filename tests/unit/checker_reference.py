@@ -21,6 +21,7 @@ from relay.caliper.validate import terms as T
 from relay.caliper.validate.caliper import Issue
 from relay.caliper.validate.event_rules import allowed_actions, constraints
 
+
 def caliper_issues(event: Mapping[str, Any]) -> list[Issue]:
     """Every Caliper v1p2 rule the event breaks (an empty list means valid)."""
     if not _is_object(event):

@@ -19,7 +19,7 @@ CHARS = sorted(
     {
         *map(chr, range(0x3000)),
         *(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() or chr(c).isdecimal()),
-        "\ud800", "\udfff", "\ufeff", "\uffff", chr(0x10000), chr(sys.maxunicode),
+        "\ud800", "\ufeff", "\uffff", chr(0x10000), chr(sys.maxunicode),
     }
 )  # fmt: skip
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -55,7 +55,9 @@ TERMS = sorted(
         *terms.SYSTEM_IDENTIFIER_TYPES, "XP", "QUESTION_RESULT", *DEFAULT_SUBJECTS,
     }
 )  # fmt: skip
-MISSPELT = st.sampled_from(TERMS).map(lambda t: st.sampled_from([t.lower(), t + "s", t[:-1], f" {t}"]))
+MISSPELT = st.sampled_from(TERMS).flatmap(
+    lambda t: st.sampled_from([t.lower(), t + "s", t[:-1], f" {t}"])
+)
 IRIS = [
     "not an iri", "lesson-1", "https://x.org/a b", "urn:", ":x", "_:b0", "_:", "ftp://x.org/f",
     "HTTPS://x.org", "https://x.org/\u00e9", "https://x.org/\u00a0", "https://x.org/\x01",
@@ -76,11 +78,16 @@ TIMES = [
     "2026-01-15T14:30:00.12\u0663Z", "0000-01-01T00:00:00.000Z", "2026-01-15", "",
 ]  # fmt: skip
 IDS = [
-    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3", "urn:uuid:6F1D2C3A-8B4E-4F60-9A7B-C8D9E0F1A2B3",
-    "urn:uuid:6f1d2c3a-8b4e-6f60-9a7b-c8d9e0f1a2b3", "urn:uuid:6f1d2c3a-8b4e-4f60-ca7b-c8d9e0f1a2b3",
-    "6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3", "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b",
-    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3 ", "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2\u0663",
-    "urn:uuid:6f1d2c3a08b4e-4f60-9a7b-c8d9e0f1a2b3", "urn:uuid:6f1d2c3g-8b4e-4f60-9a7b-c8d9e0f1a2b3",
+    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3",
+    "urn:uuid:6F1D2C3A-8B4E-4F60-9A7B-C8D9E0F1A2B3",
+    "urn:uuid:6f1d2c3a-8b4e-6f60-9a7b-c8d9e0f1a2b3",
+    "urn:uuid:6f1d2c3a-8b4e-4f60-ca7b-c8d9e0f1a2b3",
+    "6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3",
+    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b",
+    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2b3 ",
+    "urn:uuid:6f1d2c3a-8b4e-4f60-9a7b-c8d9e0f1a2\u0663",
+    "urn:uuid:6f1d2c3a08b4e-4f60-9a7b-c8d9e0f1a2b3",
+    "urn:uuid:6f1d2c3g-8b4e-4f60-9a7b-c8d9e0f1a2b3",
 ]  # fmt: skip
 DURATIONS = ["PT5M", "PT", "P", "PT50M12S", "P1Y2M3DT4H5M6.5S", "P1W", "5M", "PT1.5S", "PT1H"]
 SCALARS = st.one_of(
@@ -89,7 +96,7 @@ SCALARS = st.one_of(
 )  # fmt: skip
 STRINGS = st.one_of(
     st.sampled_from(IRIS), st.sampled_from(TIMES), st.sampled_from(IDS),
-    st.sampled_from(DURATIONS), st.sampled_from(TERMS), MISSPELT.flatmap(lambda s: s),
+    st.sampled_from(DURATIONS), st.sampled_from(TERMS), MISSPELT,
 )  # fmt: skip
 CONTAINERS = st.one_of(
     st.just([]), st.just({}), st.lists(SCALARS | STRINGS, max_size=2),
@@ -124,16 +131,18 @@ def _entities(events: list[dict[str, Any]]) -> list[Any]:
 ENTITIES = _entities(EVENTS)
 VALUES = st.one_of(SCALARS, STRINGS, STRINGS, CONTAINERS, st.sampled_from(ENTITIES))
 
+ENTITY_KEYS = ["actor", "edApp", "assignee", "assignable", "isPartOf", "scoredBy", "user",
+               "client", "attempt", "object", "generated", "referrer", "target"]  # fmt: skip
+TERM_KEYS = ["type", "action", "profile", "scoreType", "subject", "identifierType"]
 # Values of the family a key expects, so that most mutations are near misses, not type errors.
-_NEAR: dict[str, list[Any]] = {
-    **dict.fromkeys([*terms.DATETIME_PROPS, "eventTime"], TIMES),
-    **dict.fromkeys(terms.DURATION_PROPS, DURATIONS),
-    "id": IDS + IRIS,
-    **dict.fromkeys(["actor", "edApp", "assignee", "assignable", "isPartOf", "scoredBy", "user",
-                     "client", "attempt", "object", "generated", "referrer", "target"], IRIS),
-    **dict.fromkeys(["type", "action", "profile", "scoreType", "subject", "identifierType"], TERMS),
-    **dict.fromkeys(terms.DECIMAL_PROPS, [10, 10.0, "10.0", True, math.nan, -0.0, 1e308]),
-    **dict.fromkeys(terms.INTEGER_PROPS, [1, 1.0, "1", True, -1, 2**64]),
+_NEAR: dict[str, tuple[Any, ...]] = {
+    **dict.fromkeys([*terms.DATETIME_PROPS, "eventTime"], tuple(TIMES)),
+    **dict.fromkeys(terms.DURATION_PROPS, tuple(DURATIONS)),
+    "id": (*IDS, *IRIS),
+    **dict.fromkeys(ENTITY_KEYS, tuple(IRIS)),
+    **dict.fromkeys(TERM_KEYS, tuple(TERMS)),
+    **dict.fromkeys(terms.DECIMAL_PROPS, (10, 10.0, "10.0", True, math.nan, -0.0, 1e308)),
+    **dict.fromkeys(terms.INTEGER_PROPS, (1, 1.0, "1", True, -1, 2**64)),
 }  # fmt: skip
 
 
@@ -141,7 +150,7 @@ def _near(key: Any) -> st.SearchStrategy[Any]:
     values = _NEAR.get(key) if isinstance(key, str) else None
     if values is None:
         return VALUES
-    return st.sampled_from(values) | MISSPELT.flatmap(lambda s: s) | VALUES
+    return st.sampled_from(values) | MISSPELT | VALUES
 
 
 # --- mutations ----------------------------------------------------------------------------------
@@ -166,7 +175,8 @@ def mutated_events(draw: st.DrawFn) -> Any:
     for _ in range(draw(st.integers(1, 3))):
         slots = _slots(event, [])
         containers = [event, *(c[k] for c, k in slots if isinstance(c[k], dict))]
-        op = draw(st.sampled_from(["drop", "drop", "set", "set", "set", "set", "add"] * 4 + ["root"]))
+        ops = ["drop", "drop", "set", "set", "set", "set", "add"] * 4 + ["root"]
+        op = draw(st.sampled_from(ops))
         if op == "add":
             draw(st.sampled_from(containers))[draw(KEYS)] = copy.deepcopy(draw(VALUES))
         elif op == "root":

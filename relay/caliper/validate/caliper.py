@@ -329,7 +329,8 @@ class _EntityCheck:
                 return
         id_ = value.get("id")
         if type(id_) is not str or (id_ not in _GOOD_IRIS and not _is_iri(id_)):
-            out.append(Issue(f"{path}.id", "required" if id_ is None else "must be an absolute IRI"))
+            msg = "required" if id_ is None else "must be an absolute IRI"
+            out.append(Issue(f"{path}.id", msg))
         type_ = value.get("type")
         shape = self._shapes.get(type_) if type(type_) is str else None
         if shape is None:

@@ -130,10 +130,8 @@ class TimeBackChecker:
         self._needs_course: Final = known_type and type_ in NEEDS_COURSE
         self._grade: Final = type_ == "GradeEvent"
         # whether an actor given as an IRI must be the student's
-        if type_ == "SessionEvent":
-            self._student_iri: Final = action != "TimedOut"
-        else:
-            self._student_iri = known_type and type_ in STUDENT_ACTOR
+        student = known_type and type_ in STUDENT_ACTOR
+        self._student_iri: Final = action != "TimedOut" if type_ == "SessionEvent" else student
         self._submitted: Final = action == "Submitted"
 
     def run(self, event: Mapping[str, Any], out: list[Issue]) -> None:
@@ -143,19 +141,20 @@ class TimeBackChecker:
             out.extend(self._head)
         _check_extensions(event, self._needs_course, rules, out)
         self._check_agents(event, out)
-        obj, generated = event.get("object"), event.get("generated")
+        obj: Any = event.get("object")
+        generated: Any = event.get("generated")
         # an absent assignee (None) is nothing to check: skip the call
-        if type(obj) is dict or is_object(obj):
-            if (assignee := obj.get("assignee")) is not None:
-                _check_iri(assignee, "object.assignee", rules._stu, out)
+        if (type(obj) is dict or is_object(obj)) and (assignee := obj.get("assignee")) is not None:
+            _check_iri(assignee, "object.assignee", rules._stu, out)
         generated_is_object = type(generated) is dict or is_object(generated)
         if generated_is_object:
             if (assignee := generated.get("assignee")) is not None:
                 _check_iri(assignee, "generated.assignee", rules._stu, out)
-            attempt = generated.get("attempt")
-            if type(attempt) is dict or is_object(attempt):
-                if (assignee := attempt.get("assignee")) is not None:
-                    _check_iri(assignee, "generated.attempt.assignee", rules._stu, out)
+            attempt: Any = generated.get("attempt")
+            if (type(attempt) is dict or is_object(attempt)) and (
+                assignee := attempt.get("assignee")
+            ) is not None:
+                _check_iri(assignee, "generated.attempt.assignee", rules._stu, out)
         if self._grade:
             _check_score(generated, out)
         if self._submitted and (not generated_is_object or generated.get("endedAtTime") is None):
@@ -164,15 +163,13 @@ class TimeBackChecker:
     def _check_agents(self, event: Mapping[str, Any], out: list[Issue]) -> None:
         rules = self._rules
         actor = event.get("actor")
+        actor_type = actor.get("type") if type(actor) is dict or is_object(actor) else None
         if self._grade:
-            if not (type(actor) is dict or is_object(actor)) or actor.get("type") != "SoftwareApplication":
-                out.append(
-                    Issue("actor", "the GradeEvent actor must be the app (SoftwareApplication)")
-                )
+            if actor_type != "SoftwareApplication":
+                message = "the GradeEvent actor must be the app (SoftwareApplication)"
+                out.append(Issue("actor", message))
             _check_iri(actor, "actor", rules._app, out)
-        elif ((type(actor) is dict or is_object(actor)) and actor.get("type") == "Person") or (
-            isinstance(actor, str) and self._student_iri
-        ):
+        elif actor_type == "Person" or (isinstance(actor, str) and self._student_iri):
             _check_iri(actor, "actor", rules._stu, out)
         _check_iri(event.get("edApp"), "edApp", rules._app, out)
 
@@ -219,7 +216,9 @@ def _check_iri(value: Any, path: str, rule: _IriRule, out: list[Issue]) -> None:
     elif type(value) is dict or is_object(value):
         id_ = value.get("id")
         # a missing id is the Caliper rules' to report
-        if id_ is not None and (type(id_) is not str or (id_ not in rule.good and not rule.accepts(id_))):
+        if id_ is not None and (
+            type(id_) is not str or (id_ not in rule.good and not rule.accepts(id_))
+        ):
             out.append(Issue(f"{path}.id", rule.message))
     elif value is not None:
         out.append(Issue(path, rule.message))
