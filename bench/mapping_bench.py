@@ -5,10 +5,15 @@ activities, local activity ids), so caches inside the checker do not see one eve
 Course and subject are given (the enrich stage is measured elsewhere): the figure is
 ``Mapper.map_resolved``, i.e. ``map_activity`` (builders, ids, orjson bytes) plus ``check`` on
 every event. Not a timed test: run ``python -m bench.mapping_bench [N]`` and read the table.
+
+``python -m bench.mapping_bench --against <commit> [records] [rounds]`` times the rule checker of
+another commit beside this one in S1's chain (same process, interleaved rounds): per record type,
+the checker's microseconds and share of S1 with each, and their ratio.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -131,5 +136,104 @@ def show(results: dict[str, Any]) -> None:
         )
 
 
+# --- the checker of another commit, side by side (issue 21) ------------------------------------
+
+
+def checker_of(rev: str) -> Callable[[Any], list[Any]]:
+    """``check`` of the rule checker at commit ``rev``, importable beside this one: its
+    relay/caliper/validate package copied (``bench.revisions``) under another name."""
+    from bench import revisions
+
+    tree = revisions.checkout(f"{revisions.PREFIX}{rev}")
+    alias = f"_checker_{tree.name[:12]}"
+    package = tree / "_checkers" / alias
+    if not package.exists():
+        package.mkdir(parents=True)
+        for source in (tree / "relay" / "caliper" / "validate").glob("*.py"):
+            text = source.read_text().replace("relay.caliper.validate", alias)
+            (package / source.name).write_text(text)
+    sys.path.insert(0, str(package.parent))
+    module = __import__(alias)
+    rules = module.TimeBackRules(BASE, DEFAULT_SUBJECTS)
+    return lambda event: module.check(event, rules)
+
+
+def compare(rev: str, records: int = 10000, rounds: int = 15) -> dict[str, Any]:
+    """S1's chain per record type, with this checker and the one of ``rev`` timed in the same
+    process, in interleaved rounds (best of each: the least disturbed by the neighbours).
+
+    ``total_us`` is the S1 chain with this checker; the other checker's share is what it would
+    be in the same chain: ``old / (total - new + old)``."""
+    from collections import defaultdict
+
+    from bench.common import traffic
+    from bench.s1_pipeline import Chain
+
+    chain = Chain()
+    old = checker_of(rev)
+    new_rules = chain.mapper.rules
+    plan = traffic(records, seed=1)
+    values: dict[str, list[bytes]] = defaultdict(list)
+    for record in plan.records:
+        values[record.record_type].append(record.value)
+    values["overall"] = [r.value for r in plan.records]
+    bodies = {k: [[e.body for e in chain.full(v)] for v in vs] for k, vs in values.items()}
+    for events in bodies["overall"]:
+        for body in events:
+            assert old(body) == check(body, new_rules) == [], "the two checkers disagree"
+
+    def per_record(fn: Callable[[Any], Any], items: list[Any]) -> float:
+        start = time.process_time()  # CPU time: a neighbour's burst does not count
+        for item in items:
+            fn(item)
+        return (time.process_time() - start) / len(items) * 1e6
+
+    def check_old(events: list[Any]) -> None:
+        for body in events:
+            old(body)
+
+    def check_new(events: list[Any]) -> None:
+        for body in events:
+            check(body, new_rules)
+
+    best: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(lambda: math.inf))
+    for i in range(rounds):
+        for kind in values:
+            timed = [("old", check_old), ("new", check_new)]
+            for name, fn in timed if i % 2 else timed[::-1]:
+                best[kind][name] = min(best[kind][name], per_record(fn, bodies[kind]))
+            best[kind]["total"] = min(best[kind]["total"], per_record(chain.full, values[kind]))
+    results: dict[str, Any] = {}
+    for kind, b in best.items():
+        per_record_events = sum(len(e) for e in bodies[kind]) / len(values[kind])
+        results[kind] = {
+            "events_per_record": round(per_record_events, 2),
+            "total_us": round(b["total"], 2),
+            "check_old_us": round(b["old"], 2),
+            "check_new_us": round(b["new"], 2),
+            "share_old": round(b["old"] / (b["total"] - b["new"] + b["old"]), 3),
+            "share_new": round(b["new"] / b["total"], 3),
+            "new_over_old": round(b["new"] / b["old"], 3),
+        }
+    return results
+
+
+def show_comparison(rev: str, results: dict[str, Any]) -> None:
+    print(f"S1 chain per record; the rule checker of {rev} (old) and of this tree (new), CPU us")
+    print(f"{'record':<20}{'events':>7}{'S1':>8}{'old':>8}{'new':>8}{'share old':>11}"
+          f"{'share new':>11}{'new/old':>9}")  # fmt: skip
+    for kind, r in results.items():
+        print(
+            f"{kind:<20}{r['events_per_record']:>7.2f}{r['total_us']:>8.2f}"
+            f"{r['check_old_us']:>8.2f}{r['check_new_us']:>8.2f}{r['share_old']:>11.3f}"
+            f"{r['share_new']:>11.3f}{r['new_over_old']:>9.3f}"
+        )
+
+
 if __name__ == "__main__":
-    show(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))
+    if len(sys.argv) > 2 and sys.argv[1] == "--against":
+        # python -m bench.mapping_bench --against 4ecc44c [records] [rounds]
+        args = [int(a) for a in sys.argv[3:5]]
+        show_comparison(sys.argv[2], compare(sys.argv[2], *args))
+    else:
+        show(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))

@@ -1,8 +1,12 @@
-"""The Caliper v1p2 rules (docs/caliper-rules.md) as one pass over an event.
+"""The Caliper v1p2 rules (docs/caliper-rules.md), compiled once per event type.
 
 Every issue is collected (never stop at the first) with the JSON path of the offending value.
-The walk is plain dict/set lookups and a few precompiled regexes, because the relay runs it on
-every event it sends.
+What depends only on the event's (type, action, profile) is resolved once per combination into a
+``CaliperChecker``: the type, action and profile issues, which properties hold entities and of
+which types. What depends only on an entity's type is resolved once per (type, allowed types) into
+an ``_EntityShape``: the type issue, the known properties, the rule of each property with its
+entity types bound. Checking an event is then dict and set lookups, a few precompiled regexes,
+and string building only for an issue.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Final, TypeGuard
 
 from relay.caliper.validate import terms as T
 from relay.caliper.validate.event_rules import allowed_actions, constraints
+from relay.caliper.validate.formats import datetime_fields, is_entity_iri, is_event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,30 +30,87 @@ class Issue:
     message: str
 
 
+NOT_AN_OBJECT: Final = Issue("", "an event must be a JSON object")
+
+
 def caliper_issues(event: Mapping[str, Any]) -> list[Issue]:
     """Every Caliper v1p2 rule the event breaks (an empty list means valid)."""
-    if not _is_object(event):
-        return [Issue("", "an event must be a JSON object")]
+    if not is_object(event):
+        return [NOT_AN_OBJECT]
     out: list[Issue] = []
-    if event.get("@context") != T.CONTEXT:
-        _check_context(event, out)
-    _check_keys(event, out)
-    allowed = _allowed(event, out)
-    _check_event_id(event.get("id"), out)
-    time = event.get("eventTime")
-    if time is not None:
-        _check_datetime(time, "eventTime", out)
-    ext = event.get("extensions")
-    if ext is not None and not _is_object(ext):
-        out.append(Issue("extensions", "must be a JSON object"))
-    for key, value in event.items():
-        types = allowed.get(key)
-        if types is not None and value is not None:
-            _check_entity(value, key, types, out)
+    caliper_checker(event.get("type"), event.get("action"), event.get("profile")).run(event, out)
     return out
 
 
-# --- event level ------------------------------------------------------------------------------
+# --- one event type ---------------------------------------------------------------------------
+
+_REQUIRED: Final = frozenset(T.REQUIRED_EVENT_PROPS)
+_NULL = "null value: omit the property"
+
+
+class CaliperChecker:
+    """The Caliper rules of one (type, action, profile) combination, resolved once."""
+
+    __slots__ = ("combo_issues", "entities")
+
+    def __init__(self, type_: Any, action: Any, profile: Any) -> None:
+        out: list[Issue] = []
+        type_ = _check_type(type_, out)
+        action = _check_action(action, type_, out)
+        profile = _check_profile(profile, type_, out)
+        # the type, action and profile issues: a function of the combination alone
+        self.combo_issues: Final = tuple(out)
+        # event property -> the check of its entity, types bound
+        self.entities: Final = {
+            key: _entity_check(types)
+            for key, types in constraints(type_ or "", action, profile).items()
+        }
+
+    def run(self, event: Mapping[str, Any], out: list[Issue]) -> None:
+        """Append the issues of ``event`` (a JSON object of this combination) to ``out``."""
+        if event.get("@context") != T.CONTEXT:
+            _check_context(event, out)
+        _check_keys(event, out)
+        if self.combo_issues:
+            out.extend(self.combo_issues)
+        id_ = event.get("id")
+        if id_ is not None and (type(id_) is not str or not is_event_id(id_)):
+            out.append(Issue("id", "must be a urn:uuid: URN of a lowercase RFC 4122 UUID"))
+        time = event.get("eventTime")
+        if time is not None and (type(time) is not str or time not in _GOOD_TIMES):
+            _check_datetime(time, "eventTime", out)
+        ext = event.get("extensions")
+        if ext is not None and type(ext) is not dict and not is_object(ext):
+            out.append(Issue("extensions", "must be a JSON object"))
+        entities = self.entities
+        for key, value in event.items():
+            check = entities.get(key)
+            if check is not None and value is not None:
+                check.check(value, key, out)
+
+
+_CHECKERS: dict[tuple[Any, Any, Any], CaliperChecker] = {}
+
+
+def caliper_checker(type_: Any, action: Any, profile: Any) -> CaliperChecker:
+    """The checker of one combination: built once for terms (strings), afresh for anything else
+    (a number or a list in place of a term is rare, and ``1 == True`` must not share an entry)."""
+    combo = (type_, action, profile)
+    try:
+        return _CHECKERS[combo]
+    except (KeyError, TypeError):  # TypeError: a list or an object, never a valid term
+        pass
+    checker = CaliperChecker(type_, action, profile)
+    if is_term(type_) and is_term(action) and is_term(profile):
+        if len(_CHECKERS) >= 512:  # unknown terms sent to the sandbox must not grow it forever
+            _CHECKERS.clear()
+        _CHECKERS[combo] = checker
+    return checker
+
+
+def is_term(value: Any) -> bool:
+    """A value that may key a cache of compiled checkers: None or exactly a str."""
+    return value is None or type(value) is str
 
 
 def _check_context(event: Mapping[str, Any], out: list[Issue]) -> None:
@@ -88,32 +150,7 @@ def _check_keys(event: Mapping[str, Any], out: list[Issue]) -> None:
                 out.append(Issue(key, "required, must not be null" if required else _NULL))
 
 
-_REQUIRED: Final = frozenset(T.REQUIRED_EVENT_PROPS)
-
-
-_Combo = tuple[Any, Any, Any]
-_GOOD_COMBOS: dict[_Combo, dict[str, frozenset[str]]] = {}  # valid (type, action, profile)
-
-
-def _allowed(event: Mapping[str, Any], out: list[Issue]) -> dict[str, frozenset[str]]:
-    """Check type, action and profile together; the allowed entity types of each property."""
-    combo = (event.get("type"), event.get("action"), event.get("profile"))
-    try:
-        return _GOOD_COMBOS[combo]  # a handful of combinations, each checked once
-    except (KeyError, TypeError):  # TypeError: an unhashable value, which is never valid
-        pass
-    before = len(out)
-    type_ = _check_type(event, out)
-    action = _check_action(event, type_, out)
-    profile = _check_profile(event, type_, out)
-    allowed = constraints(type_ or "", action, profile)
-    if len(out) == before and type(combo[0]) is str and type(combo[1]) is str:
-        _GOOD_COMBOS[combo] = allowed
-    return allowed
-
-
-def _check_type(event: Mapping[str, Any], out: list[Issue]) -> str | None:
-    type_ = event.get("type")
+def _check_type(type_: Any, out: list[Issue]) -> str | None:
     if type_ is None:
         return None
     if not isinstance(type_, str) or type_ not in T.EVENT_TYPES:
@@ -122,8 +159,7 @@ def _check_type(event: Mapping[str, Any], out: list[Issue]) -> str | None:
     return type_
 
 
-def _check_action(event: Mapping[str, Any], type_: str | None, out: list[Issue]) -> str | None:
-    action = event.get("action")
+def _check_action(action: Any, type_: str | None, out: list[Issue]) -> str | None:
     if action is None:
         return None
     if not isinstance(action, str) or action not in T.ACTIONS:
@@ -136,8 +172,7 @@ def _check_action(event: Mapping[str, Any], type_: str | None, out: list[Issue])
     return action
 
 
-def _check_profile(event: Mapping[str, Any], type_: str | None, out: list[Issue]) -> str | None:
-    profile = event.get("profile")
+def _check_profile(profile: Any, type_: str | None, out: list[Issue]) -> str | None:
     if profile is None:
         return None
     governed = T.PROFILES.get(profile) if isinstance(profile, str) else None
@@ -149,36 +184,29 @@ def _check_profile(event: Mapping[str, Any], type_: str | None, out: list[Issue]
     return str(profile)
 
 
-def _check_event_id(value: Any, out: list[Issue]) -> None:
-    if value is not None and (not isinstance(value, str) or not T.EVENT_ID.match(value)):
-        out.append(Issue("id", "must be a urn:uuid: URN of a lowercase RFC 4122 UUID"))
-
-
 # --- values -----------------------------------------------------------------------------------
-# Each value rule takes (owner type, key, value, parent path, out) and builds the value's path
-# only when it reports an issue: most values are fine, and the string building is the cost.
+# Each value rule takes (value, parent path, key, out) and builds the value's path only when it
+# reports an issue: most values are fine, and the string building is the cost.
 
-_NULL = "null value: omit the property"
 _GOOD_TIMES: set[str] = set()  # date-times already checked; most events repeat the same few
 
 
-def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object: a dict, or any other Mapping (a str is never one)."""
     # dict first: isinstance against the Mapping ABC is slow, and this runs many times per event
     return type(value) is dict or (type(value) is not str and isinstance(value, Mapping))
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
-    if value in _GOOD_TIMES:
-        return
-    m = T.DATETIME.match(value) if type(value) is str else None
-    if m is None:
+    fields = datetime_fields(value) if type(value) is str else None
+    if fields is None:
         out.append(Issue(path, "must be a UTC date-time YYYY-MM-DDTHH:MM:SS.mmmZ"))
         return
-    _, mo, d, h, mi, sec = m.groups()
+    _, mo, d, h, mi, sec = fields
     # Zero-padded digits compare as strings; only days 29-31 need the calendar.
     if not ("01" <= mo <= "12" and "01" <= d <= "28" and h < "24" and mi < "60" and sec < "60"):
         try:
-            datetime(*(int(g) for g in m.groups()))  # type: ignore[arg-type]
+            datetime(*(int(g) for g in fields))  # type: ignore[arg-type]
         except ValueError:
             out.append(Issue(path, f"not a real date and time: {value}"))
             return
@@ -187,151 +215,203 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
     _GOOD_TIMES.add(value)
 
 
-def _v_datetime(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
-    if value not in _GOOD_TIMES:
+def _v_datetime(value: Any, parent: str, key: str, out: list[Issue]) -> None:
+    if type(value) is not str or value not in _GOOD_TIMES:
         _check_datetime(value, f"{parent}.{key}", out)
 
 
-def _v_decimal(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_decimal(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     if type(value) is not float or not math.isfinite(value):
         msg = "must be a finite decimal number written with a fraction (10.0)"
         out.append(Issue(f"{parent}.{key}", msg))
 
 
-def _v_integer(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_integer(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     if type(value) is not int:
         out.append(Issue(f"{parent}.{key}", "must be an integer"))
 
 
-def _v_entity(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
-    if type(value) is str and value in _GOOD_IRIS:
-        return  # an IRI reference seen before (the student, the assessment): valid
-    types = T.ENTITY_REFS_BY_OWNER.get((owner, key)) or T.ENTITY_REFS[key]
-    _check_entity(value, f"{parent}.{key}", types, out)
-
-
-def _v_object(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
-    if not _is_object(value):
+def _v_object(value: Any, parent: str, key: str, out: list[Issue]) -> None:
+    if not is_object(value):
         out.append(Issue(f"{parent}.{key}", "must be a JSON object"))
 
 
-def _v_string(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_string(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     if type(value) is not str:
         out.append(Issue(f"{parent}.{key}", "must be a string"))
 
 
-def _v_duration(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_duration(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     if type(value) is not str or not T.DURATION.match(value):
         out.append(Issue(f"{parent}.{key}", "must be an ISO 8601 duration such as PT5M"))
 
 
-def _v_boolean(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_boolean(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     if type(value) is not bool:
         out.append(Issue(f"{parent}.{key}", "must be a boolean"))
 
 
-def _v_entity_list(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
-    path = f"{parent}.{key}"
-    if type(value) is not list:
-        out.append(Issue(path, "must be an array"))
-        return
-    types = T.ENTITY_LIST_REFS[key]
-    for i, item in enumerate(value):
-        _check_entity(item, f"{path}[{i}]", types, out)
-
-
-def _v_identifiers(owner: str, key: str, value: Any, parent: str, out: list[Issue]) -> None:
+def _v_identifiers(value: Any, parent: str, key: str, out: list[Issue]) -> None:
     path = f"{parent}.{key}"
     if type(value) is not list:
         out.append(Issue(path, "must be an array of SystemIdentifier"))
         return
     for i, item in enumerate(value):
         p = f"{path}[{i}]"
-        if not _is_object(item) or item.get("type") != "SystemIdentifier":
+        if not is_object(item) or item.get("type") != "SystemIdentifier":
             out.append(Issue(p, "must be a SystemIdentifier object"))
             continue
         if "id" in item:
             out.append(Issue(f"{p}.id", "a SystemIdentifier has no id"))
         if type(item.get("identifier")) is not str:
             out.append(Issue(f"{p}.identifier", "required string"))
-        if item.get("identifierType") not in T.SYSTEM_IDENTIFIER_TYPES:
+        id_type = item.get("identifierType")
+        if not isinstance(id_type, str) or id_type not in T.SYSTEM_IDENTIFIER_TYPES:
             out.append(Issue(f"{p}.identifierType", "unknown SystemIdentifier type"))
 
 
-_ValueRule = Callable[[str, str, Any, str, list[Issue]], None]
+_ValueRule = Callable[[Any, str, str, list[Issue]], None]
+
+# The rules that do not depend on the owner's type; entity-valued keys are bound per owner.
+_PLAIN_RULES: Final[dict[str, _ValueRule]] = {
+    **dict.fromkeys(T.DATETIME_PROPS, _v_datetime),
+    **dict.fromkeys(T.DECIMAL_PROPS, _v_decimal),
+    **dict.fromkeys(T.INTEGER_PROPS, _v_integer),
+    **dict.fromkeys(T.OBJECT_PROPS, _v_object),
+    **dict.fromkeys(T.STRING_PROPS, _v_string),
+    **dict.fromkeys(T.DURATION_PROPS, _v_duration),
+    **dict.fromkeys(T.BOOLEAN_PROPS, _v_boolean),
+}
 
 
-def _rules_by_key() -> dict[str, _ValueRule]:
-    table: dict[str, _ValueRule] = {}
-    for keys, rule in (
-        (T.DATETIME_PROPS, _v_datetime),
-        (T.DECIMAL_PROPS, _v_decimal),
-        (T.INTEGER_PROPS, _v_integer),
-        (T.ENTITY_REFS, _v_entity),
-        (T.OBJECT_PROPS, _v_object),
-        (T.STRING_PROPS, _v_string),
-        (T.DURATION_PROPS, _v_duration),
-        (T.BOOLEAN_PROPS, _v_boolean),
-        (T.ENTITY_LIST_REFS, _v_entity_list),
-        (("otherIdentifiers",), _v_identifiers),
-    ):
-        for key in keys:
-            table[key] = rule
-    return table
-
-
-_VALUE_RULES: Final = _rules_by_key()
+def _rules_of(owner: str) -> dict[str, _ValueRule]:
+    """Every property rule of an entity of type ``owner`` ("" when its type is not a string)."""
+    rules = dict(_PLAIN_RULES)
+    for key, types in T.ENTITY_REFS.items():
+        rules[key] = _entity_check(T.ENTITY_REFS_BY_OWNER.get((owner, key)) or types).check_ref
+    for key, types in T.ENTITY_LIST_REFS.items():
+        rules[key] = _entity_check(types).check_list
+    rules["otherIdentifiers"] = _v_identifiers
+    return rules
 
 
 # --- entities ---------------------------------------------------------------------------------
 
 
-def _check_entity(value: Any, path: str, types: frozenset[str], out: list[Issue]) -> None:
-    """An entity: an IRI string, or an object with an IRI id, a known type of ``types``, and
-    properties that each follow their rule."""
-    if type(value) is str:
-        if not _is_iri(value):
-            out.append(Issue(path, "an entity given as a string must be an absolute IRI"))
-        return
-    if not _is_object(value):
-        out.append(Issue(path, "must be an entity object or an IRI string"))
-        return
-    id_ = value.get("id")
-    if type(id_) is not str or (id_ not in _GOOD_IRIS and not _is_iri(id_)):
-        out.append(Issue(f"{path}.id", "required" if id_ is None else "must be an absolute IRI"))
-    type_ = value.get("type")
-    owner = type_ if type(type_) is str else ""
-    ancestors = _IS_A.get(owner)
-    if ancestors is None:
-        msg = "required" if type_ is None else f"unknown entity type {type_!r}"
-        out.append(Issue(f"{path}.type", msg))
-    elif ancestors.isdisjoint(types):
-        out.append(Issue(f"{path}.type", f"must be {_list(types)}, not {type_}"))
-    if len(value) == 2 and id_ is not None and type_ is not None:
-        return  # a reference such as {"id": …, "type": "Person"}: nothing more to check
-    known = _KNOWN_PROPS.get(owner)
-    if known is not None and not known.issuperset(value.keys()):
-        for key in value:
-            if key not in known:
-                out.append(Issue(f"{path}.{key}", f"not a property of {owner}: use extensions"))
-    if None in value.values():
-        out.extend(Issue(f"{path}.{k}", _NULL) for k, v in value.items() if v is None)
-    rules = _VALUE_RULES
-    for key, item in value.items():
-        rule = rules.get(key)
-        if rule is not None and item is not None:
-            rule(owner, key, item, path, out)
+@dataclass(frozen=True, slots=True)
+class _EntityShape:
+    """What an entity of one type needs, under one set of allowed types."""
+
+    type_issue: str | None  # the message at ``<path>.type``, None when the type is allowed
+    known: frozenset[str] | None  # every property of the type; None: not checked
+    rules: dict[str, _ValueRule]
 
 
-_IS_A: Final = T.IS_A  # module globals: one lookup cheaper than T.<name> in the hot loop
-_KNOWN_PROPS: Final = T.KNOWN_PROPS
+class _EntityCheck:
+    """The check of an entity whose type must be (or descend from) one of ``types``."""
+
+    __slots__ = ("_shapes", "types")
+
+    def __init__(self, types: frozenset[str]) -> None:
+        self.types: Final = types
+        self._shapes: dict[str, _EntityShape] = {}  # by entity type: the known ones only
+
+    def check(self, value: Any, path: str, out: list[Issue]) -> None:
+        """An entity: an IRI string, or an object with an IRI id, a known type of ``types``,
+        and properties that each follow their rule."""
+        if type(value) is not dict:  # dict first: the ABC check in is_object is slow
+            if type(value) is str:
+                if value not in _GOOD_IRIS and not _is_iri(value):
+                    out.append(Issue(path, "an entity given as a string must be an absolute IRI"))
+                return
+            if not is_object(value):
+                out.append(Issue(path, "must be an entity object or an IRI string"))
+                return
+        id_ = value.get("id")
+        if type(id_) is not str or (id_ not in _GOOD_IRIS and not _is_iri(id_)):
+            msg = "required" if id_ is None else "must be an absolute IRI"
+            out.append(Issue(f"{path}.id", msg))
+        type_ = value.get("type")
+        shape = self._shapes.get(type_) if type(type_) is str else None
+        if shape is None:
+            shape = self._shape(type_)
+        if shape.type_issue is not None:
+            out.append(Issue(f"{path}.type", shape.type_issue))
+        if len(value) == 2 and id_ is not None and type_ is not None:
+            return  # a reference such as {"id": …, "type": "Person"}: nothing more to check
+        known = shape.known
+        if known is not None and not known.issuperset(value.keys()):
+            for key in value:
+                if key not in known:
+                    owner = type_  # a known type: a string
+                    out.append(Issue(f"{path}.{key}", f"not a property of {owner}: use extensions"))
+        if None in value.values():
+            out.extend(Issue(f"{path}.{k}", _NULL) for k, v in value.items() if v is None)
+        rules = shape.rules
+        for key, item in value.items():
+            rule = rules.get(key)
+            if rule is not None and item is not None:
+                rule(item, path, key, out)
+
+    def check_ref(self, value: Any, parent: str, key: str, out: list[Issue]) -> None:
+        """An entity-valued property of an entity."""
+        if type(value) is str and value in _GOOD_IRIS:
+            return  # an IRI reference seen before (the student, the assessment): valid
+        self.check(value, f"{parent}.{key}", out)
+
+    def check_list(self, value: Any, parent: str, key: str, out: list[Issue]) -> None:
+        """An array of entities."""
+        path = f"{parent}.{key}"
+        if type(value) is not list:
+            out.append(Issue(path, "must be an array"))
+            return
+        for i, item in enumerate(value):
+            self.check(item, f"{path}[{i}]", out)
+
+    def _shape(self, type_: Any) -> _EntityShape:
+        """Resolve an entity type once; kept for the known types (a bounded set)."""
+        owner = type_ if type(type_) is str else ""
+        ancestors = T.IS_A.get(owner)
+        if ancestors is None:
+            issue: str | None = "required" if type_ is None else f"unknown entity type {type_!r}"
+        elif ancestors.isdisjoint(self.types):
+            issue = f"must be {_list(self.types)}, not {type_}"
+        else:
+            issue = None
+        shape = _EntityShape(issue, T.KNOWN_PROPS.get(owner), _owner_rules(owner))
+        if ancestors is not None:
+            self._shapes[owner] = shape
+        return shape
+
+
+_ENTITY_CHECKS: dict[frozenset[str], _EntityCheck] = {}
+_OWNER_RULES: dict[str, dict[str, _ValueRule]] = {}
+
+
+def _entity_check(types: frozenset[str]) -> _EntityCheck:
+    """One check per set of allowed types, shared by every property and event type using it."""
+    check = _ENTITY_CHECKS.get(types)
+    if check is None:
+        check = _ENTITY_CHECKS[types] = _EntityCheck(types)
+    return check
+
+
+def _owner_rules(owner: str) -> dict[str, _ValueRule]:
+    # only known types and "" reach here with a table worth keeping; unknown ones share ""
+    key = owner if owner in T.IS_A else ""
+    rules = _OWNER_RULES.get(key)
+    if rules is None:
+        rules = _OWNER_RULES[key] = _rules_of(key)
+    return rules
+
+
 _GOOD_IRIS: set[str] = set()  # IRIs already checked: the app, the student, the course recur
 
 
 def _is_iri(value: str) -> bool:
     if value in _GOOD_IRIS:
         return True
-    if T.ENTITY_IRI.match(value) is None:
+    if not is_entity_iri(value):
         return False
     if len(_GOOD_IRIS) >= 4096:
         _GOOD_IRIS.clear()

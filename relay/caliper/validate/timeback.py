@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
-from relay.caliper.validate.caliper import Issue
+from relay.caliper.validate.caliper import NOT_AN_OBJECT, Issue, is_object, is_term
 
 SUPPORTED: Final[dict[str, frozenset[str]]] = {
     "GradeEvent": frozenset({"Graded"}),
@@ -48,6 +48,13 @@ class TimeBackRules:
     _crs: _IriRule = field(init=False, repr=False, compare=False)
     _app: _IriRule = field(init=False, repr=False, compare=False)
     _subjects: frozenset[str] = field(init=False, repr=False, compare=False)
+    # compiled checkers of these rules: (type, action) here, (type, action, profile) in check()
+    _timeback: dict[tuple[Any, Any], TimeBackChecker] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    events: dict[tuple[Any, Any, Any], Any] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         base = self.iri_base.rstrip("/")
@@ -57,12 +64,26 @@ class TimeBackRules:
         object.__setattr__(self, "_app", _IriRule.under(f"{base}/applications/1.0/", "APP"))
         object.__setattr__(self, "_subjects", frozenset(self.subjects))
 
+    def checker(self, type_: Any, action: Any) -> TimeBackChecker:
+        """The TimeBack checker of one (type, action): built once for terms, afresh otherwise."""
+        combo = (type_, action)
+        try:
+            return self._timeback[combo]
+        except (KeyError, TypeError):  # TypeError: a list or an object, never a valid term
+            pass
+        checker = TimeBackChecker(self, type_, action)
+        if is_term(type_) and is_term(action):
+            if len(self._timeback) >= 512:  # unknown terms must not grow it forever
+                self._timeback.clear()
+            self._timeback[combo] = checker
+        return checker
+
 
 @dataclass(frozen=True, slots=True)
 class _IriRule:
     pattern: re.Pattern[str]
     message: str
-    _good: set[str] = field(default_factory=set)  # accepted before: students and apps recur
+    good: set[str] = field(default_factory=set)  # accepted before: students and apps recur
 
     @classmethod
     def under(cls, prefix: str, name: str) -> _IriRule:
@@ -71,45 +92,86 @@ class _IriRule:
         return cls(pattern, f"must be {prefix}{{sourcedId}} ({name})")
 
     def accepts(self, value: str) -> bool:
-        if value in self._good:
+        if value in self.good:
             return True
         if self.pattern.match(value) is None:
             return False
-        if len(self._good) >= 4096:
-            self._good.clear()
-        self._good.add(value)
+        if len(self.good) >= 4096:
+            self.good.clear()
+        self.good.add(value)
         return True
 
 
 def timeback_issues(event: Mapping[str, Any], rules: TimeBackRules) -> list[Issue]:
     """Every TimeBack rule the event breaks (an empty list means the API would accept it)."""
-    if not _is_object(event):
-        return [Issue("", "an event must be a JSON object")]
+    if not is_object(event):
+        return [NOT_AN_OBJECT]
     out: list[Issue] = []
-    type_ = event.get("type")
-    action = event.get("action")
-    actions = SUPPORTED.get(type_) if isinstance(type_, str) else None
-    if actions is None:
-        out.append(Issue("type", f"TimeBack does not accept {type_!r} events"))
-    elif action not in actions:
-        out.append(Issue("action", f"TimeBack does not accept {type_} {action!r}"))
-    _check_extensions(event, type_ in NEEDS_COURSE, rules, out)
-    _check_agents(event, type_, rules, out)
-    obj, generated = event.get("object"), event.get("generated")
-    if _is_object(obj):
-        _check_iri(obj.get("assignee"), "object.assignee", rules._stu, out)
-    if _is_object(generated):
-        _check_iri(generated.get("assignee"), "generated.assignee", rules._stu, out)
-        attempt = generated.get("attempt")
-        if _is_object(attempt):
-            _check_iri(attempt.get("assignee"), "generated.attempt.assignee", rules._stu, out)
-    if type_ == "GradeEvent":
-        _check_score(generated, out)
-    if action == "Submitted" and (
-        not _is_object(generated) or generated.get("endedAtTime") is None
-    ):
-        out.append(Issue("generated.endedAtTime", "required for Submitted"))
+    rules.checker(event.get("type"), event.get("action")).run(event, out)
     return out
+
+
+class TimeBackChecker:
+    """The TimeBack rules of one (type, action) under one ``TimeBackRules``, resolved once."""
+
+    __slots__ = ("_grade", "_head", "_needs_course", "_rules", "_student_iri", "_submitted")
+
+    def __init__(self, rules: TimeBackRules, type_: Any, action: Any) -> None:
+        self._rules: Final = rules
+        actions = SUPPORTED.get(type_) if isinstance(type_, str) else None
+        if actions is None:
+            head = [Issue("type", f"TimeBack does not accept {type_!r} events")]
+        elif not isinstance(action, str) or action not in actions:
+            head = [Issue("action", f"TimeBack does not accept {type_} {action!r}")]
+        else:
+            head = []
+        self._head: Final = tuple(head)  # the type and action issues
+        known_type = isinstance(type_, str)
+        self._needs_course: Final = known_type and type_ in NEEDS_COURSE
+        self._grade: Final = type_ == "GradeEvent"
+        # whether an actor given as an IRI must be the student's
+        student = known_type and type_ in STUDENT_ACTOR
+        self._student_iri: Final = action != "TimedOut" if type_ == "SessionEvent" else student
+        self._submitted: Final = action == "Submitted"
+
+    def run(self, event: Mapping[str, Any], out: list[Issue]) -> None:
+        """Append the issues of ``event`` (a JSON object of this type and action) to ``out``."""
+        rules = self._rules
+        if self._head:
+            out.extend(self._head)
+        _check_extensions(event, self._needs_course, rules, out)
+        self._check_agents(event, out)
+        obj: Any = event.get("object")
+        generated: Any = event.get("generated")
+        # an absent assignee (None) is nothing to check: skip the call
+        if (type(obj) is dict or is_object(obj)) and (assignee := obj.get("assignee")) is not None:
+            _check_iri(assignee, "object.assignee", rules._stu, out)
+        generated_is_object = type(generated) is dict or is_object(generated)
+        if generated_is_object:
+            if (assignee := generated.get("assignee")) is not None:
+                _check_iri(assignee, "generated.assignee", rules._stu, out)
+            attempt: Any = generated.get("attempt")
+            if (type(attempt) is dict or is_object(attempt)) and (
+                assignee := attempt.get("assignee")
+            ) is not None:
+                _check_iri(assignee, "generated.attempt.assignee", rules._stu, out)
+        if self._grade:
+            _check_score(generated, out)
+        if self._submitted and (not generated_is_object or generated.get("endedAtTime") is None):
+            out.append(Issue("generated.endedAtTime", "required for Submitted"))
+
+    def _check_agents(self, event: Mapping[str, Any], out: list[Issue]) -> None:
+        rules = self._rules
+        actor = event.get("actor")
+        actor_type = actor.get("type") if type(actor) is dict or is_object(actor) else None
+        if self._grade:
+            if actor_type != "SoftwareApplication":
+                message = "the GradeEvent actor must be the app (SoftwareApplication)"
+                out.append(Issue("actor", message))
+            _check_iri(actor, "actor", rules._app, out)
+        elif actor_type == "Person" or (isinstance(actor, str) and self._student_iri):
+            _check_iri(actor, "actor", rules._stu, out)
+        _check_iri(event.get("edApp"), "edApp", rules._app, out)
 
 
 def _check_extensions(
@@ -118,7 +180,7 @@ def _check_extensions(
     ext = event.get("extensions")
     if ext is None:
         ext = {}
-    elif not _is_object(ext):
+    elif type(ext) is not dict and not is_object(ext):
         return  # the Caliper rules already report it
     if rules.strict_extensions and not EXTENSION_KEYS.issuperset(ext.keys()):
         out.extend(
@@ -128,13 +190,13 @@ def _check_extensions(
     if subject is None:
         if required:
             out.append(Issue("extensions.subject", "required on this event type"))
-    elif subject not in rules._subjects:
+    elif not isinstance(subject, str) or subject not in rules._subjects:
         out.append(Issue("extensions.subject", f"{subject!r} is not one of {list(rules.subjects)}"))
     course = ext.get("course")
     if course is None:
         if required:
             out.append(Issue("extensions.course", "required on this event type"))
-    elif not _is_object(course):
+    elif not is_object(course):
         out.append(Issue("extensions.course", "must be an object {id}"))
     else:
         if rules.strict_extensions and len(course) > 1:
@@ -146,29 +208,17 @@ def _check_extensions(
             out.append(Issue("extensions.course.id", "required"))
 
 
-def _check_agents(
-    event: Mapping[str, Any], type_: Any, rules: TimeBackRules, out: list[Issue]
-) -> None:
-    actor = event.get("actor")
-    actor_type = actor.get("type") if _is_object(actor) else None
-    if type_ == "GradeEvent":
-        if actor_type != "SoftwareApplication":
-            out.append(Issue("actor", "the GradeEvent actor must be the app (SoftwareApplication)"))
-        _check_iri(actor, "actor", rules._app, out)
-    elif actor_type == "Person" or (isinstance(actor, str) and _student_actor(event, type_)):
-        _check_iri(actor, "actor", rules._stu, out)
-    _check_iri(event.get("edApp"), "edApp", rules._app, out)
-
-
 def _check_iri(value: Any, path: str, rule: _IriRule, out: list[Issue]) -> None:
     """``value`` (an IRI string or an entity object) must have an id that ``rule`` accepts."""
     if type(value) is str:
-        if not rule.accepts(value):
+        if value not in rule.good and not rule.accepts(value):
             out.append(Issue(path, rule.message))
-    elif _is_object(value):
+    elif type(value) is dict or is_object(value):
         id_ = value.get("id")
         # a missing id is the Caliper rules' to report
-        if id_ is not None and (type(id_) is not str or not rule.accepts(id_)):
+        if id_ is not None and (
+            type(id_) is not str or (id_ not in rule.good and not rule.accepts(id_))
+        ):
             out.append(Issue(f"{path}.id", rule.message))
     elif value is not None:
         out.append(Issue(path, rule.message))
@@ -178,22 +228,10 @@ def _check_score(generated: Any, out: list[Issue]) -> None:
     if generated is None:
         out.append(Issue("generated", "required: a Score with extensions.scoreType"))
         return
-    if not _is_object(generated) or generated.get("type") != "Score":
+    if not is_object(generated) or generated.get("type") != "Score":
         out.append(Issue("generated", "must be a Score object"))
         return
     ext = generated.get("extensions")
-    score_type = ext.get("scoreType") if _is_object(ext) else None
-    if score_type not in SCORE_TYPES:
+    score_type = ext.get("scoreType") if is_object(ext) else None
+    if not isinstance(score_type, str) or score_type not in SCORE_TYPES:
         out.append(Issue("generated.extensions.scoreType", f"must be one of {sorted(SCORE_TYPES)}"))
-
-
-def _student_actor(event: Mapping[str, Any], type_: Any) -> bool:
-    """Whether this event type's actor must be the student (so an IRI actor is a STU)."""
-    if type_ == "SessionEvent":
-        return event.get("action") != "TimedOut"
-    return type_ in STUDENT_ACTOR
-
-
-def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    # dict first: isinstance against the Mapping ABC is slow, and this runs many times per event
-    return type(value) is dict or (type(value) is not str and isinstance(value, Mapping))

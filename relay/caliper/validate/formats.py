@@ -1,0 +1,80 @@
+"""The format checks of docs/caliper-rules.md#formats, each with a fast path for plain ASCII.
+
+The regexes in ``terms`` define the formats. Matching them costs microseconds on long values (an
+IRI of 100 characters), and every event carries values seen once (its id, its time, the ids of its
+attempt and score). So each check first tries a byte-level test that only accepts what the regex
+accepts (ASCII, the right shape); anything it does not accept goes to the regex, which decides.
+tests/unit/test_caliper_formats.py holds the fast paths to the regexes, character by character.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from relay.caliper.validate import terms as T
+
+# --- entity IRIs: T.ENTITY_IRI ----------------------------------------------------------------
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
+_GOOD_SCHEMES: set[str] = {"_", "http", "https", "urn"}  # "_": a blank node, "_:b0"
+# What T.ENTITY_IRI refuses after the scheme, in ASCII: str.isspace() characters and <>"{}|\^`
+_NOT_IN_IRI: Final = b' \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f<>"{}|\\^`'
+
+
+def is_entity_iri(value: str) -> bool:
+    """An absolute IRI or a blank node (``T.ENTITY_IRI``)."""
+    scheme, colon, rest = value.partition(":")
+    if (
+        colon
+        and rest
+        and rest.isascii()
+        and (scheme in _GOOD_SCHEMES or _known_scheme(scheme))
+        and len(rest.encode().translate(None, _NOT_IN_IRI)) == len(rest)
+    ):
+        return True
+    return T.ENTITY_IRI.match(value) is not None
+
+
+def _known_scheme(scheme: str) -> bool:
+    if _SCHEME.match(scheme) is None:
+        return False
+    if len(_GOOD_SCHEMES) >= 64:  # schemes are few; a client inventing many must not grow it
+        _GOOD_SCHEMES.clear()
+        _GOOD_SCHEMES.update(("_", "http", "https", "urn"))
+    _GOOD_SCHEMES.add(scheme)
+    return True
+
+
+# --- event ids: T.EVENT_ID --------------------------------------------------------------------
+_HEX_TO_0: Final = bytes.maketrans(b"0123456789abcdef", b"0" * 16)
+_UUID_SHAPE: Final = b"00000000-0000-0000-0000-000000000000"
+
+
+def is_event_id(value: str) -> bool:
+    """A ``urn:uuid:`` URN of a lowercase RFC 4122 UUID (``T.EVENT_ID``)."""
+    if (
+        len(value) == 45
+        and value.startswith("urn:uuid:")
+        and value.isascii()
+        and value[23] in "12345"
+        and value[28] in "89ab"
+        and value[9:].encode().translate(_HEX_TO_0) == _UUID_SHAPE
+    ):
+        return True
+    return T.EVENT_ID.match(value) is not None
+
+
+# --- date-times: T.DATETIME -------------------------------------------------------------------
+_DIGIT_TO_0: Final = bytes.maketrans(b"0123456789", b"0" * 10)
+_DATETIME_SHAPE: Final = b"0000-00-00T00:00:00.000Z"
+
+DateTimeFields = tuple[str, str, str, str, str, str]
+
+
+def datetime_fields(value: str) -> DateTimeFields | None:
+    """Year, month, day, hour, minute and second of a ``YYYY-MM-DDTHH:MM:SS.mmmZ`` date-time
+    (``T.DATETIME``), as the digits written; None when it is not one."""
+    if value.isascii() and value.encode().translate(_DIGIT_TO_0) == _DATETIME_SHAPE:
+        return value[0:4], value[5:7], value[8:10], value[11:13], value[14:16], value[17:19]
+    m = T.DATETIME.match(value)
+    return None if m is None else m.groups()  # type: ignore[return-value]
