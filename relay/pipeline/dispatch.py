@@ -29,6 +29,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   to the committed offset) reads those records again.
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
+- **Workers.** ``max_in_flight`` worker coroutines take the records whose turn has come (their
+  key's head) from a ready queue: no task per record. Revocation cancels a worker's current
+  record only (the worker catches that cancellation and takes the next record).
 
 ``process`` (and ``prepare``) handle their own rejections (dead-lettering is part of processing).
 Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
@@ -72,7 +75,9 @@ class _Entry(Generic[T, P]):
     keyed: bool = False
     joined: bool = False  # in its key's queue (keyed, and every earlier record of it too)
     size: int = 0
-    task: asyncio.Task[None] | None = None
+    started: bool = False  # handed to the workers (in the ready queue or being processed)
+    worker: asyncio.Task[None] | None = None  # the worker processing it now
+    unwound: asyncio.Future[None] | None = None  # set when its worker let go of it (revoke)
     done: bool = False
     revoked: bool = False
 
@@ -106,7 +111,9 @@ class Dispatcher(Generic[T, P]):
         self._bytes_room = asyncio.Event()
         self._bytes_room.set()
         self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
-        self._running = asyncio.Semaphore(max_in_flight)  # being processed
+        self._ready: deque[_Entry[T, P]] = deque()  # their key's head, waiting for a worker
+        self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
+        self._workers: list[asyncio.Task[None]] = []  # started with the first record
         self._partitions: dict[Hashable, deque[_Entry[T, P]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T, P]]] = {}  # unfinished, per key; head runs
         self._unkeyed: dict[Hashable, deque[_Entry[T, P]]] = {}  # per partition, offset order
@@ -217,18 +224,53 @@ class Dispatcher(Generic[T, P]):
             await asyncio.Event().wait()  # forever: a closed dispatcher admits nothing
 
     def _start(self, entry: _Entry[T, P]) -> None:
-        entry.task = asyncio.create_task(self._run(entry))
+        entry.started = True
+        self._ready.append(entry)
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_in_flight)]
+        while self._waiting:
+            wake = self._waiting.popleft()
+            if not wake.done():
+                wake.set_result(None)
+                break
 
-    async def _run(self, entry: _Entry[T, P]) -> None:
+    async def _work(self) -> None:
+        """One worker: process ready records one after another, for the dispatcher's life."""
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
+        ready = self._ready
+        while True:
+            if not ready:
+                wake = loop.create_future()
+                self._waiting.append(wake)
+                await wake
+                continue
+            entry = ready.popleft()
+            if not entry.revoked:
+                await self._run(entry, me)
+
+    async def _run(self, entry: _Entry[T, P], me: asyncio.Task[None]) -> None:
+        entry.worker = me
+        self._busy += 1
+        IN_FLIGHT.inc()
         try:
-            async with self._running:
-                await self._processing(cast(P, entry.prepared))
+            await self._process(cast(P, entry.prepared))
         except asyncio.CancelledError:
-            raise
+            if not entry.revoked:
+                raise  # the worker itself is cancelled (the loop is closing)
+            return
         except Exception as exc:
             if not entry.revoked:
                 self._fail(entry, exc)
             return
+        finally:
+            self._busy -= 1
+            IN_FLIGHT.dec()
+            entry.worker = None
+            if entry.unwound is not None:  # revoke cancelled it and waits for us to let go
+                me.uncancel()
+                entry.unwound.set_result(None)
         if entry.revoked:  # process swallowed the cancellation: its result is void
             return
         try:
@@ -237,15 +279,6 @@ class Dispatcher(Generic[T, P]):
             self._advance(entry.partition)
         except Exception as exc:  # an ack callback failed: as bad as a processing bug
             self._fail(entry, exc)
-
-    async def _processing(self, prepared: P) -> None:
-        self._busy += 1
-        IN_FLIGHT.inc()
-        try:
-            await self._process(prepared)
-        finally:
-            self._busy -= 1
-            IN_FLIGHT.dec()
 
     def _fail(self, entry: _Entry[T, P], exc: BaseException) -> None:
         # Type and frames only: the message (and a traceback's last line) may quote the record.
@@ -302,10 +335,13 @@ class Dispatcher(Generic[T, P]):
                 keyer.cancel()
                 keyers.append(keyer)
         touched: set[Hashable] = set()
+        unwinding: list[asyncio.Future[None]] = []
         for entry in dropped:
             entry.revoked = True
-            if entry.task is not None:
-                entry.task.cancel()
+            if entry.worker is not None:  # being processed: cancel that, not the worker
+                entry.unwound = asyncio.get_running_loop().create_future()
+                unwinding.append(entry.unwound)
+                entry.worker.cancel()
             chain = self._chains.get(entry.key) if entry.joined else None
             if chain is not None:
                 with contextlib.suppress(ValueError):  # done entries already left their chain
@@ -313,12 +349,12 @@ class Dispatcher(Generic[T, P]):
                 touched.add(entry.key)
             self._release(entry)
         # Let the cancelled work unwind before the next record of its key starts.
-        await _settle([e.task for e in dropped if e.task is not None] + keyers)
+        await _settle([*unwinding, *keyers])
         for key in touched:  # a revoked head frees its key for the next record of it
             chain = self._chains.get(key)
             if not chain:
                 self._chains.pop(key, None)
-            elif chain[0].task is None:
+            elif not chain[0].started:
                 self._start(chain[0])
         return len(dropped)
 
@@ -334,11 +370,13 @@ class Dispatcher(Generic[T, P]):
             log.warning(
                 "shutdown grace of %.1f s ran out: %d records not acknowledged", grace, left
             )
+        for worker in self._workers:  # idle now (or stuck past CANCEL_WAIT): nothing to do
+            worker.cancel()
         return finished
 
 
-async def _settle(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait (briefly) for cancelled tasks to unwind, so none still runs when we return."""
+async def _settle(tasks: list[asyncio.Future[None]]) -> None:
+    """Wait (briefly) for cancelled work to unwind, so none still runs when we return."""
     pending = [t for t in tasks if not t.done()]
     if pending:
         await asyncio.wait(pending, timeout=CANCEL_WAIT)
