@@ -11,6 +11,7 @@ raises API-level errors; which stage and reason they are for the record is decid
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -35,6 +36,7 @@ from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_decoded = functools.cache(RECORDS_DECODED.labels)  # per record type, bound once
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
@@ -188,7 +190,7 @@ class Pipeline:
         decoded = prepared.decoded
         if isinstance(decoded, Rejection):
             raise decoded
-        RECORDS_DECODED.labels(decoded.__class__.__name__).inc()
+        _decoded(decoded.__class__.__name__).inc()
         return decoded
 
     async def enrich(self, activity: Activity, attempts: Attempts) -> CourseContext:
