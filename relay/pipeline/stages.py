@@ -22,7 +22,7 @@ from relay.contract.activity import Activity, record_name
 from relay.contract.decode import Decoder, RegistryLookupRequired
 from relay.courses import CourseContext
 from relay.errors import Rejection, Stage, SystemicError, TransientError
-from relay.logs import bind_record
+from relay.logs import bind_record, start_record
 from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
@@ -136,7 +136,7 @@ class Pipeline:
         dispatcher prepares a partition's records in offset order, inside the window, so a cold
         cache never lets a student's later record overtake this one, and an unexpected error
         here blocks the partition instead of being acknowledged around. The only decode."""
-        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
         attempts = Attempts()
         try:
             decoded = predecode(self.decoder, record.value)
@@ -168,7 +168,8 @@ class Pipeline:
 
     async def _handle(self, prepared: Prepared) -> None:
         record = prepared.record
-        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        # A worker processes record after record: nothing of the previous one's context stays.
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
         attempts = RecordAttempts(decode=prepared.attempts)
         events: list[CaliperEvent] = []
         try:
