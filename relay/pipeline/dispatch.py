@@ -21,6 +21,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   only then, so a record whose key takes a while (a cold registry cache) is never overtaken by a
   later record of the same key. Preparing is part of the record's processing: if it raises, that
   is a processing bug like any other. A record submitted with its key is processed as it is.
+  ``prepare_now(item) -> (key, prepared) | None``, if given, is tried first, in ``submit``, when
+  nothing earlier of the partition waits to be keyed: the common case (a cached schema) is keyed
+  without a task of its own; None (I/O needed, or anything unusual) leaves it to ``prepare``.
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
   submitted (their offset order), each only once it and every record before it are done. A
   record that finishes early waits for its predecessors.
@@ -92,6 +95,7 @@ class Dispatcher(Generic[T, P]):
         max_pending: int,
         on_error: Callable[[T, BaseException], None] | None = None,
         prepare: Callable[[T], Awaitable[tuple[Hashable, P]]] | None = None,
+        prepare_now: Callable[[T], tuple[Hashable, P] | None] | None = None,
         max_pending_bytes: int | None = None,
         size: Callable[[T], int] = lambda _item: 0,
     ) -> None:
@@ -103,6 +107,7 @@ class Dispatcher(Generic[T, P]):
         self._ack = ack
         self._on_error = on_error
         self._prepare = prepare
+        self._prepare_now = prepare_now
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -180,6 +185,13 @@ class Dispatcher(Generic[T, P]):
         if unkeyed is None and not isinstance(key, _Unknown):
             self._join(entry, key)  # nothing earlier of its partition waits to be keyed
             return True
+        if unkeyed is None and self._prepare_now is not None:
+            keyed = self._prepare_now(item)
+            if keyed is not None:
+                entry.key, entry.prepared = keyed
+                entry.keyed = True
+                self._join(entry, entry.key)
+                return True
         if unkeyed is None:
             unkeyed = self._unkeyed[partition] = deque()
             self._keyers[partition] = asyncio.create_task(self._keying(partition, unkeyed))

@@ -117,6 +117,7 @@ class Runtime:
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
             prepare=pipeline.prepare,  # decoding, in the window, in offset order
+            prepare_now=pipeline.prepare_now,  # the same, when the schema is cached
             max_pending_bytes=s.max_pending_bytes,
             size=SourceRecord.size,
         )

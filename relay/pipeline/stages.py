@@ -151,6 +151,19 @@ class Pipeline:
         prepared = Prepared(record, decoded, attempts)
         return prepared.order_key, prepared
 
+    def prepare_now(self, record: SourceRecord) -> tuple[Hashable, Prepared] | None:
+        """The dispatcher's ``prepare_now``: ``prepare`` when decoding needs no I/O (the
+        schema is cached); None when the registry must be asked, or decoding raised a bug
+        (``prepare`` meets it again and deals with it)."""
+        try:
+            decoded = predecode(self.decoder, record.value)
+        except Exception:
+            return None
+        if decoded is None:
+            return None
+        prepared = Prepared(record, decoded)
+        return prepared.order_key, prepared
+
     async def handle(self, prepared: Prepared) -> None:
         try:
             await self._handle(prepared)
