@@ -108,8 +108,8 @@ async def test_revoking_a_partition_cancels_its_keying() -> None:
 class KeyedNow(Keyed):
     """``prepare_now`` keys every record at once except the ``slow`` ones (left to ``prepare``)."""
 
-    def __init__(self, slow: set[int] = frozenset()) -> None:
-        super().__init__(slow=slow)
+    def __init__(self, slow: set[int] | None = None) -> None:
+        super().__init__(slow=slow or set())
         self.now: list[int] = []
         self.dispatcher = Dispatcher(
             self.process,
