@@ -129,6 +129,10 @@ class Dispatcher(Generic[T, P]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        # The gauges read the counts when scraped: no locked update per record (one dispatcher
+        # per process; the latest one's counts are exported).
+        PENDING.set_function(lambda: self._count)
+        IN_FLIGHT.set_function(lambda: self._busy)
 
     @property
     def pending(self) -> int:
@@ -179,7 +183,6 @@ class Dispatcher(Generic[T, P]):
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
         self._bytes += entry.size
-        PENDING.inc()
         self._idle.clear()
         unkeyed = self._unkeyed.get(partition)
         if unkeyed is None and not isinstance(key, _Unknown):
@@ -265,7 +268,6 @@ class Dispatcher(Generic[T, P]):
     async def _run(self, entry: _Entry[T, P], me: asyncio.Task[None]) -> None:
         entry.worker = me
         self._busy += 1
-        IN_FLIGHT.inc()
         try:
             await self._process(cast(P, entry.prepared))
         except asyncio.CancelledError:
@@ -278,7 +280,6 @@ class Dispatcher(Generic[T, P]):
             return
         finally:
             self._busy -= 1
-            IN_FLIGHT.dec()
             entry.worker = None
             if entry.unwound is not None:  # revoke cancelled it and waits for us to let go
                 me.uncancel()
@@ -327,7 +328,6 @@ class Dispatcher(Generic[T, P]):
         self._bytes -= entry.size
         if not self.over_bytes:
             self._bytes_room.set()
-        PENDING.dec()
         self._slots.release()
         if self._count == 0:
             self._idle.set()
