@@ -262,8 +262,12 @@ class Dispatcher(Generic[T, P]):
                 await wake
                 continue
             entry = ready.popleft()
-            if not entry.revoked:
+            if entry.revoked:
+                continue
+            try:
                 await self._run(entry, me)
+            except Exception as exc:  # on_error itself raised: the worker stays, so does the block
+                log.error("reporting a processing bug failed: %s", outline(exc))
 
     async def _run(self, entry: _Entry[T, P], me: asyncio.Task[None]) -> None:
         entry.worker = me
