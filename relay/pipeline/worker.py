@@ -98,13 +98,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.agent(source, concurrency=1)
     async def relay(stream: faust.StreamT[bytes]) -> None:
-        records = stream.noack()  # type: ignore[attr-defined]
-        # What ``records.events()`` does, without its extra async generator per record.
-        async for _ in records:
-            event = records.current_event
-            if event is not None:
-                await runtime.submit(_source_record(event))
-                gate.update(runtime.dispatcher)
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            await runtime.submit(_source_record(event))
+            gate.update(runtime.dispatcher)
 
     # faust sends the partitions positionally: handler(app, partitions, signal=...)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
