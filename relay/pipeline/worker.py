@@ -65,9 +65,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_commit_interval=1.0,
         **_session(settings),
         stream_buffer_maxsize=max(4096, settings.pending_limit),
-        # The stream iterator takes a record already in its buffer without awaiting the
-        # channel (faust's pure-Python iterator always did; its Cython twin only with this).
-        cython_optimizations=True,
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
