@@ -4,9 +4,10 @@
      "message": "dead-lettered: deliver/api-rejected", "topic": "timeback.activity",
      "partition": 3, "offset": 1042, "event_id": "0f8e…"}
 
-The record context lives in a context variable: each record is processed in its own asyncio task
-(which copies the context), so ``bind_record(...)`` inside that task tags every line logged on its
-behalf, including the lines of the API client and the dead-letter writer. Payloads are never
+The record context lives in a context variable: a worker coroutine processes one record after
+another, starting each with ``start_record(...)`` (nothing of the previous record stays), and
+``bind_record(...)`` adds to it, so every line logged on the record's behalf is tagged, including
+the lines of the API client and the dead-letter writer. Payloads are never
 logged; as a last line of defence, bearer tokens and basic credentials are masked in every message.
 
 The Kafka clients log once per reconnect attempt per connection: a 2 s broker restart made over
@@ -85,6 +86,11 @@ def _short_path(filename: str) -> str:
     if not roots:
         return path.name
     return path.relative_to(max(roots, key=lambda r: len(r.parts))).as_posix()
+
+
+def start_record(**context: Any) -> None:
+    """Tag every log line of the current task with ``context`` alone: a new record's."""
+    _RECORD.set(context)
 
 
 def bind_record(**context: Any) -> None:

@@ -21,6 +21,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   only then, so a record whose key takes a while (a cold registry cache) is never overtaken by a
   later record of the same key. Preparing is part of the record's processing: if it raises, that
   is a processing bug like any other. A record submitted with its key is processed as it is.
+  ``prepare_now(item) -> (key, prepared) | None``, if given, is tried first, in ``submit``, when
+  nothing earlier of the partition waits to be keyed: the common case (a cached schema) is keyed
+  without a task of its own; None (I/O needed, or anything unusual) leaves it to ``prepare``.
 - **Contiguous acknowledgement.** Per partition, records are acknowledged in the order they were
   submitted (their offset order), each only once it and every record before it are done. A
   record that finishes early waits for its predecessors.
@@ -29,6 +32,9 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
   to the committed offset) reads those records again.
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
+- **Workers.** ``max_in_flight`` worker coroutines take the records whose turn has come (their
+  key's head) from a ready queue: no task per record. Revocation cancels a worker's current
+  record only (the worker catches that cancellation and takes the next record).
 
 ``process`` (and ``prepare``) handle their own rejections (dead-lettering is part of processing).
 Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
@@ -72,7 +78,9 @@ class _Entry(Generic[T, P]):
     keyed: bool = False
     joined: bool = False  # in its key's queue (keyed, and every earlier record of it too)
     size: int = 0
-    task: asyncio.Task[None] | None = None
+    started: bool = False  # handed to the workers (in the ready queue or being processed)
+    worker: asyncio.Task[None] | None = None  # the worker processing it now
+    unwound: asyncio.Future[None] | None = None  # set when its worker let go of it (revoke)
     done: bool = False
     revoked: bool = False
 
@@ -87,6 +95,7 @@ class Dispatcher(Generic[T, P]):
         max_pending: int,
         on_error: Callable[[T, BaseException], None] | None = None,
         prepare: Callable[[T], Awaitable[tuple[Hashable, P]]] | None = None,
+        prepare_now: Callable[[T], tuple[Hashable, P] | None] | None = None,
         max_pending_bytes: int | None = None,
         size: Callable[[T], int] = lambda _item: 0,
     ) -> None:
@@ -98,6 +107,7 @@ class Dispatcher(Generic[T, P]):
         self._ack = ack
         self._on_error = on_error
         self._prepare = prepare
+        self._prepare_now = prepare_now
         self.max_in_flight = max_in_flight
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -106,7 +116,9 @@ class Dispatcher(Generic[T, P]):
         self._bytes_room = asyncio.Event()
         self._bytes_room.set()
         self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
-        self._running = asyncio.Semaphore(max_in_flight)  # being processed
+        self._ready: deque[_Entry[T, P]] = deque()  # their key's head, waiting for a worker
+        self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
+        self._workers: list[asyncio.Task[None]] = []  # started with the first record
         self._partitions: dict[Hashable, deque[_Entry[T, P]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T, P]]] = {}  # unfinished, per key; head runs
         self._unkeyed: dict[Hashable, deque[_Entry[T, P]]] = {}  # per partition, offset order
@@ -117,6 +129,10 @@ class Dispatcher(Generic[T, P]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        # The gauges read the counts when scraped: no locked update per record (one dispatcher
+        # per process; the latest one's counts are exported).
+        PENDING.set_function(lambda: self._count)
+        IN_FLIGHT.set_function(lambda: self._busy)
 
     @property
     def pending(self) -> int:
@@ -167,12 +183,18 @@ class Dispatcher(Generic[T, P]):
         self._partitions.setdefault(partition, deque()).append(entry)
         self._count += 1
         self._bytes += entry.size
-        PENDING.inc()
         self._idle.clear()
         unkeyed = self._unkeyed.get(partition)
         if unkeyed is None and not isinstance(key, _Unknown):
             self._join(entry, key)  # nothing earlier of its partition waits to be keyed
             return True
+        if unkeyed is None and self._prepare_now is not None:
+            keyed = self._prepare_now(item)
+            if keyed is not None:
+                entry.key, entry.prepared = keyed
+                entry.keyed = True
+                self._join(entry, entry.key)
+                return True
         if unkeyed is None:
             unkeyed = self._unkeyed[partition] = deque()
             self._keyers[partition] = asyncio.create_task(self._keying(partition, unkeyed))
@@ -217,18 +239,55 @@ class Dispatcher(Generic[T, P]):
             await asyncio.Event().wait()  # forever: a closed dispatcher admits nothing
 
     def _start(self, entry: _Entry[T, P]) -> None:
-        entry.task = asyncio.create_task(self._run(entry))
+        entry.started = True
+        self._ready.append(entry)
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_in_flight)]
+        while self._waiting:
+            wake = self._waiting.popleft()
+            if not wake.done():
+                wake.set_result(None)
+                break
 
-    async def _run(self, entry: _Entry[T, P]) -> None:
+    async def _work(self) -> None:
+        """One worker: process ready records one after another, for the dispatcher's life."""
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
+        ready = self._ready
+        while True:
+            if not ready:
+                wake = loop.create_future()
+                self._waiting.append(wake)
+                await wake
+                continue
+            entry = ready.popleft()
+            if entry.revoked:
+                continue
+            try:
+                await self._run(entry, me)
+            except Exception as exc:  # on_error itself raised: the worker stays, so does the block
+                log.error("reporting a processing bug failed: %s", outline(exc))
+
+    async def _run(self, entry: _Entry[T, P], me: asyncio.Task[None]) -> None:
+        entry.worker = me
+        self._busy += 1
         try:
-            async with self._running:
-                await self._processing(cast(P, entry.prepared))
+            await self._process(cast(P, entry.prepared))
         except asyncio.CancelledError:
-            raise
+            if not entry.revoked:
+                raise  # the worker itself is cancelled (the loop is closing)
+            return
         except Exception as exc:
             if not entry.revoked:
                 self._fail(entry, exc)
             return
+        finally:
+            self._busy -= 1
+            entry.worker = None
+            if entry.unwound is not None:  # revoke cancelled it and waits for us to let go
+                me.uncancel()
+                entry.unwound.set_result(None)
         if entry.revoked:  # process swallowed the cancellation: its result is void
             return
         try:
@@ -237,15 +296,6 @@ class Dispatcher(Generic[T, P]):
             self._advance(entry.partition)
         except Exception as exc:  # an ack callback failed: as bad as a processing bug
             self._fail(entry, exc)
-
-    async def _processing(self, prepared: P) -> None:
-        self._busy += 1
-        IN_FLIGHT.inc()
-        try:
-            await self._process(prepared)
-        finally:
-            self._busy -= 1
-            IN_FLIGHT.dec()
 
     def _fail(self, entry: _Entry[T, P], exc: BaseException) -> None:
         # Type and frames only: the message (and a traceback's last line) may quote the record.
@@ -282,7 +332,6 @@ class Dispatcher(Generic[T, P]):
         self._bytes -= entry.size
         if not self.over_bytes:
             self._bytes_room.set()
-        PENDING.dec()
         self._slots.release()
         if self._count == 0:
             self._idle.set()
@@ -302,10 +351,13 @@ class Dispatcher(Generic[T, P]):
                 keyer.cancel()
                 keyers.append(keyer)
         touched: set[Hashable] = set()
+        unwinding: list[asyncio.Future[None]] = []
         for entry in dropped:
             entry.revoked = True
-            if entry.task is not None:
-                entry.task.cancel()
+            if entry.worker is not None:  # being processed: cancel that, not the worker
+                entry.unwound = asyncio.get_running_loop().create_future()
+                unwinding.append(entry.unwound)
+                entry.worker.cancel()
             chain = self._chains.get(entry.key) if entry.joined else None
             if chain is not None:
                 with contextlib.suppress(ValueError):  # done entries already left their chain
@@ -313,12 +365,12 @@ class Dispatcher(Generic[T, P]):
                 touched.add(entry.key)
             self._release(entry)
         # Let the cancelled work unwind before the next record of its key starts.
-        await _settle([e.task for e in dropped if e.task is not None] + keyers)
+        await _settle([*unwinding, *keyers])
         for key in touched:  # a revoked head frees its key for the next record of it
             chain = self._chains.get(key)
             if not chain:
                 self._chains.pop(key, None)
-            elif chain[0].task is None:
+            elif not chain[0].started:
                 self._start(chain[0])
         return len(dropped)
 
@@ -334,11 +386,13 @@ class Dispatcher(Generic[T, P]):
             log.warning(
                 "shutdown grace of %.1f s ran out: %d records not acknowledged", grace, left
             )
+        for worker in self._workers:  # idle now (or stuck past CANCEL_WAIT): nothing to do
+            worker.cancel()
         return finished
 
 
-async def _settle(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait (briefly) for cancelled tasks to unwind, so none still runs when we return."""
+async def _settle(tasks: list[asyncio.Future[None]]) -> None:
+    """Wait (briefly) for cancelled work to unwind, so none still runs when we return."""
     pending = [t for t in tasks if not t.done()]
     if pending:
         await asyncio.wait(pending, timeout=CANCEL_WAIT)

@@ -36,6 +36,11 @@ from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 
+# Per-record counters through their label children, bound once per topic (a label look-up takes
+# a lock and builds a tuple on every call).
+_consumed = functools.cache(RECORDS_CONSUMED.labels)
+_acked = functools.cache(RECORDS_ACKED.labels)
+
 Ack = Callable[[Any], None]  # acknowledges the transport's own handle of a record
 
 
@@ -112,6 +117,7 @@ class Runtime:
             max_pending=s.pending_limit,
             on_error=functools.partial(processing_bug, health),
             prepare=pipeline.prepare,  # decoding, in the window, in offset order
+            prepare_now=pipeline.prepare_now,  # the same, when the schema is cached
             max_pending_bytes=s.max_pending_bytes,
             size=SourceRecord.size,
         )
@@ -133,9 +139,10 @@ class Runtime:
     async def submit(self, record: SourceRecord) -> None:
         """Admit one record (waits for room in the window); its ``handle`` is acknowledged once
         it is done and every earlier record of its partition is done."""
-        await self.start()
-        assert self.dispatcher is not None
-        RECORDS_CONSUMED.labels(record.topic).inc()
+        if self.dispatcher is None:
+            await self.start()
+            assert self.dispatcher is not None
+        _consumed(record.topic).inc()
         partition = (record.topic, record.partition)
         # Nothing of the record is looked at here: decoding (to key it by its student) happens
         # in the window, so whatever it raises can never be acknowledged around.
@@ -144,7 +151,7 @@ class Runtime:
 
     def _ack(self, record: SourceRecord) -> None:
         self._ack_handle(record.handle)
-        RECORDS_ACKED.labels(record.topic).inc()
+        _acked(record.topic).inc()
         self.health.progressed()
 
     async def revoke(self, partitions: Iterable[Hashable]) -> None:
@@ -186,5 +193,8 @@ def processing_bug(health: Health, record: SourceRecord, exc: BaseException) -> 
     log.critical("%s: restart the relay (liveness now fails)", why)
 
 
+_lookups = functools.cache(COURSE_LOOKUPS.labels)
+
+
 def _observe_lookup(source: str, result: str) -> None:
-    COURSE_LOOKUPS.labels(source, result).inc()
+    _lookups(source, result).inc()

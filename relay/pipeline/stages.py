@@ -11,6 +11,7 @@ raises API-level errors; which stage and reason they are for the record is decid
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -21,7 +22,7 @@ from relay.contract.activity import Activity, record_name
 from relay.contract.decode import Decoder, RegistryLookupRequired
 from relay.courses import CourseContext
 from relay.errors import Rejection, Stage, SystemicError, TransientError
-from relay.logs import bind_record
+from relay.logs import bind_record, start_record
 from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
@@ -35,6 +36,7 @@ from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_decoded = functools.cache(RECORDS_DECODED.labels)  # per record type, bound once
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
@@ -134,7 +136,7 @@ class Pipeline:
         dispatcher prepares a partition's records in offset order, inside the window, so a cold
         cache never lets a student's later record overtake this one, and an unexpected error
         here blocks the partition instead of being acknowledged around. The only decode."""
-        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
         attempts = Attempts()
         try:
             decoded = predecode(self.decoder, record.value)
@@ -147,6 +149,19 @@ class Pipeline:
         except Exception as bug:
             decoded = await self._quarantined(record, bug)  # handle dead-letters it
         prepared = Prepared(record, decoded, attempts)
+        return prepared.order_key, prepared
+
+    def prepare_now(self, record: SourceRecord) -> tuple[Hashable, Prepared] | None:
+        """The dispatcher's ``prepare_now``: ``prepare`` when decoding needs no I/O (the
+        schema is cached); None when the registry must be asked, or decoding raised a bug
+        (``prepare`` meets it again and deals with it)."""
+        try:
+            decoded = predecode(self.decoder, record.value)
+        except Exception:
+            return None
+        if decoded is None:
+            return None
+        prepared = Prepared(record, decoded)
         return prepared.order_key, prepared
 
     async def handle(self, prepared: Prepared) -> None:
@@ -166,7 +181,8 @@ class Pipeline:
 
     async def _handle(self, prepared: Prepared) -> None:
         record = prepared.record
-        bind_record(topic=record.topic, partition=record.partition, offset=record.offset)
+        # A worker processes record after record: nothing of the previous one's context stays.
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
         attempts = RecordAttempts(decode=prepared.attempts)
         events: list[CaliperEvent] = []
         try:
@@ -188,7 +204,7 @@ class Pipeline:
         decoded = prepared.decoded
         if isinstance(decoded, Rejection):
             raise decoded
-        RECORDS_DECODED.labels(decoded.__class__.__name__).inc()
+        _decoded(decoded.__class__.__name__).inc()
         return decoded
 
     async def enrich(self, activity: Activity, attempts: Attempts) -> CourseContext:

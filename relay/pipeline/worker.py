@@ -25,7 +25,6 @@ from typing import Any
 
 import click
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from relay import __version__
@@ -36,7 +35,7 @@ from relay.kafka.login import await_login
 from relay.kafka.settings import describe
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
-from relay.pipeline import web
+from relay.pipeline import faust_sensor, web
 from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
 from relay.pipeline.commit_guard import CommitGuard
@@ -77,9 +76,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     if settings.faust_metrics:
         # faust's own sensor (messages, commits, rebalances) joins our registry under faust_*;
         # its page is a duplicate of /metrics, so it is mounted out of the way.
-        setup_prometheus_sensors(
-            app, pattern="/faust/metrics", registry=REGISTRY, name_prefix="faust"
-        )
+        faust_sensor.install(app, REGISTRY, pattern="/faust/metrics", prefix="faust")
     guard = CommitGuard()
     runtime = Runtime(settings, ack=_acknowledger(app, guard))
     source = app.topic(

@@ -332,3 +332,25 @@ async def test_a_record_larger_than_the_byte_bound_is_admitted_into_an_empty_win
     await asyncio.wait_for(feeder, 1)
     assert await h.dispatcher.drain(1)
     assert [r.n for r in h.acked] == [0, 1]
+
+
+async def test_a_worker_outlives_an_on_error_that_raises() -> None:
+    """One worker: record 0's processing raises and so does reporting it; the worker goes on
+    to record 1 (another partition), and partition 0 stays blocked."""
+    acked: list[int] = []
+
+    async def process(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("bug")
+
+    def on_error(n: int, exc: BaseException) -> None:
+        raise ValueError("the report failed too")
+
+    d: Dispatcher[int, int] = Dispatcher(
+        process, acked.append, max_in_flight=1, max_pending=4, on_error=on_error
+    )
+    await d.submit(0, partition=0, key=0)
+    await d.submit(1, partition=1, key=1)
+    await settle()
+    assert acked == [1]
+    assert d.pending == 1

@@ -103,3 +103,49 @@ async def test_revoking_a_partition_cancels_its_keying() -> None:
     await k.submit(Rec(4, 0, "ann"))  # the partition, assigned again, works
     await settle()
     assert k.acked == [4]
+
+
+class KeyedNow(Keyed):
+    """``prepare_now`` keys every record at once except the ``slow`` ones (left to ``prepare``)."""
+
+    def __init__(self, slow: set[int] | None = None) -> None:
+        super().__init__(slow=slow or set())
+        self.now: list[int] = []
+        self.dispatcher = Dispatcher(
+            self.process,
+            lambda rec: self.acked.append(rec.n),
+            max_in_flight=8,
+            max_pending=16,
+            prepare=self.prepare,
+            prepare_now=self.prepare_now,
+        )
+
+    def prepare_now(self, rec: Rec) -> tuple[str, Rec] | None:
+        if rec.n in self.gates:
+            return None
+        self.now.append(rec.n)
+        return rec.student, rec
+
+
+async def test_a_record_keyed_at_once_skips_prepare() -> None:
+    k = KeyedNow()
+    await k.submit(Rec(0, 0, "ann"), Rec(1, 0, "ann"), Rec(2, 1, "bob"))
+    await settle()
+    assert k.now == [0, 1, 2] and k.keyed == []
+    assert k.started == [0, 2, 1] and k.acked == [0, 2, 1]
+
+
+async def test_a_record_behind_one_waiting_for_prepare_is_not_keyed_at_once() -> None:
+    """Record 0 needs ``prepare`` (slow): record 1 of its partition, which ``prepare_now`` could
+    key, waits its turn behind it; the other partition is keyed at once."""
+    k = KeyedNow(slow={0})
+    await k.submit(Rec(0, 0, "ann"), Rec(1, 0, "ann"), Rec(2, 1, "bob"))
+    await settle()
+    assert k.now == [2] and k.started == [2]
+    k.gates[0].set()
+    await settle()
+    assert k.keyed == [0, 1]
+    assert k.started == [2, 0, 1] and k.acked == [2, 0, 1]
+    await k.submit(Rec(3, 0, "ann"))  # nothing waits to be keyed any more: at once again
+    await settle()
+    assert k.now == [2, 3] and k.acked == [2, 0, 1, 3]

@@ -1,0 +1,68 @@
+"""``FaustSensor`` exports the same faust_* series, with the same values, as faust's own
+``PrometheusMonitor`` fed the same per-message calls (each on a registry of its own)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from relay.pipeline.faust_sensor import FaustSensor, install
+from relay.pipeline.worker import create_app  # noqa: F401  (the module that installs it)
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created") and "runtime_ms" not in s.name  # clock-dependent
+    }
+
+
+def _feed(monitor: PrometheusMonitor, streams: list[object]) -> None:
+    """Messages over two topics and three partitions, through two streams, some acknowledged."""
+    for n in range(12):
+        tp = TP(f"topic-{n % 2}", n % 3)
+        message = SimpleNamespace(tp=tp, offset=100 + n, time_in=None)
+        stream = streams[n % 2]
+        monitor.on_message_in(tp, 100 + n, message)  # type: ignore[arg-type]
+        state = monitor.on_stream_event_in(tp, 100 + n, stream, None)  # type: ignore[arg-type]
+        monitor.on_stream_event_out(tp, 100 + n, stream, None, state)  # type: ignore[arg-type]
+        if n % 4:
+            monitor.on_message_out(tp, 100 + n, message)  # type: ignore[arg-type]
+
+
+class _Agent:
+    """A stream's owner as the monitor sees it (weakly referenced)."""
+
+
+def test_the_same_series_and_values_as_faust_s_own_sensor() -> None:
+    app = faust.App("sensor-test", broker="kafka://localhost:1", store="memory://")
+    streams: list[object] = [app.stream(app.channel()), app.stream(app.channel())]
+    for stream in streams:
+        stream.task_owner = _Agent()  # type: ignore[attr-defined]
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    _feed(PrometheusMonitor(metrics=FaustMetrics.create(theirs, "faust")), streams)
+    _feed(FaustSensor(metrics=FaustMetrics.create(ours, "faust")), streams)
+    expected = _samples(theirs)
+    assert any(name == "faust_messages_received_per_topics_partition" for name, _ in expected)
+    assert _samples(ours) == expected
+
+
+def test_install_makes_it_the_app_s_monitor_on_the_given_registry() -> None:
+    app = faust.App("sensor-install", broker="kafka://localhost:1", store="memory://")
+    registry = CollectorRegistry()
+    install(app, registry, pattern="/faust/metrics", prefix="faust")
+    assert isinstance(app.monitor, FaustSensor)
+    tp = TP("t", 0)
+    app.monitor.on_message_in(tp, 7, SimpleNamespace(tp=tp, offset=7, time_in=None))  # type: ignore[arg-type]
+    assert (
+        registry.get_sample_value(
+            "faust_messages_received_per_topics_partition", {"topic": "t", "partition": "0"}
+        )
+        == 7
+    )
