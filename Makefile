@@ -11,8 +11,10 @@ CLUSTER     := deploy/local/kafka/kafka-cluster.sh
 STAMP       := $(VENV)/.installed
 PYTEST_ARGS ?=
 # make test runs the suite on this many pytest-xdist workers, a test file per worker at a time
-# (each worker starts its own broker): the trials mostly wait on brokers and clocks, so two halve
-# the wall time on 2 cores. PYTEST_WORKERS=0 runs it in one process.
+# (each worker starts its own broker; the secured cluster's files are one unit, so one cluster),
+# longest files first (tests/scheduling.py; --no-loadscope-reorder keeps that order): the trials
+# mostly wait on brokers and clocks, so two halve the wall time on 2 cores. PYTEST_WORKERS=0 runs
+# it in one process.
 PYTEST_WORKERS ?= 2
 
 PROMETHEUS  := deploy/prometheus/install.sh
@@ -93,7 +95,7 @@ endif
 # bench-quix: the S9 peer's own virtualenv, so that its tests in tests/unit/test_bench.py run here
 # rather than skip
 test: setup kafka-fetch registry-fetch node-producer bench-quix prometheus
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 # The secured 3-broker cluster (``cluster`` fixture) and the Schema Registry (``schema_registry``,
-# ``registry_factory``), started only when a test asks for them.
-pytest_plugins = ["tests.kafka_cluster", "tests.registry"]
+# ``registry_factory``), started only when a test asks for them; how `make test` shares the files
+# among its workers (tests/scheduling.py).
+pytest_plugins = ["tests.kafka_cluster", "tests.registry", "tests.scheduling"]
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"

@@ -11,9 +11,11 @@ asks for the ``cluster`` fixture, stopped at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +94,27 @@ class Cluster:
 
         values = {k.removeprefix("RELAY_").lower(): v for k, v in self.relay_env(identity).items()}
         return confluent_config(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+
+    def settle_leaders(self, topic: str, timeout: float = 60.0) -> None:
+        """Move every partition of ``topic`` to its preferred leader and wait until it is there.
+        After a node restarts, the controller moves its partitions back to it on its own
+        (auto.leader.rebalance.enable, checked every 300 s): a leader read before that may
+        change in the middle of a trial."""
+        from confluent_kafka import ElectionType, TopicPartition
+
+        admin = self.admin()
+        deadline = time.monotonic() + timeout
+        while True:
+            metadata = admin.list_topics(topic, timeout=30).topics[topic].partitions
+            away = [p for p, m in metadata.items() if m.leader != m.replicas[0]]
+            if not away:
+                return
+            assert time.monotonic() < deadline, f"{topic} {away} not at their preferred leaders"
+            future = admin.elect_leaders(ElectionType.PREFERRED,
+                                         [TopicPartition(topic, p) for p in away])  # fmt: skip
+            with contextlib.suppress(Exception):  # a replica not yet in sync: try again
+                future.result(timeout=30)
+            time.sleep(0.5)
 
     def leaders(self, topic: str) -> dict[int, int]:
         """Partition -> the node that leads it (-1: none)."""

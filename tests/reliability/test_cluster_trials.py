@@ -7,9 +7,8 @@ Every trial reconciles produced vs delivered vs dead-lettered by event id (ledge
 - two brokers down (below min.insync, and the KRaft quorum lost): the dead-letter write cannot be
   acknowledged, the relay is not ready and commits nothing past that record; after recovery
   everything arrives.
-- credentials rotated: the SCRAM password changes on the broker; the relay restarted with the
-  stale secret is not ready, then exits non-zero after RELAY_KAFKA_LOGIN_GRACE with a log line
-  (no secret), and recovers with the new one.
+- credentials rotated: see test_scram_rotation.py (rotated while the relay runs, then a restart
+  with the stale secret, then with the new one).
 - scale out and in: replicas 1 -> 3 -> 1 while 5,000 records flow; duplicates reported.
 - a refused login (wrong SCRAM password): the relay stays up, not ready, with a metric.
 - DLQ denied (no WRITE ACL on it): a permanent dead-letter error named in /readyz; the partition
@@ -138,6 +137,10 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
     cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
 ) -> None:
     box = sandbox_factory()
+    # Read the coordinator once the leaders are where they stay: after the failover trial's
+    # restart of node 1 the controller hands node 1 its partitions back on its own; one run had
+    # node 1 coordinate the group by the time the others were killed, and timed out below.
+    cluster.settle_leaders("__consumer_offsets")
     names = cluster.names("twodown")
     while cluster.coordinator(names.group) == 1:
         # Coordinated by the surviving node, the group's commits fail (its offsets need 2
@@ -146,6 +149,7 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
         names = cluster.names("twodown")
     cluster.create_led_by(names, leader=1)
     s = secured_scenario(cluster, names, "two-brokers-down", box, tmp_path)
+    down = False
     try:
         plan = TrafficGenerator(students=10, seed=47).plan(400)
         poison = poison_for(plan, students=1, seed=9)[:1]  # one planted record, mid-stream
@@ -164,6 +168,7 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
                       if m.value() == poison[0].value]  # fmt: skip
         partition, offset = planted.partition() or 0, planted.offset() or 0
 
+        down = True
         cluster.kill(2)
         cluster.kill(3)  # one node left: below min.insync, and no KRaft quorum
         box.clear_faults()  # the API is back: the relay reads on and meets the planted record
@@ -179,6 +184,7 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
         assert not s.dlq_watch.letters, "a dead letter was written below min.insync"
 
         cluster.start(2, 3)
+        down = False
         s.wait_complete(timeout=300, alive=[relay])
         wait_for(lambda: relay.readyz() == 200, 120, "/readyz 200 again", relay.check_alive)
         wait_for(lambda: (committed(cluster, names, partition) or 0) > offset, 120,
@@ -192,6 +198,8 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
         report(figures)
     finally:
         s.close()
+        if down:  # the next trials need all three nodes
+            cluster.start(2, 3)
 
     assert during is None or during <= offset, "committed past an unwritten dead letter"
     assert figures.lost == 0, figures.problems
@@ -199,55 +207,6 @@ def test_two_brokers_down_blocks_the_dead_letter_and_recovers(
     # its retry: a dead-letter duplicate (reported), never a missing one.
     assert figures.dlq_missing == 0 and figures.dlq_wrong_reason == 0, figures.problems
     assert figures.dlq_unexpected == 0 and figures.duplicate_mismatch == 0, figures.problems
-
-
-ROTATING_USER = "relay-rotating"
-
-
-def test_rotated_scram_password_is_reported_and_recovers_with_the_new_secret(
-    cluster: Cluster, sandbox_factory: SandboxFactory, tmp_path: Path, report: Report
-) -> None:
-    """The password changes on the broker; the pod restarts before its secret is updated (stale
-    secret), then again with the new one. Its own SCRAM user: the session's `relay` user stays."""
-    old, new = f"old-{uuid.uuid4().hex}", f"new-{uuid.uuid4().hex}"
-    cluster.set_password(ROTATING_USER, old)
-    box = sandbox_factory()
-    names = cluster.names("rotate")
-    cluster.grant(names)  # the operator's grants (the test produces as the operator)
-    cluster.grant(names, principal=f"User:{ROTATING_USER}")
-    s = secured_scenario(cluster, names, "credentials-rotated", box, tmp_path)
-    try:
-        plan = TrafficGenerator(students=10, seed=53).plan(400)
-        expected = expectations(plan)
-        s.seed_roster(plan)
-        login = {"RELAY_KAFKA_SASL_USERNAME": ROTATING_USER, "RELAY_KAFKA_SASL_PASSWORD": old}
-        relay = s.relay("a", **(cluster.relay_env("scram") | login)).start()
-        s.produce(expected[:200], wait=True)
-        s.wait_progress(0.99, timeout=180, alive=[relay])
-
-        cluster.set_password(ROTATING_USER, new)  # rotated on the broker
-        assert relay.terminate() == 0
-        relay.start()  # the stale secret
-        wait_for(lambda: not relay.alive, 90, "the relay with a stale secret to stop")
-        stale_exit = relay.returncode
-        stale_log = relay.logs()
-        s.produce(expected[200:], wait=True)  # traffic goes on while the relay is down
-
-        relay.env["RELAY_KAFKA_SASL_PASSWORD"] = new
-        relay.start()
-        s.wait_complete(timeout=240, alive=[relay])
-        wait_for(lambda: relay.readyz() == 200, 60, "/readyz 200 with the new secret")
-        figures = s.finish()
-        figures.notes.update(stale_secret_exit=stale_exit, starts=relay.starts)
-        report(figures)
-    finally:
-        s.close()
-
-    assert stale_exit not in (None, 0), "a relay that cannot log in must not look healthy"
-    assert "SaslAuthenticationFailed" in stale_log or "invalid credentials" in stale_log
-    assert old not in relay.logs() and new not in relay.logs(), "a secret reached the log"
-    assert figures.lost == 0, figures.problems
-    assert figures.duplicate_mismatch == 0 and figures.dlq_total == 0, figures.problems
 
 
 def test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric(

@@ -9,6 +9,13 @@ restart (Kubernetes, here the test) reads the new secret; then everything arrive
 nothing dead-lettered. The bound comes from relay/pipeline/auth_watch.py: RELAY_KAFKA_LOGIN_GRACE
 + two login intervals + the login timeout + RELAY_SHUTDOWN_GRACE; the wait below is only a guard
 against a relay that never exits, and the time it took is reported.
+
+Between the two, the pod restarts once before its secret is updated (the stale secret): it must
+not start (/readyz 503, a counted refusal, a log naming the refused login and no secret) and must
+exit non-zero after the grace (relay/kafka/login.py's ``await_login``, the start's own path). This
+was a trial of its own in test_cluster_trials.py with a second SCRAM user, topics and relay; the
+start path is the same code for SCRAM-SHA-256 and -512, and the -512 refusal at start stays
+covered there (``test_a_refused_kafka_login_keeps_the_relay_up_not_ready_with_a_metric``).
 """
 
 from __future__ import annotations
@@ -87,7 +94,15 @@ def test_a_password_rotated_while_running_makes_the_relay_exit_and_recover(
             raise AssertionError(f"{exc}; /readyz said {not_ready or '200'}") from None
         exit_after = time.monotonic() - rotated
         status = relay.returncode
-        stale_log = relay.logs()
+        watch_log = relay.logs()
+
+        relay.start()  # restarted before its secret was updated: the stale one
+        wait_for(lambda: relay.readyz() == 503, 60, "/readyz 503 with the stale secret",
+                 relay.check_alive)  # fmt: skip
+        stale_refusals = relay.metric("kafka_auth_failures") or 0
+        wait_for(lambda: not relay.alive, EXIT_GUARD, "the relay with a stale secret to exit")
+        stale_exit = relay.returncode
+        stale_log = relay.log_files[-1].read_text(errors="replace")
 
         relay.env["RELAY_KAFKA_SASL_PASSWORD"] = new  # the restart reads the rotated secret
         relay.start()
@@ -99,6 +114,7 @@ def test_a_password_rotated_while_running_makes_the_relay_exit_and_recover(
             exit_after_rotation_s=round(exit_after, 1),
             exit_guard_s=EXIT_GUARD,
             readyz_while_refused=not_ready.get("reasons", {}),
+            stale_secret_exit=stale_exit,
             starts=relay.starts,
         )
         report(figures)
@@ -107,7 +123,10 @@ def test_a_password_rotated_while_running_makes_the_relay_exit_and_recover(
 
     assert status == 1, "a relay whose login is refused must exit non-zero"
     assert "SASL login" in not_ready.get("reasons", {}).get("kafka_login", ""), not_ready
-    assert "RELAY_KAFKA_LOGIN_GRACE" in stale_log
+    assert "RELAY_KAFKA_LOGIN_GRACE" in watch_log
+    assert stale_exit not in (None, 0), "a relay that cannot log in must not look healthy"
+    assert stale_refusals > 0, "the stale secret's refusals were not counted"
+    assert "SaslAuthenticationFailed" in stale_log or "invalid credentials" in stale_log
     assert old not in relay.logs() and new not in relay.logs(), "a secret reached the log"
     assert figures.lost == 0, figures.problems
     assert figures.duplicate_mismatch == 0, "a redelivered event differs from the first"
