@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from relay.health import Condition, Health
-from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT, RETRIES
+from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT_BY, RETRIES_BY
 from relay.resilience import (
     Attempts,
     Backoff,
@@ -170,9 +170,9 @@ class Deliverer:
         try:
             result = await self._deliver(payload, event_type, 1, attempts)
         except RequestRejected:
-            EVENTS_SENT.labels(type=event_type, outcome="rejected").inc()
+            EVENTS_SENT_BY(event_type, "rejected").inc()
             raise
-        EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+        EVENTS_SENT_BY(event_type, result.outcome.value).inc()
         return result
 
     async def deliver_envelope(
@@ -192,7 +192,7 @@ class Deliverer:
         )
         if result.outcome is Outcome.DELIVERED:
             for event_type in event_types:
-                EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+                EVENTS_SENT_BY(event_type, result.outcome.value).inc()
         return result
 
     async def _deliver(
@@ -362,7 +362,7 @@ class Deliverer:
             log.error("systemic failure, retrying slowly: %s", failure.error)
             return
         endpoint, cause = _labels(failure.error)
-        RETRIES.labels(endpoint=endpoint, cause=cause).inc()
+        RETRIES_BY(endpoint, cause).inc()
         if failure.charged and self._health is not None:
             self._health.spending()
 
