@@ -316,6 +316,7 @@ class TimeBackClient:
             extensions=self._extensions,
         )
         request.read()  # the body in memory: ``request.content``, as ``content=`` leaves it
+        request.headers.encoding = "ascii"  # as they were prepared: nothing to detect per request
         return request
 
     def _url(self, path: str, params: dict[str, str | int] | None) -> httpx.URL:
@@ -335,7 +336,9 @@ class TimeBackClient:
         )
 
     def _retry_after(self, response: httpx.Response) -> float | None:
-        if "retry-after" not in response.headers:
+        """The answer's ``Retry-After``, capped; read only where the gate heeds it (a 429 or a
+        5xx pauses every request), so a success never scans its headers."""
+        if response.status_code < 400 or "retry-after" not in response.headers:
             return None
         cap = self.config.retry_after_cap
         return parse_retry_after(response.headers["retry-after"], now=datetime.now(UTC), cap=cap)

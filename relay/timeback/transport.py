@@ -189,7 +189,10 @@ def _response(
 
 async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of the body, and whether that was all of it."""
-    kept = bytearray()
+    first = await content.read(limit)
+    if not first or content.at_eof():  # the common case: a small answer, whole in one read
+        return first, True
+    kept = bytearray(first)
     while len(kept) < limit:
         chunk = await content.read(limit - len(kept))
         if not chunk:
