@@ -104,8 +104,7 @@ class ConcurrencyLimit:
     # --- the semaphore ----------------------------------------------------------------------
 
     async def acquire(self) -> None:
-        if self.in_flight < self.limit and not self._waiters:
-            self._take()
+        if self.try_acquire():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -117,6 +116,13 @@ class ConcurrencyLimit:
             else:
                 self._waiters.remove(waiter)
             raise
+
+    def try_acquire(self) -> bool:
+        """A place at once if one is free and nobody queues for it (no waiting)."""
+        if self.in_flight < self.limit and not self._waiters:
+            self._take()
+            return True
+        return False
 
     def release(self) -> None:
         self.in_flight -= 1

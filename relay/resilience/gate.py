@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 
 from relay.metrics import (
     API_PAUSES,
@@ -85,18 +86,40 @@ _PREPAID: ContextVar[_Prepaid | None] = ContextVar("relay_gate_prepaid", default
 
 
 class Slot:
-    """One request's passage: tell it the answer (``answered``) before leaving."""
+    """One request's passage, an async context manager (``RequestGate.slot``): tell it the
+    answer (``answered``) before leaving."""
 
-    __slots__ = ("retry_after", "started", "status")
+    __slots__ = ("_gate", "retry_after", "started", "status")
 
-    def __init__(self, started: float) -> None:
-        self.started = started
+    def __init__(self, gate: RequestGate) -> None:
+        self._gate = gate
+        self.started = 0.0
         self.status: int | None = None
         self.retry_after: float | None = None
 
     def answered(self, status: int, retry_after: float | None = None) -> None:
         self.status = status
         self.retry_after = retry_after
+
+    async def __aenter__(self) -> Slot:
+        self.started = await self._gate._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        gate = self._gate
+        try:
+            if exc_type is None:
+                gate._observe(_signal(self.status), self)
+            elif not issubclass(exc_type, asyncio.CancelledError):  # cancelled: no verdict
+                # raised after an answer (the caller's verdict on it), or no answer at all
+                gate._observe(Signal.FAILED if self.status is None else _signal(self.status), self)
+        finally:
+            gate.concurrency.release()
 
 
 class RequestGate:
@@ -148,26 +171,23 @@ class RequestGate:
         finally:
             _PREPAID.reset(reset)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    def slot(self) -> Slot:
+        """One request's passage: ``async with gate.slot() as slot`` (module doc)."""
+        return Slot(self)
+
+    async def _enter(self) -> float:
+        """Admit one request; the time it was admitted."""
         prepayment = _PREPAID.get()
         prepaid = prepayment is not None and not prepayment.used
         if prepayment is not None:
             prepayment.used = True  # its token was taken ahead (``paced``)
+        now = self._clock()
+        # The common case, decided without waiting: no pause, a place free, no token to take.
+        metered = self.bucket is not None and not prepaid
+        if self.pause.until <= now and not metered and self.concurrency.try_acquire():
+            return now
         await self._admit(prepaid)
-        slot = Slot(self._clock())
-        try:
-            yield slot
-        except asyncio.CancelledError:
-            raise  # no verdict on the API
-        except BaseException:
-            # raised after an answer (the caller's verdict on it), or no answer at all
-            self._observe(Signal.FAILED if slot.status is None else _signal(slot.status), slot)
-            raise
-        else:
-            self._observe(_signal(slot.status), slot)
-        finally:
-            self.concurrency.release()
+        return self._clock()
 
     async def _admit(self, prepaid: bool = False) -> None:
         paused = await self.pause.wait()

@@ -130,8 +130,8 @@ class Retry:
         attempt = 0
         failures = 0  # of this run: the rate hears of the first only
         while True:
-            if self.breaker is not None:
-                await self.breaker.wait_allowed()
+            if self.breaker is not None and self.breaker.state is not CircuitState.CLOSED:
+                await self.breaker.wait_allowed()  # closed: it would return at once
             attempts.count += 1
             started = self.clock()
             verdict: Verdict | None = None

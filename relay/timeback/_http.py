@@ -13,7 +13,7 @@ import aiohttp
 import httpx
 import orjson
 
-from relay.metrics import HTTP_LATENCY, HTTP_REQUESTS, status_class
+from relay.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, status_class
 from relay.timeback.errors import ApiTransientError
 from relay.timeback.transport import BODY_LIMIT, read_capped
 
@@ -58,8 +58,8 @@ async def send(
 
 def observe(endpoint: str, status: int | None, started: float) -> None:
     """Count one request (``status`` None: no response) and its latency since ``started``."""
-    HTTP_REQUESTS.labels(endpoint=endpoint, status_class=status_class(status)).inc()
-    HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    HTTP_REQUESTS_BY(endpoint, status_class(status)).inc()
+    HTTP_LATENCY_BY(endpoint).observe(time.perf_counter() - started)
 
 
 def network_cause(exc: httpx.TransportError) -> str:

@@ -48,6 +48,7 @@ from relay.timeback.responses import Outcome, classify, parse_retry_after, trans
 from relay.timeback.transport import ApiTransport
 
 EVENTS_PATH: Final = "/events/1.0"
+EVENTS_ROUTE: Final = f"POST {EVENTS_PATH}"
 JSON: Final = {"Content-Type": "application/json", "Accept": "application/json"}
 # path collection -> wrapper key of a rostering PUT body
 ENTITIES: Final = {
@@ -133,6 +134,12 @@ class TimeBackClient:
         self._events_url = httpx.URL(self._base + EVENTS_PATH.lstrip("/"))
         self._headers = {"User-Agent": f"timeback-relay/{__version__}"}
         self._extensions = {"timeout": config.timeouts().as_dict()}
+        self._deadline = config.effective_deadline
+        # the events POST's headers, prepared once (Host and Content-Length as httpx adds them)
+        self._events_headers = httpx.Headers(
+            {"Host": self._events_url.netloc.decode("ascii"), **self._headers, **JSON}
+        ).raw
+        self._bearer: tuple[str, tuple[bytes, bytes]] = ("", (b"", b""))  # token, its header
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=config.timeouts(),
@@ -172,11 +179,12 @@ class TimeBackClient:
 
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
         """POST one serialized Caliper event: one attempt (one 401 refresh included)."""
-        route = f"POST {EVENTS_PATH}"
         async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
-            response = await self._authorized("POST", "events", EVENTS_PATH, route, payload, JSON)
+            response = await self._authorized(
+                "POST", "events", EVENTS_PATH, EVENTS_ROUTE, payload, JSON
+            )
             slot.answered(response.status_code, self._retry_after(response))
-        outcome = self._check(response, "events", route)
+        outcome = self._check(response, "events", EVENTS_ROUTE)
         if outcome is Outcome.REJECTED:
             raise EventRejected(
                 f"the API refused the {event_type} with HTTP {response.status_code}"
@@ -260,14 +268,11 @@ class TimeBackClient:
         url = self._url(path, params)
         for first in (True, False):
             token = await self.auth.token()
-            request = httpx.Request(
-                method,
-                url,
-                content=content,
-                headers={**self._headers, **(headers or {}), "Authorization": f"Bearer {token}"},
-                extensions=self._extensions,
-            )
-            response = await self._send(request, endpoint, f"{method} {endpoint}")
+            if url is self._events_url:
+                request = self._events_request(content or b"", token)
+            else:
+                request = self._request(method, url, content, headers, token)
+            response = await self._send(request, endpoint, method)
             if response.status_code != 401:
                 return response
             self.auth.invalidate(token)
@@ -275,24 +280,65 @@ class TimeBackClient:
                 break
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
 
+    def _request(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+        token: str,
+    ) -> httpx.Request:
+        authorization = {"Authorization": f"Bearer {token}"}
+        return httpx.Request(
+            method,
+            url,
+            content=content,
+            headers={**self._headers, **(headers or {}), **authorization},
+            extensions=self._extensions,
+        )
+
+    def _events_request(self, payload: bytes, token: str) -> httpx.Request:
+        """The events POST from headers prepared once (Authorization once per token), its body
+        a stream in memory, read: the request ``httpx.Request(content=...)`` builds, without
+        merging and normalising every header and encoding the body again per event."""
+        if self._bearer[0] != token:
+            self._bearer = (token, (b"Authorization", f"Bearer {token}".encode("ascii")))
+        headers = [
+            *self._events_headers,
+            self._bearer[1],
+            (b"Content-Length", b"%d" % len(payload)),
+        ]
+        request = httpx.Request(
+            "POST",
+            self._events_url,
+            headers=headers,
+            stream=httpx.ByteStream(payload),
+            extensions=self._extensions,
+        )
+        request.read()  # the body in memory: ``request.content``, as ``content=`` leaves it
+        request.headers.encoding = "ascii"  # as they were prepared: nothing to detect per request
+        return request
+
     def _url(self, path: str, params: dict[str, str | int] | None) -> httpx.URL:
         """``path`` under the base URL (its own path kept, as httpx's ``base_url`` does)."""
         if path == EVENTS_PATH and not params:
             return self._events_url  # parsed once: the hot path
         return httpx.URL(self._base + path.lstrip("/"), params=params)
 
-    async def _send(self, request: httpx.Request, endpoint: str, what: str) -> httpx.Response:
+    async def _send(self, request: httpx.Request, endpoint: str, method: str) -> httpx.Response:
         """One send within the total deadline (``_http.send``)."""
         return await send(
             self._transport.handle_async_request,
             request,
             endpoint=endpoint,
-            what=f"{what}: no response",
-            deadline=self.config.effective_deadline,
+            what=_NO_RESPONSE.get((method, endpoint)) or f"{method} {endpoint}: no response",
+            deadline=self._deadline,
         )
 
     def _retry_after(self, response: httpx.Response) -> float | None:
-        if "retry-after" not in response.headers:
+        """The answer's ``Retry-After``, capped; read only where the gate heeds it (a 429 or a
+        5xx pauses every request), so a success never scans its headers."""
+        if response.status_code < 400 or "retry-after" not in response.headers:
             return None
         cap = self.config.retry_after_cap
         return parse_retry_after(response.headers["retry-after"], now=datetime.now(UTC), cap=cap)
@@ -338,6 +384,7 @@ def environment_proxy(url: str) -> httpx.Proxy | None:
     return httpx.Proxy(proxy) if proxy else None
 
 
+_NO_RESPONSE: Final = {("POST", "events"): "POST events: no response"}  # the hot path's
 _HINT = "the relay is misconfigured; check RELAY_API_BASE_URL"
 _HINTS = {
     401: "the credentials are not accepted; check RELAY_CLIENT_ID and RELAY_CLIENT_SECRET",

@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from relay.health import Condition, Health
-from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT, RETRIES
+from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT_BY, RETRIES_BY
 from relay.resilience import (
     Attempts,
     Backoff,
@@ -95,7 +95,7 @@ class EventSender(Protocol):
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hold:
     """One request's systemic answers: when the first came (``clock`` time) and its status;
     ``events``: how many events the request carries (what EVENTS_HELD counts); ``own``: a
@@ -143,7 +143,8 @@ class Deliverer:
         self._taken_at = -math.inf  # when the API last took a request (clock time)
         self._canary: _Canary | None = None  # the last event the API took: sent again as proof
         self._proving: asyncio.Future[None] | None = None  # the canary in flight
-        self._taken = asyncio.Event()  # set (and replaced) whenever a request is taken
+        self._taken = asyncio.Event()  # set (and replaced) when a request is taken and awaited
+        self._awaiting = 0  # attempts waiting on ``_taken``
         self._sending = 0  # attempts in flight
         self._held: Counter[int] = Counter()  # events held, by systemic status
         API_FAILURE_RATE.set_function(lambda: self.rate.rate)
@@ -170,9 +171,9 @@ class Deliverer:
         try:
             result = await self._deliver(payload, event_type, 1, attempts)
         except RequestRejected:
-            EVENTS_SENT.labels(type=event_type, outcome="rejected").inc()
+            EVENTS_SENT_BY(event_type, "rejected").inc()
             raise
-        EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+        EVENTS_SENT_BY(event_type, result.outcome.value).inc()
         return result
 
     async def deliver_envelope(
@@ -192,7 +193,7 @@ class Deliverer:
         )
         if result.outcome is Outcome.DELIVERED:
             for event_type in event_types:
-                EVENTS_SENT.labels(type=event_type, outcome=result.outcome.value).inc()
+                EVENTS_SENT_BY(event_type, result.outcome.value).inc()
         return result
 
     async def _deliver(
@@ -215,7 +216,10 @@ class Deliverer:
             )
         finally:
             self._release(hold)
-        return replace(result, attempts=attempts.count - before)
+        made = attempts.count - before
+        if result.attempts == made:  # the first attempt's result, as it is: nothing to copy
+            return result
+        return SendResult(result.status, result.outcome, made, result.body)
 
     async def _attempt(self, payload: bytes, what: str, hold: _Hold, canary: _Canary) -> SendResult:
         started = self._clock()
@@ -251,8 +255,9 @@ class Deliverer:
         self._taken_at = self._clock()
         if canary is not None:
             self._canary = canary
-        self._taken.set()  # wakes those waiting for evidence; a fresh event serves the next
-        self._taken = asyncio.Event()
+        if self._awaiting:  # wakes those waiting for evidence; a fresh event serves the next
+            self._taken.set()
+            self._taken = asyncio.Event()
 
     # -- evidence: does the API take other events while this one fails? ------------------------
 
@@ -301,8 +306,12 @@ class Deliverer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._taken.wait(), remaining)
+            self._awaiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._taken.wait(), remaining)
+            finally:
+                self._awaiting -= 1
         return self._taken_at >= started
 
     async def _send_canary(self, canary: _Canary) -> None:
@@ -362,7 +371,7 @@ class Deliverer:
             log.error("systemic failure, retrying slowly: %s", failure.error)
             return
         endpoint, cause = _labels(failure.error)
-        RETRIES.labels(endpoint=endpoint, cause=cause).inc()
+        RETRIES_BY(endpoint, cause).inc()
         if failure.charged and self._health is not None:
             self._health.spending()
 

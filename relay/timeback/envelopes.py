@@ -47,7 +47,7 @@ import orjson
 
 from relay.caliper.events import CONTEXT
 from relay.caliper.ids import format_time
-from relay.metrics import ENVELOPES
+from relay.metrics import ENVELOPES_BY
 from relay.resilience import Attempts, RetriesExhausted
 from relay.timeback.client import SendResult
 from relay.timeback.errors import RequestRejected
@@ -327,7 +327,7 @@ class EnvelopeBatcher:
             return _split(batch, f"HTTP {result.status}")
         if not envelope_taken(result.status, result.body):
             return _split(batch, f"HTTP {result.status} taking only part of it")
-        ENVELOPES.labels(outcome="delivered").inc()
+        ENVELOPES_BY("delivered").inc()
         for p in batch:
             p.settle(result)
         return True
@@ -342,7 +342,7 @@ class EnvelopeBatcher:
 def _split(batch: list[_Pending], why: str) -> bool:
     """Log and count an envelope to be split; False, for ``_send_envelope`` to return."""
     log.info("an envelope of %d events: %s; split to find which", len(batch), why)
-    ENVELOPES.labels(outcome="split").inc()
+    ENVELOPES_BY("split").inc()
     return False
 
 

@@ -150,6 +150,30 @@ async def read_capped(response: httpx.Response) -> httpx.Response:
     return _response(status, headers, body[:limit], response.request, cut=cut)
 
 
+class ReadResponse(httpx.Response):
+    """An ``httpx.Response`` whose body the transport read already: made from a byte stream with
+    its content set, the state ``Response.read()`` leaves. ``Response(content=...)`` reaches
+    the same state through httpx's encoding, decoding and chunking layers, which cost ten times
+    this for the relay's small answers (bench/NOTES-client.md)."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        request: httpx.Request,
+        extensions: dict[str, Any],
+    ) -> None:
+        super().__init__(
+            status,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            request=request,
+            extensions=extensions,
+        )
+        self._content = body  # what ``read()`` caches: the whole (decoded, capped) body
+
+
 def _response(
     status: int,
     headers: Iterable[tuple[bytes, bytes]],
@@ -158,18 +182,17 @@ def _response(
     *,
     cut: bool,
 ) -> httpx.Response:
-    return httpx.Response(
-        status,
-        headers=[(k, v) for k, v in headers if k.lower() not in _ENCODING_HEADERS],
-        content=body,
-        request=request,
-        extensions={"http_version": b"HTTP/1.1", _READ: cut},
-    )
+    kept = [(k, v) for k, v in headers if k.lower() not in _ENCODING_HEADERS]
+    kept.append((b"Content-Length", b"%d" % len(body)))  # of the body as handed back
+    return ReadResponse(status, kept, body, request, {"http_version": b"HTTP/1.1", _READ: cut})
 
 
 async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of the body, and whether that was all of it."""
-    kept = bytearray()
+    first = await content.read(limit)
+    if not first or content.at_eof():  # the common case: a small answer, whole in one read
+        return first, True
+    kept = bytearray(first)
     while len(kept) < limit:
         chunk = await content.read(limit - len(kept))
         if not chunk:

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
-from relay import wiring
+from relay import __version__, wiring
 from relay.config import Settings
 from relay.errors import SystemicError
-from relay.metrics import HTTP_REQUESTS, REGISTRY, SYSTEMIC_ERRORS
+from relay.metrics import HTTP_REQUESTS, HTTP_REQUESTS_BY, REGISTRY, SYSTEMIC_ERRORS
 from relay.pipeline.stages import rejection_of
 from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
@@ -391,3 +391,52 @@ async def test_no_secret_or_token_anywhere(api: FakeApi, client: TimeBackClient)
     for text in texts:
         assert SECRET not in text
         assert "eyJ-token" not in text
+
+
+# --- the prepared events request ----------------------------------------------------------
+
+
+async def test_the_events_post_is_the_request_httpx_would_build(
+    api: FakeApi, client: TimeBackClient
+) -> None:
+    """Prepared headers and a body stream read at once: the same headers, values and body
+    ``httpx.Request(content=...)`` gives, the Authorization of the token in use."""
+    await client.send_event(EVENT, event_type="GradeEvent")
+    sent = api.calls("/events/1.0")[0]
+    token = sent.headers["authorization"].removeprefix("Bearer ")
+    built = httpx.Request(
+        "POST",
+        f"{BASE}/events/1.0",
+        content=EVENT,
+        headers={
+            "User-Agent": f"timeback-relay/{__version__}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+    )
+    assert token == "eyJ-token-1"
+    assert sorted(sent.headers.multi_items()) == sorted(built.headers.multi_items())
+    assert sent.content == built.content == EVENT
+    assert sent.url == built.url
+
+
+async def test_a_new_token_gets_a_new_authorization_header(
+    api: FakeApi, client: TimeBackClient
+) -> None:
+    await client.send_event(EVENT, event_type="GradeEvent")
+    api.accepted_token = "eyJ-token-2"  # the first token is refused: refresh once, resend
+    await client.send_event(EVENT, event_type="GradeEvent")
+    assert [r.headers["authorization"] for r in api.calls("/events/1.0")] == [
+        "Bearer eyJ-token-1",
+        "Bearer eyJ-token-1",
+        "Bearer eyJ-token-2",
+    ]
+
+
+def test_pre_bound_metric_children_are_the_metrics_own() -> None:
+    """``metrics.Children`` hands out the very child ``labels()`` does (same series)."""
+    assert HTTP_REQUESTS_BY("events", "2xx") is HTTP_REQUESTS.labels(
+        endpoint="events", status_class="2xx"
+    )
+    assert HTTP_REQUESTS_BY("events", "2xx") is HTTP_REQUESTS_BY("events", "2xx")

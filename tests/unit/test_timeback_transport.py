@@ -129,3 +129,19 @@ def test_the_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert environment_proxy("http://api.example.com") is None  # only https is proxied
     monkeypatch.setenv("NO_PROXY", "example.com")
     assert environment_proxy("https://api.example.com") is None
+
+
+async def test_an_answer_comes_back_read_as_httpx_reads_one(
+    server: str, transport: ApiTransport
+) -> None:
+    """``ReadResponse``: content, text, JSON, the streaming API and Content-Length all agree
+    with the body, as for a response httpx read itself."""
+    answer = await transport.handle_async_request(
+        httpx.Request("POST", f"{server}/events/1.0", content=b"{}")
+    )
+    body = answer.content
+    assert answer.json() == {"peer": answer.json()["peer"], "body": 2}
+    assert answer.text == body.decode()
+    assert await answer.aread() == body
+    assert b"".join([chunk async for chunk in answer.aiter_bytes()]) == body
+    assert answer.headers["content-length"] == str(len(body))
