@@ -7,10 +7,9 @@ status class, topic, partition): student ids, event ids and URLs are never label
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import functools
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _P = "timeback_relay_"
@@ -216,34 +215,14 @@ REBALANCES = Counter(
 READY = Gauge(_P + "ready", "1 when /readyz reports ready", registry=REGISTRY)
 
 
-M = TypeVar("M", bound=MetricWrapperBase)
-
-
-class Children(Generic[M]):
-    """A labelled metric's children, bound once per label values: ``children(*values)`` is a
-    dict look-up where ``metric.labels(...)`` parses keywords and takes a lock on every call
-    (the per-request metrics of the delivery path). Label sets are bounded, so is the cache.
-    The values are positional, in the metric's label order."""
-
-    __slots__ = ("_children", "_metric")
-
-    def __init__(self, metric: M) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], M] = {}
-
-    def __call__(self, *values: str) -> M:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
-
-
-# the per-request and per-event metrics of the delivery path, pre-bound
-EVENTS_SENT_BY = Children(EVENTS_SENT)  # (type, outcome)
-HTTP_REQUESTS_BY = Children(HTTP_REQUESTS)  # (endpoint, status class)
-HTTP_LATENCY_BY = Children(HTTP_LATENCY)  # (endpoint,)
-RETRIES_BY = Children(RETRIES)  # (endpoint, cause)
-ENVELOPES_BY = Children(ENVELOPES)  # (outcome,)
+# The per-request and per-event metrics of the delivery path, their children bound once per
+# label values (positional, in label order): a dict look-up where ``labels(...)`` parses keywords
+# and takes a lock on every call. Label sets are bounded, so are the caches.
+EVENTS_SENT_BY = functools.cache(EVENTS_SENT.labels)  # (type, outcome)
+HTTP_REQUESTS_BY = functools.cache(HTTP_REQUESTS.labels)  # (endpoint, status class)
+HTTP_LATENCY_BY = functools.cache(HTTP_LATENCY.labels)  # (endpoint,)
+RETRIES_BY = functools.cache(RETRIES.labels)  # (endpoint, cause)
+ENVELOPES_BY = functools.cache(ENVELOPES.labels)  # (outcome,)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 

@@ -435,7 +435,7 @@ async def test_a_new_token_gets_a_new_authorization_header(
 
 
 def test_pre_bound_metric_children_are_the_metrics_own() -> None:
-    """``metrics.Children`` hands out the very child ``labels()`` does (same series)."""
+    """The pre-bound children are the very ones ``labels()`` hands out (same series)."""
     assert HTTP_REQUESTS_BY("events", "2xx") is HTTP_REQUESTS.labels(
         endpoint="events", status_class="2xx"
     )
