@@ -49,6 +49,12 @@ class Sizes:
     # S2, S3 and S6 again with RELAY_EVENTS_PER_REQUEST = this (rows "S2 (N=20)"...; the
     # sandbox then takes envelopes that size); 1 or 0: no batched rows
     envelope_events: int = 20
+    # S6b and S7c, the headline ratios: interleaved rounds (relay drain, then the aiohttp loop /
+    # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
+    rounds: int = 1
+    # S7: drains of the whole pre-mapped backlog that warm the Camel route's JVM (HotSpot
+    # compiles the route) before S7c and S7d measure it, in the same JVM
+    camel_warmups: int = 1
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1

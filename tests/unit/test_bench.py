@@ -212,6 +212,53 @@ def test_camel_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstr
         topics.delete_all()
 
 
+@needs_go
+@needs_jvm_build
+def test_one_camel_jvm_drains_backlog_after_backlog_each_with_its_own_group(
+    kafka_bootstrap: str,
+) -> None:
+    """S7's warmed JVM: started idle, it drains a topic when told (its warm-up), stops, then
+    drains the same topic again with a fresh consumer group: every event POSTed once per drain,
+    each group committed to the end; the JIT's CPU is a part of the JVM's; a bad command fails
+    loudly."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_camel
+    from bench.procs import CamelPeer, GoSink, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-camel-jvm-sink")
+    jvm: CamelPeer | None = None
+    try:
+        topic = topics.create("camel-jvm", 2)
+        pairs = [(f"s{i % 5}".encode(), b'{"n":%d}' % i) for i in range(200)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        jvm = CamelPeer("test-camel-jvm", kafka_bootstrap, None, None, in_flight=16)
+        groups = []
+        for drain in ("warm-up", "measured"):
+            drained = watch_camel(f"test-camel-{drain}", jvm, topic, sink, len(pairs), 90, 0.1)
+            assert drained.finished and drained.samples[-1].acked == len(pairs), drain
+            assert 0 <= drained.samples[-1].jit_cpu <= drained.samples[-1].cpu
+            groups.append(jvm.group)
+        assert len(set(groups)) == 2 and jvm.alive()
+        assert sink.events() == 2 * len(pairs)  # each drain POSTed every event once
+        for group in groups:
+            consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+            try:
+                committed = consumer.committed([TopicPartition(topic, p) for p in range(2)], 30)
+                ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in committed]
+            finally:
+                consumer.close()
+            assert [tp.offset for tp in committed] == ends, group
+        with pytest.raises(RuntimeError, match="failed: drain nowhere"):
+            jvm._command("drain nowhere")
+    finally:
+        if jvm is not None:
+            jvm.stop()
+        sink.stop()
+        topics.delete_all()
+
+
 @needs_jvm_build
 def test_camel_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
     """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
@@ -361,6 +408,21 @@ def test_scaling_picture_draws_every_measured_point() -> None:
     assert len(markers) == 5  # the ideal line has no markers
     texts = ["".join(t.itertext()).strip() for t in root.iter(f"{ns}text")]
     assert "caption" in texts and "relay" in texts
+
+
+def test_scaling_picture_is_also_a_png_of_the_same_size() -> None:
+    import io
+
+    from matplotlib.image import imread
+
+    from bench.chart import PANEL_INCHES, Panel, Series, png
+
+    panels = [Panel("p", "n", "events/s", [Series("relay", [(1, 1.0), (2, 2.0)]),
+                                            Series("ideal", [(1, 1.0), (2, 4.0)], dashed=True)]),
+              Panel("q", "n", "events/s", [Series("relay", [(1, 3.0)])])]  # fmt: skip
+    image = imread(io.BytesIO(png(panels, "caption", dpi=100)), format="png")
+    width, height = PANEL_INCHES
+    assert image.shape[:2] == (round((height + 0.3) * 100), round(width * 2 * 100))
 
 
 @needs_go
