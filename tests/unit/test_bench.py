@@ -430,12 +430,21 @@ def test_scaling_picture_is_also_a_png_of_the_same_size() -> None:
 def test_s6_s7_tiny_write_their_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """S6 and S7 end to end at the tiny size on the session's broker: the JSON shape only."""
+    """S6 and S7 end to end at the tiny size on the session's broker, with two interleaved
+    rounds for the headline ratios: the JSON shape only."""
     monkeypatch.setenv("RELAY_KAFKA_BOOTSTRAP", kafka_bootstrap)
     out = tmp_path / "latest.json"
-    assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
+    argv = ["--only", "S6,S7", "--size", "tiny", "--set", "rounds=2", "--output", str(out)]
+    assert main(argv) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7d"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7c JIT", "S7d"} <= set(scenarios)
+    for name in ("S6b", "S7c"):  # the median of two rounds' ratios
+        detail = scenarios[name]["detail"]
+        assert detail["rounds"] == 2 and len(detail["ratios"]) == 2
+        assert min(detail["ratios"]) <= scenarios[name]["value"] <= max(detail["ratios"])
+    jit = scenarios["S7c JIT"]["detail"]
+    assert scenarios["S7c JIT"]["value"] == max(jit["shares"]) and len(jit["shares"]) == 2
+    assert len(jit["warm_up"]) == 1 and jit["warm_up"][0]["finished"]  # camel_warmups=1
     assert {"S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
     batched = scenarios["S6a (N=20)"]["detail"]
     assert batched["events_per_request"] == 20 and batched["relay"]["finished"]
@@ -448,10 +457,13 @@ def test_s6_s7_tiny_write_their_results(
     assert s7["kafka_connect"]["ran"] is False and s7["kafka_connect"]["http_sink_connectors_tried"]
     assert s7["no_latency"]["peer_events_per_s"] > 0
     assert s7["latency_50ms"]["relay_events_per_s"] > 0
-    for row in ("no_latency", "latency_50ms"):  # the Camel route drained both backlogs
+    for row in ("no_latency", "latency_50ms"):  # the warmed JVM drained both backlogs
         camel = s7[row]["camel"]
         assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
         assert 0 <= camel["jit_cpu_us_per_event"] <= camel["cpu_us_per_event"]  # a part of it
+    for drained in s7["camel_rounds_no_latency"]:  # and the second round's backlog
+        assert drained["camel_events_per_s"] > 0 and drained["relay_events_per_s"] > 0
+        assert 0 <= drained["jit_cpu_us_per_event"] <= drained["cpu_us_per_event"]
 
 
 # --- S9: the Quix Streams peer ----------------------------------------------------------------
