@@ -16,6 +16,9 @@ default (64).
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any, Final
 
 from bench.chart import Panel, Series, png, svg
@@ -57,7 +60,8 @@ def run(lab: Lab) -> Result:
         by_processes[count] = round(drained.events_per_s, 1) if drained.finished else 0.0
     ideal = {n: n / latency * 1000 for n in IN_FLIGHT}
     ratios = {n: round(by_in_flight[n] / ideal[n], 3) for n in IN_FLIGHT}
-    panels, caption = _picture(by_in_flight, ideal, by_partitions, by_processes, lab)
+    panels, caption = _panels(by_in_flight, ideal, by_partitions, by_processes, latency,
+                              sizes.in_flight)  # fmt: skip
     PICTURE.write_text(svg(panels, caption))
     PICTURE_PNG.write_bytes(png(panels, caption))
     say(f"S8: curves in {PICTURE} and {PICTURE_PNG.name}")
@@ -79,21 +83,21 @@ def run(lab: Lab) -> Result:
                   f"{latency:g} ms (scaling.svg)", value, "ratio", detail)  # fmt: skip
 
 
-def _picture(
+def _panels(
     by_in_flight: dict[int, float],
     ideal: dict[int, float],
     by_partitions: dict[int, float],
     by_processes: dict[int, float],
-    lab: Lab,
+    latency: float,
+    in_flight: int,
 ) -> tuple[list[Panel], str]:
-    latency = lab.sizes.latency_ms
-    flat = lab.sizes.in_flight / latency * 1000  # the partitions' ideal: any count, same limit
+    flat = in_flight / latency * 1000  # the partitions' ideal: any count, same limit
     panels = [
         Panel(f"RELAY_MAX_IN_FLIGHT, {latency:g} ms API", "max in flight", "events/s (log)",
               [Series("relay", list(by_in_flight.items())),
                Series("ideal: in flight / latency", list(ideal.items()), dashed=True)],
               log_x=True, log_y=True),
-        Panel(f"partitions, {latency:g} ms, {lab.sizes.in_flight} in flight", "partitions",
+        Panel(f"partitions, {latency:g} ms, {in_flight} in flight", "partitions",
               "events/s", [Series("relay", list(by_partitions.items())),
                            Series("ideal: in flight / latency",
                                   [(n, flat) for n in by_partitions], dashed=True)]),
@@ -101,3 +105,25 @@ def _picture(
               [Series("relay (summed)", list(by_processes.items()))]),
     ]  # fmt: skip
     return panels, "timeback-relay, make bench S8, Go sink; machine shared (2 cores)"
+
+
+def redraw(report: Path, into: Path = RESULTS) -> None:
+    """Draw the pictures again, into ``into``, from a report's S8 figures (``python -m
+    bench.s8_scaling bench/results/latest.json``), without draining anything."""
+    detail = json.loads(report.read_text())["scenarios"]["S8"]["detail"]
+
+    def points(key: str) -> dict[int, float]:
+        return {int(n): float(v) for n, v in detail[key].items()}
+
+    latency = float(detail["latency_ms"])
+    by_in_flight = points("events_per_s_by_in_flight")
+    ideal = {n: n / latency * 1000 for n in by_in_flight}
+    panels, caption = _panels(by_in_flight, ideal, points("events_per_s_by_partitions"),
+                              points("events_per_s_by_processes_no_latency"), latency,
+                              int(detail["partitions_in_flight"]))  # fmt: skip
+    (into / PICTURE.name).write_text(svg(panels, caption))
+    (into / PICTURE_PNG.name).write_bytes(png(panels, caption))
+
+
+if __name__ == "__main__":
+    redraw(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "latest.json")

@@ -410,6 +410,21 @@ def test_scaling_picture_draws_every_measured_point() -> None:
     assert "caption" in texts and "relay" in texts
 
 
+def test_scaling_pictures_are_redrawn_from_a_report(tmp_path: Path) -> None:
+    from bench.s8_scaling import redraw
+
+    detail = {"latency_ms": 50.0, "partitions_in_flight": 64,
+              "events_per_s_by_in_flight": {"1": 19.0, "4": 75.0, "64": 1100.0},
+              "events_per_s_by_partitions": {"1": 900.0, "4": 1100.0},
+              "events_per_s_by_processes_no_latency": {"1": 1500.0, "2": 2100.0}}  # fmt: skip
+    report = tmp_path / "latest.json"
+    report.write_text(json.dumps({"scenarios": {"S8": {"detail": detail}}}))
+    redraw(report, tmp_path)
+    drawn = (tmp_path / "scaling.svg").read_text()
+    assert drawn.count('id="ideal-') == 2  # in flight and partitions panels
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_scaling_picture_is_also_a_png_of_the_same_size() -> None:
     import io
 
