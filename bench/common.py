@@ -53,8 +53,9 @@ class Sizes:
     # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
     rounds: int = 1
     # S7: drains of the whole pre-mapped backlog that warm the Camel route's JVM (HotSpot
-    # compiles the route) before S7c and S7d measure it, in the same JVM
-    camel_warmups: int = 1
+    # compiles the route) before S7c and S7d measure it, in the same JVM: at most this many,
+    # fewer when one already spends under S7c JIT's bar (a tenth of its CPU) compiling
+    camel_warmups: int = 4
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1
