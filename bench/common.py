@@ -52,10 +52,11 @@ class Sizes:
     # S6b and S7c, the headline ratios: interleaved rounds (relay drain, then the aiohttp loop /
     # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
     rounds: int = 1
-    # S7: drains of the whole pre-mapped backlog that warm the Camel route's JVM (HotSpot
-    # compiles the route) before S7c and S7d measure it, in the same JVM: at most this many,
-    # fewer when one already spends under S7c JIT's bar (a tenth of its CPU) compiling
-    camel_warmups: int = 4
+    # S7: events the Camel route's JVM drains to warm up (HotSpot compiles the route) before S7c
+    # and S7d measure it, in the same JVM: drains of the whole pre-mapped backlog, fewer when
+    # one already spends under S7c JIT's bar (a tenth of its CPU) compiling. Measured here: a
+    # single 150k-event drain spent ~0.4 of its CPU compiling up to ~40k events, ~0.1-0.15 after
+    camel_warmup_events: int = 60_000
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1
@@ -87,7 +88,8 @@ class Sizes:
             return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
                        s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
                        sink_records=300, s6_records=500, s7_latency_records=500,
-                       s8_records=300, s8_seconds=1.0, s8_partition_records=200)  # fmt: skip
+                       s8_records=300, s8_seconds=1.0, s8_partition_records=200,
+                       camel_warmup_events=1_000)  # fmt: skip
         raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:

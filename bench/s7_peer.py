@@ -13,7 +13,7 @@ dependency:get``: the jar is not in Central). Two peers run instead:
   ``in_flight``): S7c/S7d, with the bars the issues state (bench/targets.py). One JVM serves
   every Camel drain of the run: it is warmed first by drains of the whole pre-mapped backlog
   (each with a consumer group of its own; until one spends under a tenth of its CPU compiling,
-  ``camel_warmups`` at most) and keeps running, so S7c and S7d
+  ``camel_warmup_events`` at most) and keeps running, so S7c and S7d
   measure the route as a long-running service runs it (issue 21). ``S7c JIT``: the share of the
   route's CPU that HotSpot spent compiling in S7c's drains (the largest of its rounds; issue 21:
   under a tenth). S7c is the median of ``rounds`` interleaved rounds (relay drain, Camel
@@ -28,6 +28,7 @@ event is its process's CPU (/proc) over the same window, as S6 measures the rela
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any, Final
 
@@ -119,7 +120,8 @@ def run(lab: Lab) -> list[Result]:
 def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[str, Any]]]:
     """The one JVM of S7's Camel drains, started once per run and warmed first by drains of
     the pre-mapped backlog (each with a consumer group of its own, into a Go sink of its own)
-    until one spends at most S7c JIT's bar of its CPU compiling, ``camel_warmups`` at most, so
+    until one spends at most S7c JIT's bar of its CPU compiling, ``camel_warmup_events`` at
+    most, so
     that S7c measures the route as a long-running service runs it, compiled by HotSpot (issue
     21); it keeps running between drains. Also the warm-up drains' figures (JIT share falling
     drain by drain)."""
@@ -130,9 +132,9 @@ def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[s
     lab.own(jvm)
     warmup = []
     sink = lab.go_sink("s7-camel-warmup")
-    for index in range(lab.sizes.camel_warmups):
-        say(f"Camel JVM warm-up drain {index + 1} (of {lab.sizes.camel_warmups} at most), "
-            f"{events:,} events")  # fmt: skip
+    drains = max(1, math.ceil(lab.sizes.camel_warmup_events / events))
+    for index in range(drains):
+        say(f"Camel JVM warm-up drain {index + 1} (of {drains} at most), {events:,} events")
         drained = watch_camel(f"camel-warmup-{index + 1}", jvm, topic, sink, events,
                               timeout=max(120.0, events / 20))  # fmt: skip
         figures = _figures(drained, 0.0)
