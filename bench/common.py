@@ -53,9 +53,9 @@ class Sizes:
     # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
     rounds: int = 1
     # S7: events the Camel route's JVM drains to warm up (HotSpot compiles the route) before S7c
-    # and S7d measure it, in the same JVM: drains of the whole pre-mapped backlog, fewer when
-    # one already spends under S7c JIT's bar (a tenth of its CPU) compiling. Measured here: a
-    # single 150k-event drain spent ~0.4 of its CPU compiling up to ~40k events, ~0.1-0.15 after
+    # and S7d measure it, in the same JVM: drains of the whole pre-mapped backlog, rounded up.
+    # Measured here: a single 150k-event drain spent ~0.4 of its CPU compiling up to ~40k
+    # events, ~0.1-0.15 after (machine loaded)
     camel_warmup_events: int = 60_000
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.

@@ -459,11 +459,10 @@ def test_s6_s7_tiny_write_their_results(
         assert min(detail["ratios"]) <= scenarios[name]["value"] <= max(detail["ratios"])
     jit = scenarios["S7c JIT"]["detail"]
     assert scenarios["S7c JIT"]["value"] == max(jit["shares"]) and len(jit["shares"]) == 2
-    warmups = jit["warm_up"]  # until one compiles under a tenth of its CPU, 1,000 events at most
+    warmups = jit["warm_up"]  # drains of the backlog, 1,000 events or more in all
     events = scenarios["S7a"]["detail"]["pre_mapped_events"]
-    assert 1 <= len(warmups) <= -(-Sizes.named("tiny").camel_warmup_events // events)
-    assert all(w["finished"] for w in warmups)
-    assert all(w["jit_share"] > 0.1 for w in warmups[:-1])
+    assert len(warmups) == -(-Sizes.named("tiny").camel_warmup_events // events)
+    assert all(w["finished"] and 0 <= w["jit_share"] <= 1 for w in warmups)
     assert {"S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
     batched = scenarios["S6a (N=20)"]["detail"]
     assert batched["events_per_request"] == 20 and batched["relay"]["finished"]
