@@ -125,7 +125,9 @@ def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[s
     noted: tuple[CamelPeer, list[dict[str, Any]]] | None = lab.noted("camel_jvm")
     if noted is not None:
         return noted
-    jvm = CamelPeer("camel", lab.bootstrap, None, None, lab.sizes.in_flight)
+    # its log carries the answers to its commands: a name of this run's own, so that another
+    # run in the same checkout (a test) cannot overwrite it
+    jvm = CamelPeer(f"camel-{lab.topics.run}", lab.bootstrap, None, None, lab.sizes.in_flight)
     lab.own(jvm)
     warmup = []
     sink = lab.go_sink("s7-camel-warmup")
