@@ -130,7 +130,7 @@ def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[s
     jvm = CamelPeer(f"camel-{lab.topics.run}", lab.bootstrap, None, None, lab.sizes.in_flight)
     lab.own(jvm)
     warmup = []
-    sink = lab.go_sink("s7-camel-warmup")
+    sink = camel_sink(lab)
     drains = max(1, math.ceil(lab.sizes.camel_warmup_events / events))
     for index in range(drains):
         say(f"Camel JVM warm-up drain {index + 1} of {drains}, {events:,} events")
@@ -140,6 +140,16 @@ def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[s
         warmup.append({k: v for k, v in figures.items() if k != "ratio"} | _jit(figures))
     lab.note("camel_jvm", (jvm, warmup))
     return jvm, warmup
+
+
+def camel_sink(lab: Lab) -> GoSink:
+    """The Go sink (no latency) of every Camel drain without latency, warm-up and S7c's rounds:
+    the route warmed against the URL it is measured against."""
+    sink: GoSink | None = lab.noted("camel_sink")
+    if sink is None:
+        sink = lab.go_sink("s7-camel-0")
+        lab.note("camel_sink", sink)
+    return sink
 
 
 def _jit(figures: dict[str, Any]) -> dict[str, float]:
@@ -161,7 +171,7 @@ def _relay_and_camel(
     """S7c's round ``index`` (from 1) after the first: a relay drain, then the warmed JVM's."""
     relay, _ = relay_side(lab, backlog, 0.0, round_=index, tag="s7c")
     rate = relay.events_per_s if relay.finished else 0.0
-    sink = lab.go_sink(f"s7-camel-0-r{index + 1}")
+    sink = camel_sink(lab)
     camel = camel_drain(f"camel-0-r{index + 1}", lab, topic, sink, events, rate)
     return {"relay_events_per_s": round(rate, 1), "camel": camel}
 
@@ -214,7 +224,7 @@ def _side_by_side(
     relay_rate = relay.events_per_s if relay.finished else 0.0
     sink = lab.go_sink(f"s7-peer-{latency:g}", latency)
     go = peer_drain(f"peer-{latency:g}", GoPeer, lab, topic, sink, events, relay_rate)
-    sink = lab.go_sink(f"s7-camel-{latency:g}", latency)
+    sink = camel_sink(lab) if not latency else lab.go_sink(f"s7-camel-{latency:g}", latency)
     camel = camel_drain(f"camel-{latency:g}", lab, topic, sink, events, relay_rate)
     return {
         "relay_records": records,
