@@ -1,8 +1,9 @@
 """``make bench``: the benchmark of issue 9. Writes bench/results/latest.json, prints a table.
 
-    python -m bench                       # every scenario, default sizes (~12 min on 2 cores)
+    python -m bench                       # every scenario, default sizes (<15 min, 2 cores)
     python -m bench --only S1,S3 --size small
     python -m bench --set s5_records=50000 --set in_flight=32
+    python -m bench --only S6,S7 --set rounds=5   # S6b, S7c: medians of 5 interleaved rounds
     python -m bench --profile             # also pyinstrument profiles in bench/results/
 
 S1 needs nothing; S2-S9 use the Kafka broker at RELAY_KAFKA_BOOTSTRAP (default 127.0.0.1:9092),

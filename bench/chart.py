@@ -1,4 +1,4 @@
-"""Line charts as SVG, drawn with matplotlib: the S8 scaling curves.
+"""Line charts as SVG (and PNG), drawn with matplotlib: the S8 scaling curves.
 
 One ``Panel`` per curve, side by side in one picture; each has its measured points, optionally
 an "ideal" line (dashed), a log2 x axis where the x values span powers of two, a log10 y axis
@@ -47,22 +47,35 @@ class Panel:
     y_label: str
     series: list[Series] = field(default_factory=list)
     log_x: bool = False
-    log_y: bool = False  # then the dashed lines count for the range too (nothing is clipped)
+    log_y: bool = False  # the dashed lines count for the y range too, on either scale
 
 
 def svg(panels: list[Panel], caption: str = "") -> str:
-    width, height = PANEL_INCHES
-    with rc_context(SVG_SETTINGS):  # around drawing too: text takes its font when created
-        figure = Figure(figsize=(width * len(panels), height + (0.3 if caption else 0)))
-        axes = figure.subplots(1, len(panels), squeeze=False)[0]
-        for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-            _draw(ax, panel, index)
-        if caption:
-            figure.text(0.01, 0.02, caption, color="#555555", fontsize=8)
-        figure.tight_layout(rect=(0, 0.08 if caption else 0, 1, 1))
-        out = io.StringIO()
-        figure.savefig(out, format="svg", metadata={"Date": None})
+    out = io.StringIO()
+    with rc_context(SVG_SETTINGS):
+        _figure(panels, caption).savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
+
+
+def png(panels: list[Panel], caption: str = "", dpi: int = 120) -> bytes:
+    """The same picture as ``svg``, as a PNG (for viewers that do not render SVG)."""
+    out = io.BytesIO()
+    with rc_context(SVG_SETTINGS):
+        _figure(panels, caption).savefig(out, format="png", dpi=dpi, metadata={"Software": None})
+    return out.getvalue()
+
+
+def _figure(panels: list[Panel], caption: str) -> Figure:
+    """Drawn inside ``rc_context(SVG_SETTINGS)``: text takes its font when it is created."""
+    width, height = PANEL_INCHES
+    figure = Figure(figsize=(width * len(panels), height + (0.3 if caption else 0)))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for index, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+        _draw(ax, panel, index)
+    if caption:
+        figure.text(0.01, 0.02, caption, color="#555555", fontsize=8)
+    figure.tight_layout(rect=(0, 0.08 if caption else 0, 1, 1))
+    return figure
 
 
 def _draw(ax: Axes, panel: Panel, index: int) -> None:
@@ -88,9 +101,9 @@ def _draw(ax: Axes, panel: Panel, index: int) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     if panel.log_y:
         ax.set_yscale("log")
-    else:  # the measured values set the range; an ideal line above them is clipped
-        measured = [y for s in panel.series if not s.dashed for _, y in s.points] or [1.0]
-        ax.set_ylim(0, max(measured) * 1.1)
+    else:  # from 0, up to the highest point, an ideal line's too (it is the yardstick)
+        values = [y for s in panel.series for _, y in s.points] or [1.0]
+        ax.set_ylim(0, max(values) * 1.1)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     if panel.series:
         ax.legend(fontsize=7, frameon=False, loc="best")

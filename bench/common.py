@@ -25,7 +25,9 @@ STUDENTS: Final = 2000
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each scenario does. ``default``: about 13 minutes on 2 shared cores."""
+    """How much work each scenario does. ``default``: under 15 minutes on 2 quiet cores (one
+    run with five neighbours busy, load 25-50, took 37 minutes: S5 12, S8 8, S3/S4 3.7, S6 3.2,
+    S7 3.3, S9 3.1, S2 2.1, S1 0.7)."""
 
     s1_records: int = 20_000  # records in the S1 mix (per-type rows use the same records)
     s1_passes: int = 3  # best of N passes (least disturbed by the neighbours)
@@ -38,8 +40,10 @@ class Sizes:
     s4_naive_records: int = 300  # the naive relay is slow: a prefix of the same records
     s4_naive_fast: int = 2_000  # ... and against the sink without injected latency
     # S5 backlog. Issue 9 asks for 200,000 (``--size full``); at the relay's present ~400
-    # records/s that drain alone takes ~9 minutes, so the default (10-minute budget) is smaller.
-    s5_records: int = 60_000
+    # records/s that drain alone takes ~9 minutes, so the default (15-minute budget) is smaller:
+    # 40,000 since S6b/S7c's rounds (issue 21); the resident set levels off within the first
+    # quarter of a 60,000 backlog (81, 120, 122, 118, 118 MB at its quarters)
+    s5_records: int = 40_000
     partitions: int = 4
     s6_records: int = 10_000  # backlog the relay drains into the Go sink (S6, S7's relay side)
     s7_latency_records: int = 5_000  # S7 with latency: a prefix of that backlog, both sides
@@ -49,6 +53,14 @@ class Sizes:
     # S2, S3 and S6 again with RELAY_EVENTS_PER_REQUEST = this (rows "S2 (N=20)"...; the
     # sandbox then takes envelopes that size); 1 or 0: no batched rows
     envelope_events: int = 20
+    # S6b and S7c, the headline ratios: interleaved rounds (relay drain, then the aiohttp loop /
+    # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
+    rounds: int = 3
+    # S7: events the Camel route's JVM drains to warm up (HotSpot compiles the route) before S7c
+    # and S7d measure it, in the same JVM: drains of the whole pre-mapped backlog, rounded up.
+    # Measured here: a single 150k-event drain spent ~0.4 of its CPU compiling up to ~40k
+    # events, ~0.1-0.15 after (machine loaded)
+    camel_warmup_events: int = 60_000
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1
@@ -80,7 +92,8 @@ class Sizes:
             return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
                        s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
                        sink_records=300, s6_records=500, s7_latency_records=500,
-                       s8_records=300, s8_seconds=1.0, s8_partition_records=200)  # fmt: skip
+                       s8_records=300, s8_seconds=1.0, s8_partition_records=200,
+                       camel_warmup_events=1_000, rounds=1)  # fmt: skip
         raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:

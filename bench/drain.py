@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench.common import bench_settings, say
-from bench.procs import WORK, Child, GoSink, Relay, Topics, free_port, relay_env
+from bench.procs import WORK, CamelPeer, Child, GoSink, Relay, Topics, free_port, relay_env
 from relay.tools.demo_panel import RelayStats
 from relay.tools.produce import make_producer, produce_records
 from relay.tools.traffic import TrafficPlan
@@ -174,7 +174,41 @@ def watch_sink(
     here (one per message)."""
     baseline = sink.events()
     peer = start()
+    try:
+        return _watch_peer(name, peer, sink, baseline, events, timeout, interval)
+    finally:
+        peer.stop()
 
+
+def watch_camel(
+    name: str,
+    jvm: CamelPeer,
+    topic: str,
+    sink: GoSink,
+    events: int,
+    timeout: float,
+    interval: float = 0.25,
+) -> Drain:
+    """As ``watch_sink``, with a JVM that keeps running: it drains ``topic`` (a fresh consumer
+    group) into ``sink``; the drain's route is stopped at the end, the JVM is not. Its peak
+    resident set is the JVM's so far (earlier drains included)."""
+    baseline = sink.events()
+    jvm.drain(topic, sink.url)
+    try:
+        return _watch_peer(name, jvm, sink, baseline, events, timeout, interval)
+    finally:
+        jvm.stop_drain()
+
+
+def _watch_peer(
+    name: str,
+    peer: Child,
+    sink: GoSink,
+    baseline: int,
+    events: int,
+    timeout: float,
+    interval: float,
+) -> Drain:
     def probe(_http: httpx.Client) -> Sample | None:
         peer.check_alive()
         accepted = float(sink.events() - baseline)
@@ -182,12 +216,11 @@ def watch_sink(
         cpu, jit = peer.cpu_seconds(), peer.jit_cpu_seconds()
         return Sample(now, accepted, accepted, 0.0, peer.status("VmRSS"), cpu, jit_cpu=jit)
 
-    try:
-        result = _watch(name, events, timeout, interval, probe)
-        result.peak_rss_kb = peer.status("VmHWM")
-        return result
-    finally:
-        peer.stop()
+    # the peer's CPU so far (a running JVM's earlier drains): the start of this drain's count
+    start = (peer.cpu_seconds(), peer.jit_cpu_seconds())
+    result = _watch(name, events, timeout, interval, probe, start)
+    result.peak_rss_kb = peer.status("VmHWM")
+    return result
 
 
 def _watch(
@@ -196,9 +229,12 @@ def _watch(
     timeout: float,
     interval: float,
     probe: Callable[[httpx.Client], Sample | None],
+    cpu: tuple[float, float] = (0.0, 0.0),
 ) -> Drain:
+    """``cpu``: the process's (CPU, JIT CPU) seconds at the start, when it ran before."""
     # a zero at the start: the window's lower end when the whole drain fits in one interval
-    result = Drain(records, [Sample(time.monotonic(), 0.0, 0.0, 0.0, 0, 0.0)])
+    start = Sample(time.monotonic(), 0.0, 0.0, 0.0, 0, cpu[0], jit_cpu=cpu[1])
+    result = Drain(records, [start])
     deadline = time.monotonic() + timeout
     last_note = 0.0
     with httpx.Client() as http:

@@ -75,6 +75,11 @@ class Lab:
         self._sandboxes.append(sink)
         return sink
 
+    def own(self, child: Child) -> Child:
+        """A process that lives across scenarios (S7's warmed JVM): stopped at the end too."""
+        self._sandboxes.append(child)
+        return child
+
     def backlog(
         self, name: str, count: int, seed: int, spare: int = 0, partitions: int = 0
     ) -> Backlog:

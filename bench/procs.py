@@ -108,6 +108,7 @@ class Child:
         argv: list[str],
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        stdin: int | None = None,
     ) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -117,6 +118,7 @@ class Child:
             argv,
             env=env,
             cwd=cwd,
+            stdin=stdin,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -143,6 +145,8 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         self._log.close()
 
     def cpu_seconds(self) -> float:
@@ -291,19 +295,60 @@ class CamelPeer(Child):
     """The S7 peer a user would run instead: an Apache Camel 4.14 route ``kafka -> http``
     (bench/camel, CamelPeer.java: batching consumer, ``in_flight`` POSTs at a time, manual
     commit after the 2xx) reading pre-mapped Caliper JSON from ``topic``. One JVM; its CPU
-    (JIT and GC threads included) is measured like the relay's."""
+    (JIT and GC threads included) is measured like the relay's.
 
-    def __init__(self, name: str, bootstrap: str, topic: str, api: str, in_flight: int) -> None:
+    ``topic`` None: the JVM starts idle and drains what ``drain`` asks for, one backlog after
+    another (commands on its stdin), so that a warm-up drain leaves the measured ones a JVM
+    whose route HotSpot has already compiled."""
+
+    def __init__(
+        self, name: str, bootstrap: str, topic: str | None, api: str | None, in_flight: int
+    ) -> None:
         from bench.camelbuild import MAIN_CLASS, classpath
 
         self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
         java = os.environ.get("JAVA", "java")
         options = os.environ.get("BENCH_CAMEL_JAVA_OPTS", CAMEL_JAVA_OPTS).split()
         argv = [java, *options, "-cp", classpath(), MAIN_CLASS, "--brokers", bootstrap,
-                "--topic", topic, "--group", self.group, "--url", api,
                 "--in-flight", str(in_flight)]  # fmt: skip
+        if topic is None:
+            argv += ["--control", "stdin"]
+        else:
+            if api is None:
+                raise ValueError("CamelPeer: a topic to drain needs the API's URL (api)")
+            argv += ["--topic", topic, "--group", self.group, "--url", api]
         env = dict(os.environ, BENCH_CLIENT_ID=CLIENT_ID, BENCH_CLIENT_SECRET=CLIENT_SECRET)
-        super().__init__(name, argv, env)
+        self._commands = 0
+        super().__init__(name, argv, env, stdin=subprocess.PIPE if topic is None else None)
+
+    def drain(self, topic: str, api: str) -> None:
+        """Stop the running drain's route; start one that reads ``topic`` from its start with a
+        fresh consumer group (``self.group``) and POSTs to ``api``; return once it runs."""
+        self.group = f"bench-camel-{uuid.uuid4().hex[:8]}"
+        self._command(f"drain {topic} {self.group} {api}")
+
+    def stop_drain(self) -> None:
+        """Stop the running drain's route (its consumer leaves the group); the JVM stays."""
+        self._command("stop")
+
+    def _command(self, line: str, timeout: float = 90.0) -> None:
+        """One command on the JVM's stdin; waits for its answer in the log ("control: done")."""
+        if self.proc.stdin is None:
+            raise RuntimeError(f"{self.name} drains the topic it was started with, no other")
+        self.proc.stdin.write(f"{line}\n".encode())
+        self.proc.stdin.flush()
+        self._commands += 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            answers = [a for a in self.log_path.read_text(errors="replace").splitlines()
+                       if a.startswith("control: ")]  # fmt: skip
+            if len(answers) >= self._commands:
+                if not answers[self._commands - 1].startswith("control: done: "):
+                    raise RuntimeError(f"{self.name}: {answers[self._commands - 1]}")
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer {line!r} within {timeout:.0f} s")
 
     def jit_cpu_seconds(self) -> float:
         """User + system CPU of HotSpot's compiler threads ("C1/C2 CompilerThreadN"): a cold

@@ -1,4 +1,4 @@
-"""S8: how the relay's throughput scales, drawn as bench/results/scaling.svg.
+"""S8: how the relay's throughput scales, drawn as bench/results/scaling.svg (and .png).
 
 Three curves, each point a fresh consumer group draining (a prefix of) a backlog into the Go
 sink, throughput in Caliper events per second over the steady 10..90% window:
@@ -16,9 +16,12 @@ default (64).
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any, Final
 
-from bench.chart import Panel, Series, svg
+from bench.chart import Panel, Series, png, svg
 from bench.common import say
 from bench.lab import Lab
 from bench.report import RESULTS, Result
@@ -27,6 +30,7 @@ IN_FLIGHT: Final = (1, 4, 16, 64, 256)
 PARTITIONS: Final = (1, 2, 4, 8)
 PROCESSES: Final = (1, 2)
 PICTURE: Final = RESULTS / "scaling.svg"
+PICTURE_PNG: Final = RESULTS / "scaling.png"  # the same picture, for viewers without SVG
 
 
 def run(lab: Lab) -> Result:
@@ -56,11 +60,15 @@ def run(lab: Lab) -> Result:
         by_processes[count] = round(drained.events_per_s, 1) if drained.finished else 0.0
     ideal = {n: n / latency * 1000 for n in IN_FLIGHT}
     ratios = {n: round(by_in_flight[n] / ideal[n], 3) for n in IN_FLIGHT}
-    PICTURE.write_text(_picture(by_in_flight, ideal, by_partitions, by_processes, lab))
-    say(f"S8: curves in {PICTURE}")
+    panels, caption = _panels(by_in_flight, ideal, by_partitions, by_processes, latency,
+                              sizes.in_flight)  # fmt: skip
+    PICTURE.write_text(svg(panels, caption))
+    PICTURE_PNG.write_bytes(png(panels, caption))
+    say(f"S8: curves in {PICTURE} and {PICTURE_PNG.name}")
     value = min(ratios[n] for n in IN_FLIGHT if n <= sizes.in_flight)
     detail: dict[str, Any] = {
         "picture": str(PICTURE.relative_to(RESULTS.parent.parent)),
+        "picture_png": str(PICTURE_PNG.relative_to(RESULTS.parent.parent)),
         "latency_ms": latency,
         "events_per_s_by_in_flight": by_in_flight,
         "ratio_to_ideal_by_in_flight": ratios,
@@ -75,22 +83,47 @@ def run(lab: Lab) -> Result:
                   f"{latency:g} ms (scaling.svg)", value, "ratio", detail)  # fmt: skip
 
 
-def _picture(
+def _panels(
     by_in_flight: dict[int, float],
     ideal: dict[int, float],
     by_partitions: dict[int, float],
     by_processes: dict[int, float],
-    lab: Lab,
-) -> str:
-    latency = lab.sizes.latency_ms
+    latency: float,
+    in_flight: int,
+) -> tuple[list[Panel], str]:
+    flat = in_flight / latency * 1000  # the partitions' ideal: any count, same limit
     panels = [
         Panel(f"RELAY_MAX_IN_FLIGHT, {latency:g} ms API", "max in flight", "events/s (log)",
               [Series("relay", list(by_in_flight.items())),
                Series("ideal: in flight / latency", list(ideal.items()), dashed=True)],
               log_x=True, log_y=True),
-        Panel(f"partitions, {latency:g} ms, {lab.sizes.in_flight} in flight", "partitions",
-              "events/s", [Series("relay", list(by_partitions.items()))]),
+        Panel(f"partitions, {latency:g} ms, {in_flight} in flight", "partitions",
+              "events/s", [Series("relay", list(by_partitions.items())),
+                           Series("ideal: in flight / latency",
+                                  [(n, flat) for n in by_partitions], dashed=True)]),
         Panel("relay processes in one group, no latency", "processes", "events/s",
               [Series("relay (summed)", list(by_processes.items()))]),
     ]  # fmt: skip
-    return svg(panels, "timeback-relay, make bench S8, Go sink; machine shared (2 cores)")
+    return panels, "timeback-relay, make bench S8, Go sink; machine shared (2 cores)"
+
+
+def redraw(report: Path, into: Path = RESULTS) -> None:
+    """Draw the pictures again, into ``into``, from a report's S8 figures (``python -m
+    bench.s8_scaling bench/results/latest.json``), without draining anything."""
+    detail = json.loads(report.read_text())["scenarios"]["S8"]["detail"]
+
+    def points(key: str) -> dict[int, float]:
+        return {int(n): float(v) for n, v in detail[key].items()}
+
+    latency = float(detail["latency_ms"])
+    by_in_flight = points("events_per_s_by_in_flight")
+    ideal = {n: n / latency * 1000 for n in by_in_flight}
+    panels, caption = _panels(by_in_flight, ideal, points("events_per_s_by_partitions"),
+                              points("events_per_s_by_processes_no_latency"), latency,
+                              int(detail["partitions_in_flight"]))  # fmt: skip
+    (into / PICTURE.name).write_text(svg(panels, caption))
+    (into / PICTURE_PNG.name).write_bytes(png(panels, caption))
+
+
+if __name__ == "__main__":
+    redraw(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "latest.json")

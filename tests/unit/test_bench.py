@@ -212,6 +212,53 @@ def test_camel_peer_delivers_every_event_and_commits_after_the_2xx(kafka_bootstr
         topics.delete_all()
 
 
+@needs_go
+@needs_jvm_build
+def test_one_camel_jvm_drains_backlog_after_backlog_each_with_its_own_group(
+    kafka_bootstrap: str,
+) -> None:
+    """S7's warmed JVM: started idle, it drains a topic when told (its warm-up), stops, then
+    drains the same topic again with a fresh consumer group: every event POSTed once per drain,
+    each group committed to the end; the JIT's CPU is a part of the JVM's; a bad command fails
+    loudly."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from bench.drain import produce_values, watch_camel
+    from bench.procs import CamelPeer, GoSink, Topics
+
+    topics = Topics(kafka_bootstrap)
+    sink = GoSink("test-camel-jvm-sink")
+    jvm: CamelPeer | None = None
+    try:
+        topic = topics.create("camel-jvm", 2)
+        pairs = [(f"s{i % 5}".encode(), b'{"n":%d}' % i) for i in range(200)]
+        produce_values(kafka_bootstrap, topic, pairs)
+        jvm = CamelPeer("test-camel-jvm", kafka_bootstrap, None, None, in_flight=16)
+        groups = []
+        for drain in ("warm-up", "measured"):
+            drained = watch_camel(f"test-camel-{drain}", jvm, topic, sink, len(pairs), 90, 0.1)
+            assert drained.finished and drained.samples[-1].acked == len(pairs), drain
+            assert 0 <= drained.samples[-1].jit_cpu <= drained.samples[-1].cpu
+            groups.append(jvm.group)
+        assert len(set(groups)) == 2 and jvm.alive()
+        assert sink.events() == 2 * len(pairs)  # each drain POSTed every event once
+        for group in groups:
+            consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+            try:
+                committed = consumer.committed([TopicPartition(topic, p) for p in range(2)], 30)
+                ends = [consumer.get_watermark_offsets(tp, 30)[1] for tp in committed]
+            finally:
+                consumer.close()
+            assert [tp.offset for tp in committed] == ends, group
+        with pytest.raises(RuntimeError, match="failed: drain nowhere"):
+            jvm._command("drain nowhere")
+    finally:
+        if jvm is not None:
+            jvm.stop()
+        sink.stop()
+        topics.delete_all()
+
+
 @needs_jvm_build
 def test_camel_peer_commits_nothing_until_the_api_accepts(kafka_bootstrap: str) -> None:
     """At-least-once against the sandbox's own faults (a real HTTP API): while every POST gets a
@@ -363,17 +410,59 @@ def test_scaling_picture_draws_every_measured_point() -> None:
     assert "caption" in texts and "relay" in texts
 
 
+def test_scaling_pictures_are_redrawn_from_a_report(tmp_path: Path) -> None:
+    from bench.s8_scaling import redraw
+
+    detail = {"latency_ms": 50.0, "partitions_in_flight": 64,
+              "events_per_s_by_in_flight": {"1": 19.0, "4": 75.0, "64": 1100.0},
+              "events_per_s_by_partitions": {"1": 900.0, "4": 1100.0},
+              "events_per_s_by_processes_no_latency": {"1": 1500.0, "2": 2100.0}}  # fmt: skip
+    report = tmp_path / "latest.json"
+    report.write_text(json.dumps({"scenarios": {"S8": {"detail": detail}}}))
+    redraw(report, tmp_path)
+    drawn = (tmp_path / "scaling.svg").read_text()
+    assert drawn.count('id="ideal-') == 2  # in flight and partitions panels
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_scaling_picture_is_also_a_png_of_the_same_size() -> None:
+    import io
+
+    from matplotlib.image import imread
+
+    from bench.chart import PANEL_INCHES, Panel, Series, png
+
+    panels = [Panel("p", "n", "events/s", [Series("relay", [(1, 1.0), (2, 2.0)]),
+                                            Series("ideal", [(1, 1.0), (2, 4.0)], dashed=True)]),
+              Panel("q", "n", "events/s", [Series("relay", [(1, 3.0)])])]  # fmt: skip
+    image = imread(io.BytesIO(png(panels, "caption", dpi=100)), format="png")
+    width, height = PANEL_INCHES
+    assert image.shape[:2] == (round((height + 0.3) * 100), round(width * 2 * 100))
+
+
 @needs_go
 @needs_jvm_build
 def test_s6_s7_tiny_write_their_results(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """S6 and S7 end to end at the tiny size on the session's broker: the JSON shape only."""
+    """S6 and S7 end to end at the tiny size on the session's broker, with two interleaved
+    rounds for the headline ratios: the JSON shape only."""
     monkeypatch.setenv("RELAY_KAFKA_BOOTSTRAP", kafka_bootstrap)
     out = tmp_path / "latest.json"
-    assert main(["--only", "S6,S7", "--size", "tiny", "--output", str(out)]) == 0
+    argv = ["--only", "S6,S7", "--size", "tiny", "--set", "rounds=2", "--output", str(out)]
+    assert main(argv) == 0
     scenarios = json.loads(out.read_text())["scenarios"]
-    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7d"} <= set(scenarios)
+    assert {"S6a", "S6b", "S6c", "S7a", "S7b", "S7c", "S7c JIT", "S7d"} <= set(scenarios)
+    for name in ("S6b", "S7c"):  # the median of two rounds' ratios
+        detail = scenarios[name]["detail"]
+        assert detail["rounds"] == 2 and len(detail["ratios"]) == 2
+        assert min(detail["ratios"]) <= scenarios[name]["value"] <= max(detail["ratios"])
+    jit = scenarios["S7c JIT"]["detail"]
+    assert scenarios["S7c JIT"]["value"] == max(jit["shares"]) and len(jit["shares"]) == 2
+    warmups = jit["warm_up"]  # drains of the backlog, 1,000 events or more in all
+    events = scenarios["S7a"]["detail"]["pre_mapped_events"]
+    assert len(warmups) == -(-Sizes.named("tiny").camel_warmup_events // events)
+    assert all(w["finished"] and 0 <= w["jit_share"] <= 1 for w in warmups)
     assert {"S6a (N=20)", "S6b (N=20)"} <= set(scenarios)
     batched = scenarios["S6a (N=20)"]["detail"]
     assert batched["events_per_request"] == 20 and batched["relay"]["finished"]
@@ -386,10 +475,13 @@ def test_s6_s7_tiny_write_their_results(
     assert s7["kafka_connect"]["ran"] is False and s7["kafka_connect"]["http_sink_connectors_tried"]
     assert s7["no_latency"]["peer_events_per_s"] > 0
     assert s7["latency_50ms"]["relay_events_per_s"] > 0
-    for row in ("no_latency", "latency_50ms"):  # the Camel route drained both backlogs
+    for row in ("no_latency", "latency_50ms"):  # the warmed JVM drained both backlogs
         camel = s7[row]["camel"]
         assert camel["finished"] and camel["events_per_s"] > 0 and camel["cpu_us_per_event"] > 0
         assert 0 <= camel["jit_cpu_us_per_event"] <= camel["cpu_us_per_event"]  # a part of it
+    for drained in s7["camel_rounds_no_latency"]:  # and the second round's backlog
+        assert drained["camel_events_per_s"] > 0 and drained["relay_events_per_s"] > 0
+        assert 0 <= drained["jit_cpu_us_per_event"] <= drained["cpu_us_per_event"]
 
 
 # --- S9: the Quix Streams peer ----------------------------------------------------------------

@@ -1,5 +1,7 @@
 package timeback.bench;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -7,6 +9,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,6 +18,7 @@ import java.util.concurrent.Executors;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import org.apache.camel.CamelContext;
 import org.apache.camel.Exchange;
 import org.apache.camel.LoggingLevel;
 import org.apache.camel.Message;
@@ -52,67 +56,107 @@ import org.apache.camel.main.Main;
  *       is logged and skipped (this route has no DLQ; the Go sink never rejects).</li>
  * </ul>
  *
- * <p>Arguments: {@code --brokers --topic --group --url [--in-flight 64]}; client credentials in
- * BENCH_CLIENT_ID / BENCH_CLIENT_SECRET. The token is fetched once (client_credentials, Basic).
+ * <p>Arguments: {@code --brokers [--topic --group --url] [--in-flight 64] [--control stdin]};
+ * client credentials in BENCH_CLIENT_ID / BENCH_CLIENT_SECRET. With {@code --topic}, that drain
+ * starts at once; with {@code --control stdin}, drains are started and stopped by commands on
+ * stdin (see {@link #control}), so that one JVM, warmed by a first drain, measures the next ones.
+ * The token is fetched once per API URL (client_credentials, Basic).
  */
-public final class CamelPeer extends RouteBuilder {
+public final class CamelPeer {
     // A batch short of maxPollRecords is dispatched only after an empty poll this long since it
     // began: the default (5 s) would hold the tail of a backlog, or a trickle, for seconds.
     private static final int POLL_TIMEOUT_MS = 100;
     private static final Pattern ACCESS_TOKEN = Pattern.compile("\"access_token\"\\s*:\\s*\"([^\"]+)\"");
 
-    private final Map<String, String> args;
-    private final String authorization;
+    private final String brokers;
     private final int inFlight;
+    private final Map<String, String> authorizations = new HashMap<>(); // by API base URL
+    private int drains;
+    private String running; // the route of the drain under way, null when idle
+    private ExecutorService runningPosters;
 
-    private CamelPeer(Map<String, String> args, String authorization) {
-        this.args = args;
-        this.authorization = authorization;
-        this.inFlight = Integer.parseInt(args.getOrDefault("in-flight", "64"));
+    private CamelPeer(String brokers, int inFlight) {
+        this.brokers = brokers;
+        this.inFlight = inFlight;
     }
 
     public static void main(String[] argv) throws Exception {
         Map<String, String> args = parse(argv);
-        String token = fetchToken(required(args, "url"));
+        CamelPeer peer = new CamelPeer(required(args, "brokers"),
+                Integer.parseInt(args.getOrDefault("in-flight", "64")));
         Main main = new Main();
-        main.configure().addRoutesBuilder(new CamelPeer(args, "Bearer " + token));
+        if (args.containsKey("topic")) {
+            main.configure().addRoutesBuilder(
+                    peer.drain(required(args, "topic"), required(args, "group"), required(args, "url")));
+        }
+        if ("stdin".equals(args.get("control"))) {
+            Thread control = new Thread(() -> peer.control(main), "control");
+            control.setDaemon(true);
+            control.start();
+        }
         main.run(); // until SIGTERM: Camel main's shutdown hook stops the route gracefully
     }
 
-    @Override
-    public void configure() {
-        configureComponents();
-        errorHandler(defaultErrorHandler()
-                .maximumRedeliveries(-1) // until it is accepted: at-least-once
-                .redeliveryDelay(100)
-                .useExponentialBackOff()
-                .maximumRedeliveryDelay(5_000)
-                .retryAttemptedLogLevel(LoggingLevel.WARN));
-        onException(HttpOperationFailedException.class)
-                .onWhen(e -> clientError(e.getException(HttpOperationFailedException.class)))
-                .handled(true)
-                .log(LoggingLevel.ERROR, "rejected by the API, skipped: ${exception.message}");
-
-        ExecutorService posters = Executors.newFixedThreadPool(inFlight);
-        from(kafkaUri())
-                .routeId("kafka-to-timeback")
-                .split(body()).parallelProcessing().executorService(posters)
-                    .process(this::toRequest)
-                    .to(required(args, "url") + "/events/1.0")
-                .end()
-                .process(CamelPeer::commitBatch);
+    /**
+     * Commands on stdin, one a line, so that one warmed JVM drains one backlog after another
+     * (the benchmark's warm-up drain, then the measured ones): {@code drain <topic> <group> <url>}
+     * stops the running drain's route and starts a new one; {@code stop} only stops it.
+     */
+    private void control(Main main) {
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+            CamelContext context = started(main);
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                String[] words = line.trim().split("\\s+");
+                try {
+                    stopRunning(context);
+                    if (words[0].equals("drain") && words.length == 4) {
+                        context.addRoutes(drain(words[1], words[2], words[3]));
+                    } else if (!words[0].equals("stop")) {
+                        throw new IllegalArgumentException("expected drain <topic> <group> <url> or stop");
+                    }
+                    System.out.println("control: done: " + line);
+                } catch (Exception failure) {
+                    System.out.println("control: failed: " + line + ": " + failure);
+                }
+            }
+        } catch (Exception failure) {
+            System.out.println("control: stdin closed: " + failure);
+        }
     }
 
-    private void configureComponents() {
-        HttpComponent http = getContext().getComponent("http", HttpComponent.class);
-        http.setMaxTotalConnections(inFlight); // the pool's default is 20 per route
-        http.setConnectionsPerRoute(inFlight);
+    private static CamelContext started(Main main) throws InterruptedException {
+        while (main.getCamelContext() == null || !main.getCamelContext().isStarted()) {
+            Thread.sleep(20);
+        }
+        return main.getCamelContext();
     }
 
-    private String kafkaUri() {
-        return "kafka:" + required(args, "topic")
-                + "?brokers=" + required(args, "brokers")
-                + "&groupId=" + required(args, "group")
+    private synchronized void stopRunning(CamelContext context) throws Exception {
+        if (running != null) {
+            context.getRouteController().stopRoute(running);
+            context.removeRoute(running);
+            runningPosters.shutdown();
+            running = null;
+        }
+    }
+
+    /** The route of one drain of {@code topic} by consumer group {@code group} to {@code url}. */
+    private synchronized RouteBuilder drain(String topic, String group, String url) throws Exception {
+        String authorization = authorizations.get(url);
+        if (authorization == null) {
+            authorization = "Bearer " + fetchToken(url);
+            authorizations.put(url, authorization);
+        }
+        running = "kafka-to-timeback-" + ++drains;
+        runningPosters = Executors.newFixedThreadPool(inFlight);
+        return new Route(running, kafkaUri(topic, group), url + "/events/1.0", authorization,
+                runningPosters, inFlight);
+    }
+
+    private String kafkaUri(String topic, String group) {
+        return "kafka:" + topic
+                + "?brokers=" + brokers
+                + "&groupId=" + group
                 + "&autoOffsetReset=earliest"
                 + "&autoCommitEnable=false"
                 + "&allowManualCommit=true"
@@ -122,15 +166,58 @@ public final class CamelPeer extends RouteBuilder {
                 + "&valueDeserializer=org.apache.kafka.common.serialization.ByteArrayDeserializer";
     }
 
-    /** A split part's body is the record's own exchange: its value becomes the POST's body. */
-    private void toRequest(Exchange part) {
-        Message record = part.getMessage().getBody(Exchange.class).getMessage();
-        Message request = part.getMessage();
-        request.setBody(record.getBody(byte[].class));
-        request.removeHeaders("*");
-        request.setHeader(Exchange.HTTP_METHOD, "POST");
-        request.setHeader(Exchange.CONTENT_TYPE, "application/json");
-        request.setHeader("Authorization", authorization);
+    /** The route itself: kafka (batches of in-flight records) -> parallel POSTs -> commit. */
+    private static final class Route extends RouteBuilder {
+        private final String id;
+        private final String from;
+        private final String to;
+        private final String authorization;
+        private final ExecutorService posters;
+        private final int inFlight;
+
+        Route(String id, String from, String to, String authorization, ExecutorService posters, int inFlight) {
+            this.id = id;
+            this.from = from;
+            this.to = to;
+            this.authorization = authorization;
+            this.posters = posters;
+            this.inFlight = inFlight;
+        }
+
+        @Override
+        public void configure() {
+            HttpComponent http = getContext().getComponent("http", HttpComponent.class);
+            http.setMaxTotalConnections(inFlight); // the pool's default is 20 per route
+            http.setConnectionsPerRoute(inFlight);
+            errorHandler(defaultErrorHandler()
+                    .maximumRedeliveries(-1) // until it is accepted: at-least-once
+                    .redeliveryDelay(100)
+                    .useExponentialBackOff()
+                    .maximumRedeliveryDelay(5_000)
+                    .retryAttemptedLogLevel(LoggingLevel.WARN));
+            onException(HttpOperationFailedException.class)
+                    .onWhen(e -> clientError(e.getException(HttpOperationFailedException.class)))
+                    .handled(true)
+                    .log(LoggingLevel.ERROR, "rejected by the API, skipped: ${exception.message}");
+            from(from)
+                    .routeId(id)
+                    .split(body()).parallelProcessing().executorService(posters)
+                        .process(this::toRequest)
+                        .to(to)
+                    .end()
+                    .process(CamelPeer::commitBatch);
+        }
+
+        /** A split part's body is the record's own exchange: its value becomes the POST's body. */
+        private void toRequest(Exchange part) {
+            Message record = part.getMessage().getBody(Exchange.class).getMessage();
+            Message request = part.getMessage();
+            request.setBody(record.getBody(byte[].class));
+            request.removeHeaders("*");
+            request.setHeader(Exchange.HTTP_METHOD, "POST");
+            request.setHeader(Exchange.CONTENT_TYPE, "application/json");
+            request.setHeader("Authorization", authorization);
+        }
     }
 
     /** Every POST of the batch got its 2xx (or was skipped as a 4xx): commit each partition's last. */
