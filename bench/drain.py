@@ -23,6 +23,7 @@ from relay.tools.demo_panel import RelayStats
 from relay.tools.produce import make_producer, produce_records
 from relay.tools.traffic import TrafficPlan
 
+MIN_CPU_SECONDS = 0.05  # five clock ticks: less than that in the window is not a measurement
 STEADY = (0.10, 0.90)  # the share of the backlog between which throughput is measured
 
 
@@ -65,9 +66,14 @@ class Drain:
 
     def steady_cpu(self) -> dict[str, float]:
         """The relay's CPU in the steady window: per record, and its share of one core (near 1.0:
-        the relay is CPU-bound, so its own code and libraries are what limit it)."""
+        the relay is CPU-bound, so its own code and libraries are what limit it). CPU time
+        counts in clock ticks (10 ms): a window too short to hold a few (a tiny drain) is widened
+        to the whole drain, or its figure would be 0 by rounding, not by measurement."""
         low, high = self.window()
         cpu = high.cpu - low.cpu
+        if cpu < MIN_CPU_SECONDS:
+            low, high = self.samples[0], self.samples[-1]
+            cpu = high.cpu - low.cpu
         records = max(1.0, high.acked - low.acked)
         steady = {
             "relay_cpu_us_per_record": round(cpu / records * 1e6),
