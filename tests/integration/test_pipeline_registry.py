@@ -15,6 +15,7 @@ lacks (404) costs one request, no error and no log line.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -287,4 +288,5 @@ def test_the_serializers_associations_lookup_is_one_quiet_404(
     assert ledger_total(box, STUDENTS) == XP * len(records)
     assert retries == 0
     logs = relay.logs().lower()
-    assert "associations" not in logs and "404" not in logs, "no noise in the relay's logs"
+    # 404 as a word: faust's start-up lines print object addresses (0x7fd0404f1990 failed this once)
+    assert "associations" not in logs and not re.search(r"\b404\b", logs), "no noise in the logs"
