@@ -219,7 +219,7 @@ class Deliverer:
         made = attempts.count - before
         if result.attempts == made:  # the first attempt's result, as it is: nothing to copy
             return result
-        return SendResult(result.status, result.outcome, made, result.body)
+        return replace(result, attempts=made)
 
     async def _attempt(self, payload: bytes, what: str, hold: _Hold, canary: _Canary) -> SendResult:
         started = self._clock()
