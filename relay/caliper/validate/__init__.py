@@ -22,7 +22,7 @@ from relay.caliper.validate.caliper import (
     caliper_checker,
     caliper_issues,
     is_object,
-    is_term,
+    keep,
 )
 from relay.caliper.validate.timeback import TimeBackChecker, TimeBackRules, timeback_issues
 
@@ -64,11 +64,7 @@ def event_checker(rules: TimeBackRules, type_: Any, action: Any, profile: Any) -
     except (KeyError, TypeError):  # TypeError: a list or an object, never a valid term
         pass
     checker = EventChecker(caliper_checker(type_, action, profile), rules.checker(type_, action))
-    if is_term(type_) and is_term(action) and is_term(profile):
-        if len(rules.events) >= 512:  # unknown terms sent to the sandbox must not grow it forever
-            rules.events.clear()
-        rules.events[combo] = checker
-    return checker
+    return keep(rules.events, combo, checker)
 
 
 def check(event: Mapping[str, Any], rules: TimeBackRules) -> list[Issue]:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, TypeVar
 
 from relay.caliper.validate import terms as T
 from relay.caliper.validate.event_rules import allowed_actions, constraints
@@ -100,17 +100,35 @@ def caliper_checker(type_: Any, action: Any, profile: Any) -> CaliperChecker:
         return _CHECKERS[combo]
     except (KeyError, TypeError):  # TypeError: a list or an object, never a valid term
         pass
-    checker = CaliperChecker(type_, action, profile)
-    if is_term(type_) and is_term(action) and is_term(profile):
-        if len(_CHECKERS) >= 512:  # unknown terms sent to the sandbox must not grow it forever
-            _CHECKERS.clear()
-        _CHECKERS[combo] = checker
-    return checker
+    return keep(_CHECKERS, combo, CaliperChecker(type_, action, profile))
 
 
 def is_term(value: Any) -> bool:
     """A value that may key a cache of compiled checkers: None or exactly a str."""
     return value is None or type(value) is str
+
+
+C = TypeVar("C")
+TERM_CACHE: Final = 512  # compiled checkers kept per cache: unknown terms sent to the sandbox
+GOOD_CACHE: Final = 4096  # values already accepted, kept per set (students, apps, times recur)
+
+
+def keep(cache: dict[Any, C], terms: tuple[Any, ...], checker: C) -> C:
+    """``checker``, just built for ``terms``, kept in ``cache`` when every term is a term (a
+    number or a list in place of one is rare, and ``1 == True`` must not share an entry); the
+    cache starts afresh at ``TERM_CACHE`` entries, so made-up terms cannot grow it forever."""
+    if all(is_term(term) for term in terms):
+        if len(cache) >= TERM_CACHE:
+            cache.clear()
+        cache[terms] = checker
+    return checker
+
+
+def remember(good: set[str], value: str) -> None:
+    """Note ``value`` as accepted; the set starts afresh at ``GOOD_CACHE`` values."""
+    if len(good) >= GOOD_CACHE:
+        good.clear()
+    good.add(value)
 
 
 def _check_context(event: Mapping[str, Any], out: list[Issue]) -> None:
@@ -210,9 +228,7 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
         except ValueError:
             out.append(Issue(path, f"not a real date and time: {value}"))
             return
-    if len(_GOOD_TIMES) >= 4096:
-        _GOOD_TIMES.clear()
-    _GOOD_TIMES.add(value)
+    remember(_GOOD_TIMES, value)
 
 
 def _v_datetime(value: Any, parent: str, key: str, out: list[Issue]) -> None:
@@ -413,9 +429,7 @@ def _is_iri(value: str) -> bool:
         return True
     if not is_entity_iri(value):
         return False
-    if len(_GOOD_IRIS) >= 4096:
-        _GOOD_IRIS.clear()
-    _GOOD_IRIS.add(value)
+    remember(_GOOD_IRIS, value)
     return True
 
 

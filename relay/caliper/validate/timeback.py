@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from relay.caliper.validate.caliper import NOT_AN_OBJECT, Issue, is_object, is_term
+from relay.caliper.validate.caliper import NOT_AN_OBJECT, Issue, is_object, keep, remember
 
 SUPPORTED: Final[dict[str, frozenset[str]]] = {
     "GradeEvent": frozenset({"Graded"}),
@@ -71,12 +71,7 @@ class TimeBackRules:
             return self._timeback[combo]
         except (KeyError, TypeError):  # TypeError: a list or an object, never a valid term
             pass
-        checker = TimeBackChecker(self, type_, action)
-        if is_term(type_) and is_term(action):
-            if len(self._timeback) >= 512:  # unknown terms must not grow it forever
-                self._timeback.clear()
-            self._timeback[combo] = checker
-        return checker
+        return keep(self._timeback, combo, TimeBackChecker(self, type_, action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +91,7 @@ class _IriRule:
             return True
         if self.pattern.match(value) is None:
             return False
-        if len(self.good) >= 4096:
-            self.good.clear()
-        self.good.add(value)
+        remember(self.good, value)
         return True
 
 
