@@ -37,7 +37,15 @@ from typing import Any
 
 import httpx
 
-VARIANTS = ("httpcore", "held-window", "client-send", "no-faust-sensor", "python-stream")
+VARIANTS = (
+    "httpcore",
+    "held-window",
+    "client-send",
+    "no-faust-sensor",
+    "python-stream",
+    "null-sink",
+    "null-agent",
+)
 
 
 def _httpcore_transport() -> None:
@@ -95,6 +103,43 @@ def _client_send() -> None:
     client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
 
 
+def _null_sink() -> None:
+    """Every event taken at once, no HTTP: what the relay costs per record besides delivering."""
+    from relay import wiring
+    from relay.timeback.client import Outcome, SendResult
+
+    class NullSink:
+        async def send(self, events: Any, attempts: Any) -> list[SendResult]:
+            return [SendResult(202, Outcome.DELIVERED) for _ in events]
+
+        async def aclose(self) -> None:
+            pass
+
+    wiring.sink = lambda *args, **kwargs: NullSink()
+
+
+def _null_agent() -> None:
+    """The agent acknowledges each record as it reads it: faust's consumption alone."""
+    from relay.pipeline import runtime
+
+    async def submit(self: Any, record: Any) -> None:
+        if self.dispatcher is None:
+            await self.start()
+        self._ack(record)
+
+    runtime.Runtime.submit = submit  # type: ignore[method-assign]
+
+
+def _cprofile() -> None:
+    """cProfile the whole process; the stats go to $RELAY_CPROFILE_TO at exit."""
+    import atexit
+    import cProfile
+
+    profile = cProfile.Profile()
+    atexit.register(lambda: profile.dump_stats(os.environ.get("RELAY_CPROFILE_TO", "relay.prof")))
+    profile.enable()
+
+
 def _python_stream() -> None:
     os.environ["NO_CYTHON"] = "1"
 
@@ -110,6 +155,12 @@ def apply(variant: str) -> None:
         _no_faust_sensor()
     elif variant == "python-stream":
         _python_stream()
+    elif variant == "null-sink":
+        _null_sink()
+    elif variant == "null-agent":
+        _null_agent()
+    elif variant == "cprofile":
+        _cprofile()
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
 
