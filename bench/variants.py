@@ -25,6 +25,15 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
   one, which awaits the channel per record where the Python one takes a buffered record at once:
   1.09 of the CPU per record in 3 interleaved rounds (2026-12-07), so the compiled one stays.
 
+Measuring aids rather than alternatives:
+
+- ``null-sink``: every event taken at once, no HTTP: what a record costs besides delivering it.
+- ``null-agent``: the agent acknowledges each record as it reads it: faust's consumption alone.
+- ``gc-frozen``, ``gc-lazy``: ``gc.freeze()`` once the app is built (and, lazy, the youngest
+  generation collected every 50,000 allocations instead of 700): what the collector costs.
+- ``cprofile``: the whole process under cProfile; the stats go to ``relay.prof`` in the working
+  directory at exit (``python -m bench.ab cprofile 8000 1``, then pstats).
+
 Variants combine with ``+`` (``httpcore+held-window`` is the relay before the change of
 2026-11-29).
 """
@@ -45,6 +54,8 @@ VARIANTS = (
     "python-stream",
     "null-sink",
     "null-agent",
+    "gc-frozen",
+    "gc-lazy",
 )
 
 
@@ -130,6 +141,27 @@ def _null_agent() -> None:
     runtime.Runtime.submit = submit  # type: ignore[method-assign]
 
 
+def _gc(*, freeze: bool, threshold: tuple[int, int, int] | None = None) -> None:
+    """The collector told that everything imported is permanent (``gc.freeze``), and perhaps
+    to collect the youngest generation less often."""
+    import gc
+
+    from relay.pipeline import worker
+
+    original = worker.create_app
+
+    def create_app(settings: Any) -> Any:
+        made = original(settings)
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        if threshold:
+            gc.set_threshold(*threshold)
+        return made
+
+    worker.create_app = create_app
+
+
 def _cprofile() -> None:
     """cProfile the whole process; the stats go to $RELAY_CPROFILE_TO at exit."""
     import atexit
@@ -159,6 +191,10 @@ def apply(variant: str) -> None:
         _null_sink()
     elif variant == "null-agent":
         _null_agent()
+    elif variant == "gc-frozen":
+        _gc(freeze=True)
+    elif variant == "gc-lazy":
+        _gc(freeze=True, threshold=(50_000, 20, 100))
     elif variant == "cprofile":
         _cprofile()
     else:
