@@ -3,9 +3,11 @@
     python -m bench.client_bench [requests]
 
 One process, 64 requests in flight, the same ~1 KB event each time, no Kafka and no mapping:
-``TimeBackClient.send_event`` as the relay sends it, the same client through
-``AsyncClient.build_request`` + ``send(stream=True)`` + a capped copy (the path before
-relay/timeback/transport.py), and a bare aiohttp loop (what the HTTP work costs without httpx).
+``TimeBackClient.send_event`` as the relay sends it (the events lane, ``transport.Lane``), the
+same without the lane (an ``httpx.Request`` and ``httpx.Response`` per event, the path any other
+transport takes), the same client through ``AsyncClient.build_request`` + ``send(stream=True)`` +
+a capped copy (the path before relay/timeback/transport.py), and a bare aiohttp loop (what the
+HTTP work costs without httpx).
 Each is measured in the same run, after a warm-up; the figure is this process's CPU (user +
 system) per request.
 """
@@ -59,6 +61,10 @@ async def _run(url: str, requests: int) -> dict[str, float]:
     config = ClientConfig(url, "bench", SecretStr("bench"), max_in_flight=IN_FLIGHT)
     async with TimeBackClient(config) as client:
         figures["TimeBackClient.send_event"] = await _measure(
+            lambda: client.send_event(EVENT, event_type="ViewEvent"), requests
+        )
+        client._lane = None  # the httpx request and response, as another transport gets them
+        figures["send_event without the lane"] = await _measure(
             lambda: client.send_event(EVENT, event_type="ViewEvent"), requests
         )
     limits = httpx.Limits(max_connections=IN_FLIGHT + 1, max_keepalive_connections=IN_FLIGHT + 1)
