@@ -3,7 +3,8 @@
     python -m bench.client_bench [requests]
 
 One process, 64 requests in flight, the same ~1 KB event each time, no Kafka and no mapping:
-``TimeBackClient.send_event`` as the relay sends it (the events lane, ``transport.Lane``), the
+``EventSink.send`` through the ``Deliverer`` (what the pipeline calls per record: retry, breaker,
+failure rate, evidence), ``TimeBackClient.send_event`` as the relay sends it (the events lane, ``transport.Lane``), the
 same without the lane (an ``httpx.Request`` and ``httpx.Response`` per event, the path any other
 transport takes), the same client through ``AsyncClient.build_request`` + ``send(stream=True)`` +
 a capped copy (the path before relay/timeback/transport.py), and a bare aiohttp loop (what the
@@ -26,12 +27,20 @@ from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from bench.procs import GoSink
+from relay.resilience import Attempts, Backoff, CircuitBreaker
 from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.delivery import Deliverer
+from relay.timeback.sink import EventSink
 from relay.timeback.transport import read_capped
 
 IN_FLIGHT = 64
 EVENT = b'{"id":"urn:uuid:0","type":"ViewEvent","pad":"' + b"a" * 900 + b'"}'
 JSON = {"Content-Type": "application/json", "Authorization": "Bearer t"}
+
+
+class _Event:
+    type = "ViewEvent"
+    payload = EVENT
 
 
 def _cpu() -> float:
@@ -60,6 +69,10 @@ async def _run(url: str, requests: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     config = ClientConfig(url, "bench", SecretStr("bench"), max_in_flight=IN_FLIGHT)
     async with TimeBackClient(config) as client:
+        sink = EventSink(Deliverer(client, CircuitBreaker(5, 10.0), Backoff(0.5, 30), 60.0, 300.0))
+        figures["EventSink.send (Deliverer, send_event)"] = await _measure(
+            lambda: sink.send([_Event()], Attempts()), requests
+        )
         figures["TimeBackClient.send_event"] = await _measure(
             lambda: client.send_event(EVENT, event_type="ViewEvent"), requests
         )
