@@ -3,12 +3,12 @@
     python -m bench.client_bench [requests]
 
 One process, 64 requests in flight, the same ~1 KB event each time, no Kafka and no mapping:
-``EventSink.send`` through the ``Deliverer`` (what the pipeline calls per record: retry, breaker,
-failure rate, evidence), ``TimeBackClient.send_event`` as the relay sends it (the events lane, ``transport.Lane``), the
-same without the lane (an ``httpx.Request`` and ``httpx.Response`` per event, the path any other
-transport takes), the same client through ``AsyncClient.build_request`` + ``send(stream=True)`` +
-a capped copy (the path before relay/timeback/transport.py), and a bare aiohttp loop (what the
-HTTP work costs without httpx).
+``EventSink.send`` through the ``Deliverer`` (what the pipeline calls per record: retry,
+breaker, failure rate, evidence), ``TimeBackClient.send_event`` as the relay sends it (the
+events lane, ``transport.Lane``), the same without the lane (an ``httpx.Request`` and
+``httpx.Response`` per event, the path any other transport takes), the same client through
+``AsyncClient.build_request`` + ``send(stream=True)`` + a capped copy (the path before
+relay/timeback/transport.py), and a bare aiohttp loop (what the HTTP work costs without httpx).
 Each is measured in the same run, after a warm-up; the figure is this process's CPU (user +
 system) per request.
 """
