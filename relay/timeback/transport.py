@@ -13,6 +13,10 @@ aiohttp's public API only. Its contract, which ``_http.send`` relies on:
 Another transport (a test's ``httpx.MockTransport``, the benchmark's variants) may hand back a
 streamed or uncapped response: ``read_capped`` brings it to the same contract. URLs and timeouts
 are converted for aiohttp once per distinct value (the events endpoint is one URL).
+
+``exchange`` is the same under aiohttp's own terms (a yarl URL, headers, bytes, a
+``ClientTimeout``) and answers an ``Answer``: the client's events POST (``Lane``, prepared once)
+needs no ``httpx.Request``, and of a 2xx no ``httpx.Response`` (bench/NOTES-client.md).
 """
 
 from __future__ import annotations
