@@ -10,8 +10,8 @@ events lane, ``transport.Lane``), the same without the lane (an ``httpx.Request`
 ``AsyncClient.build_request`` + ``send(stream=True)`` + a capped copy (the path before
 relay/timeback/transport.py), and a bare aiohttp loop (what the HTTP work costs without httpx).
 Each is measured in the same run, after a warm-up, in interleaved rounds (every client once per
-round, default 3); the figure is this process's CPU (user + system) per request, the median of
-the rounds.
+round, each round starting with the next client; default 3); the figure is this process's CPU
+(user + system) per request, the median of the rounds.
 """
 
 from __future__ import annotations
@@ -79,9 +79,12 @@ async def _run(url: str, requests: int, rounds: int) -> dict[str, list[float]]:
         figures: dict[str, list[float]] = {name: [] for name in clients}
         for send in clients.values():  # warm-up at the same concurrency (_measure)
             await _in_flight(send, 5 * IN_FLIGHT)
-        for _ in range(rounds):
-            for name, send in clients.items():
-                figures[name].append(await _measure(send, requests))
+        names = list(clients)
+        for round_ in range(rounds):
+            # each round starts with the next client: whichever runs first tends to pay for it
+            turn = round_ % len(names)
+            for name in names[turn:] + names[:turn]:
+                figures[name].append(await _measure(clients[name], requests))
     return figures
 
 
