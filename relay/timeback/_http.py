@@ -1,13 +1,13 @@
-"""Small httpx helpers shared by the token manager and the client: one timed send (a missing
-answer becomes ``ApiTransientError``; the answer read and capped as ``transport`` says),
-metrics, labels, bodies."""
+"""Small httpx helpers shared by the token manager and the client: one timed exchange (a
+missing answer becomes ``ApiTransientError``; the answer read and capped as ``transport``
+says), metrics, labels, bodies."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -15,12 +15,13 @@ import orjson
 
 from relay.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, status_class
 from relay.timeback.errors import ApiTransientError
-from relay.timeback.transport import BODY_LIMIT, read_capped
+from relay.timeback.transport import BODY_LIMIT, Answer, read_capped
 
 # One exchange: a request to its response (a transport's ``handle_async_request``, or an
 # ``httpx.AsyncClient.send`` with ``stream=True``); ``transport.read_capped`` brings whatever it
 # answers under ``ApiTransport``'s contract: read, capped.
 Exchange = Callable[[httpx.Request], Awaitable[httpx.Response]]
+A = TypeVar("A", httpx.Response, Answer)  # an answer as httpx reads it, or as the lane does
 
 
 async def send(
@@ -31,7 +32,14 @@ async def send(
     what: str,
     deadline: float | None = None,
 ) -> httpx.Response:
-    """Send one request, counted and timed; no answer (timeout, refused, reset) raises
+    """Send one request, counted and timed (``timed``), its answer read and capped."""
+    return await timed(_read(exchange, request), endpoint=endpoint, what=what, deadline=deadline)
+
+
+async def timed(
+    exchange: Awaitable[A], *, endpoint: str, what: str, deadline: float | None = None
+) -> A:
+    """Await one exchange, counted and timed; no answer (timeout, refused, reset) raises
     ``ApiTransientError`` naming the cause, ``what`` saying which call it was.
 
     ``deadline`` bounds the whole exchange, body included: the read timeout bounds each read
@@ -40,9 +48,7 @@ async def send(
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline):
-            answer = await exchange(request)
-            answer.request = request  # a transport need not set it (httpx.MockTransport does not)
-            response = await read_capped(answer)
+            answer = await exchange
     except httpx.TransportError as exc:
         observe(endpoint, None, started)
         cause = network_cause(exc)
@@ -52,8 +58,14 @@ async def send(
         observe(endpoint, None, started)
         message = f"{what} (no complete response within the {deadline:g} s deadline)"
         raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
-    observe(endpoint, response.status_code, started)
-    return response
+    observe(endpoint, answer.status_code, started)
+    return answer
+
+
+async def _read(exchange: Exchange, request: httpx.Request) -> httpx.Response:
+    answer = await exchange(request)
+    answer.request = request  # a transport need not set it (httpx.MockTransport does not)
+    return await read_capped(answer)
 
 
 def observe(endpoint: str, status: int | None, started: float) -> None:

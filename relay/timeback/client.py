@@ -2,8 +2,10 @@
 
 The client speaks httpx; its connections are aiohttp's (``transport.ApiTransport``). API calls
 build their ``httpx.Request`` (URL parsed once) and hand it straight to the transport; only the
-token endpoint goes through ``AsyncClient`` (its Basic auth). Why, with the figures:
-bench/NOTES-client.md.
+token endpoint goes through ``AsyncClient`` (its Basic auth). The events POST, the hot path, goes
+to aiohttp prepared once (``transport.Lane``) when the transport is ``ApiTransport``: a 2xx
+comes back as its status and body, any other answer as the ``httpx.Response`` every error path
+reads. Why, with the figures: bench/NOTES-client.md.
 
 Every call is ONE attempt (plus one token refresh and resend on a 401); retrying is the caller's
 business (``relay.timeback.delivery``). Every ``send_event`` attempt (one event or an envelope)
@@ -21,10 +23,11 @@ never reach messages, reprs or metrics.
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -36,7 +39,7 @@ from relay.config import default_deadline, default_token_url
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
 from relay.resilience.gate import GateConfig, RequestGate
-from relay.timeback._http import capped_body, error_code, send
+from relay.timeback._http import capped_body, error_code, send, timed
 from relay.timeback.auth import AuthMethod, TokenManager
 from relay.timeback.errors import (
     ApiSystemicError,
@@ -45,7 +48,7 @@ from relay.timeback.errors import (
     RequestRejected,
 )
 from relay.timeback.responses import Outcome, classify, parse_retry_after, transient_answer
-from relay.timeback.transport import ApiTransport
+from relay.timeback.transport import Answer, ApiTransport
 
 EVENTS_PATH: Final = "/events/1.0"
 EVENTS_ROUTE: Final = f"POST {EVENTS_PATH}"
@@ -140,6 +143,16 @@ class TimeBackClient:
             {"Host": self._events_url.netloc.decode("ascii"), **self._headers, **JSON}
         ).raw
         self._bearer: tuple[str, tuple[bytes, bytes]] = ("", (b"", b""))  # token, its header
+        # the events POST prepared for aiohttp once, when the transport is ours (module doc)
+        self._lane = (
+            self._transport.lane(
+                self._events_url,
+                [(k.decode("ascii"), v.decode("ascii")) for k, v in self._events_headers],
+                config.timeouts(),
+            )
+            if isinstance(self._transport, ApiTransport)
+            else None
+        )
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=config.timeouts(),
@@ -178,11 +191,14 @@ class TimeBackClient:
     # --- events ---------------------------------------------------------------------------
 
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
-        """POST one serialized Caliper event: one attempt (one 401 refresh included)."""
+        """POST one serialized Caliper event (or an envelope): one attempt (one 401 refresh
+        included)."""
         async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
-            response = await self._authorized(
-                "POST", "events", EVENTS_PATH, EVENTS_ROUTE, payload, JSON
-            )
+            answer = await self._authorized(self._post_event, payload, "events", EVENTS_ROUTE)
+            if isinstance(answer, Answer):  # a 2xx the lane read: nothing more to look at
+                slot.answered(answer.status_code)
+                return SendResult(answer.status_code, Outcome.DELIVERED, body=answer.content)
+            response = answer
             slot.answered(response.status_code, self._retry_after(response))
         outcome = self._check(response, "events", EVENTS_ROUTE)
         if outcome is Outcome.REJECTED:
@@ -214,7 +230,9 @@ class TimeBackClient:
         path = f"/rostering/1.0/{entity}/{quote(sourced_id, safe='')}"
         route = f"PUT /rostering/1.0/{entity}/{{id}}"
         payload = orjson.dumps({ENTITIES[entity]: body})
-        response = await self._authorized("PUT", "rostering", path, route, payload, JSON)
+        response = await self._authorized(
+            self._sender("PUT", "rostering", path, JSON), payload, "rostering", route
+        )
         if self._check(response, "rostering", route) is not Outcome.DELIVERED:
             raise _request_rejected(response, "rostering", route)
         return response.status_code
@@ -235,7 +253,8 @@ class TimeBackClient:
         params: dict[str, str | int] = {"limit": limit, "offset": offset}
         if application_id:
             params["applicationId"] = application_id
-        response = await self._authorized("GET", "xp", path, route, params=params)
+        send = self._sender("GET", "xp", path, params=params)
+        response = await self._authorized(send, None, "xp", route)
         if self._check(response, "xp", route) is not Outcome.DELIVERED:
             raise _request_rejected(response, "xp", route)
         return _json_object(response, "xp")
@@ -245,7 +264,8 @@ class TimeBackClient:
     async def _get_entity(self, collection: str, sourced_id: str) -> dict[str, Any] | None:
         path = f"/rostering/1.0/{collection}/{quote(sourced_id, safe='')}"
         route = f"GET /rostering/1.0/{collection}/{{id}}"
-        response = await self._authorized("GET", "rostering", path, route)
+        send = self._sender("GET", "rostering", path)
+        response = await self._authorized(send, None, "rostering", route)
         if response.status_code == 404:
             return None
         if self._check(response, "rostering", route) is not Outcome.DELIVERED:
@@ -256,29 +276,55 @@ class TimeBackClient:
 
     async def _authorized(
         self,
-        method: str,
+        send: Callable[[C, str], Awaitable[R]],
+        content: C,
         endpoint: str,
-        path: str,
         route: str,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        params: dict[str, str | int] | None = None,
-    ) -> httpx.Response:
-        """Send with the bearer token; on a 401 drop it, refresh once and resend."""
-        url = self._url(path, params)
+    ) -> R:
+        """``send(content, token)`` with the bearer token; on a 401 drop it, refresh once and
+        resend."""
         for first in (True, False):
             token = await self.auth.token()
-            if url is self._events_url:
-                request = self._events_request(content or b"", token)
-            else:
-                request = self._request(method, url, content, headers, token)
-            response = await self._send(request, endpoint, method)
+            response = await send(content, token)
             if response.status_code != 401:
                 return response
             self.auth.invalidate(token)
             if not first:
                 break
         raise self._systemic(endpoint, 401, f"{route}: a freshly issued token was refused")
+
+    async def _post_event(self, payload: bytes, token: str) -> Answer | httpx.Response:
+        """One events POST: through the lane when there is one (a 2xx an ``Answer``, any other
+        answer the ``httpx.Response`` the httpx path makes of it), else through httpx."""
+        if self._lane is None:
+            return await self._send(self._events_request(payload, token), "events", "POST")
+        answer = await timed(
+            self._lane.post(payload, token),
+            endpoint="events",
+            what=_NO_RESPONSE[("POST", "events")],
+            deadline=self._deadline,
+        )
+        if 200 <= answer.status_code < 300:
+            return answer
+        return answer.response(self._events_request(payload, token))
+
+    def _sender(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Callable[[bytes | None, str], Awaitable[httpx.Response]]:
+        """``send(content, token)`` for ``_authorized``: a request the general way (rostering,
+        xp: they are rare)."""
+        url = self._url(path, params)
+
+        async def sent(content: bytes | None, token: str) -> httpx.Response:
+            request = self._request(method, url, content, headers, token)
+            return await self._send(request, endpoint, method)
+
+        return sent
 
     def _request(
         self,
@@ -321,8 +367,6 @@ class TimeBackClient:
 
     def _url(self, path: str, params: dict[str, str | int] | None) -> httpx.URL:
         """``path`` under the base URL (its own path kept, as httpx's ``base_url`` does)."""
-        if path == EVENTS_PATH and not params:
-            return self._events_url  # parsed once: the hot path
         return httpx.URL(self._base + path.lstrip("/"), params=params)
 
     async def _send(self, request: httpx.Request, endpoint: str, method: str) -> httpx.Response:
@@ -385,6 +429,14 @@ def environment_proxy(url: str) -> httpx.Proxy | None:
 
 
 _NO_RESPONSE: Final = {("POST", "events"): "POST events: no response"}  # the hot path's
+
+
+class _Answered(Protocol):
+    status_code: int
+
+
+C = TypeVar("C")  # what ``_authorized`` sends: an event's bytes, a rostering body, nothing
+R = TypeVar("R", bound=_Answered)  # what it answers: an ``httpx.Response``, or an ``Answer``
 _HINT = "the relay is misconfigured; check RELAY_API_BASE_URL"
 _HINTS = {
     401: "the credentials are not accepted; check RELAY_CLIENT_ID and RELAY_CLIENT_SECRET",

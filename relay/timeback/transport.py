@@ -13,17 +13,21 @@ aiohttp's public API only. Its contract, which ``_http.send`` relies on:
 Another transport (a test's ``httpx.MockTransport``, the benchmark's variants) may hand back a
 streamed or uncapped response: ``read_capped`` brings it to the same contract. URLs and timeouts
 are converted for aiohttp once per distinct value (the events endpoint is one URL).
+
+``exchange`` is the same under aiohttp's own terms (a yarl URL, headers, bytes, a
+``ClientTimeout``) and answers an ``Answer``: the client's events POST (``Lane``, prepared once)
+needs no ``httpx.Request``, and of a 2xx no ``httpx.Response`` (bench/NOTES-client.md).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import aiohttp
 import httpx
 import yarl
+from multidict import CIMultiDict, CIMultiDictProxy
 
 BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
 # Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
@@ -75,24 +79,50 @@ class ApiTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.exchange(
+            request.method,
+            self._url(request.url),
+            request.headers.multi_items(),
+            request.content or None,
+            self._timeout(request.extensions.get("timeout", {})),
+            request.extensions.get("sni_hostname"),
+        )
+        return answer.response(request)
+
+    async def exchange(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: Any,
+        body: bytes | None,
+        timeouts: aiohttp.ClientTimeout,
+        server_hostname: str | None = None,
+    ) -> Answer:
+        """One request in aiohttp's terms, its answer read and capped (the module's contract)."""
         session = self._session or self._open()
-        with _as_httpx_errors():
+        try:
             answer = await session.request(
-                request.method,
-                self._url(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
+                method,
+                url,
+                headers=headers,
+                data=body,
                 allow_redirects=False,
                 compress=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
-                server_hostname=request.extensions.get("sni_hostname"),
+                timeout=timeouts,
+                server_hostname=server_hostname,
                 **self._proxy,
             )
             try:
-                body, whole = await _read(answer.content, self._body_limit(answer.status))
+                read, whole = await _read(answer.content, self._body_limit(answer.status))
             finally:
                 answer.release() if answer.content.at_eof() else answer.close()
-        return _response(answer.status, answer.raw_headers, body, request, cut=not whole)
+        except aiohttp.ClientError as exc:
+            raise _as_httpx_error(exc) from exc
+        return Answer(answer.status, answer.raw_headers, read, cut=not whole)
+
+    def lane(self, url: httpx.URL, headers: list[tuple[str, str]], timeout: httpx.Timeout) -> Lane:
+        """One POST prepared for aiohttp once (``Lane``): the client's events endpoint."""
+        return Lane(self, self._url(url), headers, self._timeout(timeout.as_dict()))
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -125,6 +155,55 @@ class ApiTransport(httpx.AsyncBaseTransport):
                 sock_connect=key[0], sock_read=key[1], connect=key[2]
             )
         return cached
+
+
+class Answer:
+    """An answer read (and perhaps cut) as aiohttp gave it: all the client needs of a 2xx
+    (``status_code``, ``content``); ``response`` makes it the ``httpx.Response`` every other
+    answer is read as."""
+
+    __slots__ = ("content", "cut", "raw_headers", "status_code")
+
+    def __init__(
+        self, status: int, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes, *, cut: bool
+    ) -> None:
+        self.status_code = status
+        self.raw_headers = raw_headers
+        self.content = body
+        self.cut = cut
+
+    def response(self, request: httpx.Request) -> httpx.Response:
+        return _response(self.status_code, self.raw_headers, self.content, request, cut=self.cut)
+
+
+class Lane:
+    """One POST prepared for aiohttp once (its URL, timeout and headers): per call only the body
+    and the bearer token vary, and the headers are rebuilt once per token. The client's
+    events POST goes this way when its transport is ``ApiTransport``: no ``httpx.Request``, and
+    no ``httpx.Response`` for an ``Answer`` it only needs the status and body of."""
+
+    __slots__ = ("_authorized", "_headers", "_timeout", "_transport", "_url")
+
+    def __init__(
+        self,
+        transport: ApiTransport,
+        url: yarl.URL,
+        headers: list[tuple[str, str]],
+        timeout: aiohttp.ClientTimeout,
+    ) -> None:
+        self._transport = transport
+        self._url = url
+        self._headers = headers
+        self._timeout = timeout
+        self._authorized: tuple[str, CIMultiDictProxy[str]] | None = None  # token, headers
+
+    async def post(self, body: bytes, token: str) -> Answer:
+        authorized = self._authorized
+        if authorized is None or authorized[0] != token:
+            headers = CIMultiDict(self._headers)
+            headers["Authorization"] = f"Bearer {token}"
+            authorized = self._authorized = (token, CIMultiDictProxy(headers))
+        return await self._transport.exchange("POST", self._url, authorized[1], body, self._timeout)
 
 
 async def read_capped(response: httpx.Response) -> httpx.Response:
@@ -201,14 +280,10 @@ async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]
     return bytes(kept), content.at_eof()
 
 
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    """aiohttp's exception raised as the matching ``httpx.TransportError``, caused by it."""
-    try:
-        yield
-    except aiohttp.ClientError as exc:
-        mapped = next(to for frm, to in _ERRORS if isinstance(exc, frm))
-        raise mapped(str(exc)) from exc
+def _as_httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
+    """aiohttp's exception as the matching ``httpx.TransportError`` (raised ``from`` it)."""
+    mapped = next(to for frm, to in _ERRORS if isinstance(exc, frm))
+    return mapped(str(exc))
 
 
 def _proxy_options(proxy: httpx.Proxy | None) -> dict[str, Any]:

@@ -118,9 +118,11 @@ def test_client_bench_times_every_client_against_the_go_sink(
     """Each client really sent its requests (the sink counted them) and got a CPU figure."""
     from bench import client_bench
 
-    figures = client_bench.main(["400"])
+    figures = client_bench.main(["400", "2"])
     assert set(figures) == {
+        "EventSink.send (Deliverer, send_event)",
         "TimeBackClient.send_event",
+        "send_event without the lane",
         "AsyncClient.build_request + send + capped copy",
         "bare aiohttp",
     }
