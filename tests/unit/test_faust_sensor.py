@@ -29,6 +29,7 @@ def _feed(monitor: PrometheusMonitor, streams: list[object]) -> None:
         tp = TP(f"topic-{n % 2}", n % 3)
         message = SimpleNamespace(tp=tp, offset=100 + n, time_in=None)
         stream = streams[n % 2]
+        monitor.track_tp_end_offset(tp, 200 + n)
         monitor.on_message_in(tp, 100 + n, message)  # type: ignore[arg-type]
         state = monitor.on_stream_event_in(tp, 100 + n, stream, None)  # type: ignore[arg-type]
         monitor.on_stream_event_out(tp, 100 + n, stream, None, state)  # type: ignore[arg-type]
@@ -49,7 +50,8 @@ def test_the_same_series_and_values_as_faust_s_own_sensor() -> None:
     _feed(PrometheusMonitor(metrics=FaustMetrics.create(theirs, "faust")), streams)
     _feed(FaustSensor(metrics=FaustMetrics.create(ours, "faust")), streams)
     expected = _samples(theirs)
-    assert any(name == "faust_messages_received_per_topics_partition" for name, _ in expected)
+    for series in ("messages_received_per_topics_partition", "topic_partition_end_offset"):
+        assert any(name == f"faust_{series}" for name, _ in expected)
     assert _samples(ours) == expected
 
 
