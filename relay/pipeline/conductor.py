@@ -48,7 +48,7 @@ def _reads_raw_bytes(channel: Any) -> bool:
 class LeanConductor(Conductor):
     def _compile_message_handler(self) -> Handler:
         if self.app.client_only:
-            return super()._compile_message_handler()  # type: ignore[no-any-return]
+            return super()._compile_message_handler()
         get_callback = self._tp_to_callback.__getitem__
         lock = self._tp_to_callback_lock
 
@@ -58,7 +58,7 @@ class LeanConductor(Conductor):
                     callback = get_callback(message.tp)
             else:
                 callback = get_callback(message.tp)
-            return await callback(message)  # type: ignore[no-any-return]
+            return await callback(message)
 
         return on_message
 
@@ -75,12 +75,20 @@ class LeanConductor(Conductor):
 class RawHandler:
     """One partition's hand-over to its one raw-bytes channel (faust's handler otherwise)."""
 
-    __slots__ = ("_app", "_event", "_flowing", "_producer_over", "_queue", "_faust", "_high",
-                 "_drop")  # fmt: skip
+    __slots__ = (
+        "_app",
+        "_drop",
+        "_event",
+        "_faust",
+        "_flowing",
+        "_high",
+        "_producer_over",
+        "_queue",
+    )
 
-    def __init__(self, app: faust.App, tp: TP, channel: Any, faust_handler: Handler) -> None:
+    def __init__(self, app: Any, tp: TP, channel: Any, faust_handler: Handler) -> None:
         self._app = app
-        self._event = app.conf.Event
+        self._event: Any = app.conf.Event
         self._flowing = app.flow_control.is_active
         buffer = app.producer.buffer
         pending, bound = buffer.pending, buffer.max_messages  # ProducerBuffer.size, unthreaded

@@ -23,8 +23,8 @@ from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import TP, Message
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
 from mode import Service, ServiceT
 
 YIELD_EVERY = 100  # messages between yields to the event loop (faust's own figure)
@@ -76,7 +76,7 @@ class _Rest:
 
 
 class LeanConsumer(faust_aiokafka.Consumer):
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109
         # faust.transport.consumer.Consumer.getmany, with the partition's end offset read and
         # handed to the sensor once per partition and fetch instead of once per message (aiokafka
         # builds a set of the assignment for each read, and the sensor sets a gauge).
