@@ -1,8 +1,10 @@
 """faust's Prometheus sensor (the faust_* metrics), cheaper per message and with the same series.
 
-faust's ``PrometheusMonitor`` updates six series for each message it reads, looking its labelled
-children up by keyword and normalising the stream's name with a regular expression every time:
-tens of microseconds per record, a few percent of the relay's CPU. ``FaustSensor`` counts the
+faust's ``PrometheusMonitor`` updates eight series for each message it reads (each behind a lock),
+looking its labelled children up by keyword and normalising the stream's name with a regular
+expression every time: tens of microseconds per record, a few percent of the relay's CPU (0.86
+of faust's own CPU per record without the sensor, ``bench.ab null-agent,null-agent+no-faust-sensor``
+before this change). ``FaustSensor`` counts the
 per-message updates in plain integers (the event loop's thread is the only one that writes them)
 and adds them to the same series when the registry is collected, through children bound once per
 partition and per stream: a scrape reads the values faust's own sensor would show. Only the
