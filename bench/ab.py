@@ -2,9 +2,10 @@
 
     python -m bench.ab as-is,client-send,no-faust-sensor [records] [rounds]
     python -m bench.ab rev:main~3,as-is 10000 5    # another commit beside this checkout
+    python -m bench.ab rev:main~3+null-agent,null-agent 6000 4    # both with a variant
 
 One backlog, drained by each variant in turn (``bench/variants.py``, or ``rev:<ref>``: that commit
-of the relay, ``bench/revisions.py``; ``as-is`` is the relay
+of the relay, ``bench/revisions.py``, optionally ``rev:<ref>+<variant>``; ``as-is`` is the relay
 unpatched), ``rounds`` times over, each drain a fresh consumer group into a fresh Go sink.
 One ``--variants`` drain each is within this machine's noise for a difference of a few percent
 (a drain that is not CPU-bound spreads the process's fixed background work over fewer records);

@@ -230,8 +230,11 @@ class Relay(Child):
         if variant is None:
             command = ["relay.cli", "run"]
         elif revisions.is_revision(variant):
-            command, cwd = ["relay.cli", "run"], revisions.checkout(variant)
-            env = env | {"PYTHONPATH": str(cwd)}
+            revision, patch = revisions.split(variant)
+            cwd = revisions.checkout(revision)
+            command = ["relay.cli", "run"] if patch is None else ["bench.variants", patch, "run"]
+            # the revision's relay first; this checkout after it for bench.variants
+            env = env | {"PYTHONPATH": os.pathsep.join([str(cwd), str(revisions.ROOT)])}
         else:
             command = ["bench.variants", variant, "run"]
         if profile_to is None:

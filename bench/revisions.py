@@ -1,12 +1,16 @@
 """Another revision of the relay, checked out beside this one, for side-by-side drains.
 
     python -m bench.ab as-is,rev:ae463b3 10000 3
+    python -m bench.ab rev:ae463b3+null-agent,null-agent 6000 4   # with a bench variant
+
 
 ``rev:<ref>`` runs ``relay run`` from a copy of that commit's tree (``git archive``, cached under
 ~/.cache/timeback-relay/revisions/<sha>), with this checkout's virtualenv: the same libraries, the
 relay's own code as it was then. The copy comes first on ``sys.path`` (the working directory of
 ``python -m``), ahead of the editable install of this checkout. A change measured this way is
 measured as committed, without keeping the old code alive as a patch in bench/variants.py.
+``rev:<ref>+<variant>`` patches that commit with a variant of bench/variants.py (this checkout's),
+so that, say, faust's share alone (``null-agent``) is compared across commits in one run.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ PREFIX = "rev:"
 
 def is_revision(variant: str | None) -> bool:
     return variant is not None and variant.startswith(PREFIX)
+
+
+def split(variant: str) -> tuple[str, str | None]:
+    """``rev:<ref>+<variant>`` -> (``rev:<ref>``, ``<variant>``); without ``+``, no variant."""
+    revision, _, patch = variant.partition("+")
+    return revision, patch or None
 
 
 def checkout(variant: str) -> Path:

@@ -24,6 +24,7 @@ from typing import Any, cast
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
 from mode import Service, ServiceT
 
 YIELD_EVERY = 100  # messages between yields to the event loop (faust's own figure)
@@ -75,6 +76,39 @@ class _Rest:
 
 
 class LeanConsumer(faust_aiokafka.Consumer):
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109
+        # faust.transport.consumer.Consumer.getmany, with the partition's end offset read and
+        # handed to the sensor once per partition and fetch instead of once per message (aiokafka
+        # builds a set of the assignment for each read, and the sensor sets a gauge).
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        records_it = self.scheduler.iterate(records)
+        to_message = self._to_message
+        track_end_offset = self.app.monitor.track_tp_end_offset
+        tracked: set[TP] = set()
+        if self.flow_active:
+            for tp, record in records_it:
+                if not self.flow_active:
+                    break
+                if self.app.consumer_generation_id != generation_id:
+                    break  # a rebalance began: faust cancels the batch
+                if (
+                    active_partitions is None
+                    or tp in active_partitions
+                    or tp in self._buffered_partitions
+                ):
+                    if tp not in tracked:
+                        tracked.add(tp)
+                        track_end_offset(tp, self.highwater(tp))
+                    yield tp, to_message(tp, record)
+        else:
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - loop
         # faust.transport.consumer.Consumer._drain_messages, with the callback run eagerly.
         callback = self.callback

@@ -1,5 +1,6 @@
 """``FaustSensor`` exports the same faust_* series, with the same values, as faust's own
-``PrometheusMonitor`` fed the same per-message calls (each on a registry of its own)."""
+``PrometheusMonitor`` fed the same per-message calls (each on a registry of its own), at every
+collection: it adds its per-message counts to the series when the registry is collected."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from relay.pipeline.faust_sensor import FaustSensor, install
+from relay.pipeline.faust_sensor import FaustSensor, FlushOnCollect, install
 from relay.pipeline.worker import create_app  # noqa: F401  (the module that installs it)
 
 
@@ -23,12 +24,13 @@ def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, st
     }
 
 
-def _feed(monitor: PrometheusMonitor, streams: list[object]) -> None:
+def _feed(monitor: PrometheusMonitor, streams: list[object], messages: range) -> None:
     """Messages over two topics and three partitions, through two streams, some acknowledged."""
-    for n in range(12):
+    for n in messages:
         tp = TP(f"topic-{n % 2}", n % 3)
         message = SimpleNamespace(tp=tp, offset=100 + n, time_in=None)
         stream = streams[n % 2]
+        monitor.track_tp_end_offset(tp, 200 + n)
         monitor.on_message_in(tp, 100 + n, message)  # type: ignore[arg-type]
         state = monitor.on_stream_event_in(tp, 100 + n, stream, None)  # type: ignore[arg-type]
         monitor.on_stream_event_out(tp, 100 + n, stream, None, state)  # type: ignore[arg-type]
@@ -40,17 +42,27 @@ class _Agent:
     """A stream's owner as the monitor sees it (weakly referenced)."""
 
 
-def test_the_same_series_and_values_as_faust_s_own_sensor() -> None:
+def _ours(registry: CollectorRegistry) -> FaustSensor:
+    flush = FlushOnCollect()
+    registry.register(flush)  # ahead of the series, as install() does
+    flush.sensor = FaustSensor(metrics=FaustMetrics.create(registry, "faust"))
+    return flush.sensor
+
+
+def test_the_same_series_and_values_as_faust_s_own_sensor_at_each_scrape() -> None:
     app = faust.App("sensor-test", broker="kafka://localhost:1", store="memory://")
     streams: list[object] = [app.stream(app.channel()), app.stream(app.channel())]
     for stream in streams:
         stream.task_owner = _Agent()  # type: ignore[attr-defined]
     theirs, ours = CollectorRegistry(), CollectorRegistry()
-    _feed(PrometheusMonitor(metrics=FaustMetrics.create(theirs, "faust")), streams)
-    _feed(FaustSensor(metrics=FaustMetrics.create(ours, "faust")), streams)
-    expected = _samples(theirs)
-    assert any(name == "faust_messages_received_per_topics_partition" for name, _ in expected)
-    assert _samples(ours) == expected
+    faust_s, sensor = PrometheusMonitor(metrics=FaustMetrics.create(theirs, "faust")), _ours(ours)
+    for messages in (range(12), range(12, 13), range(13, 13), range(13, 40)):  # between scrapes
+        _feed(faust_s, streams, messages)
+        _feed(sensor, streams, messages)
+        expected = _samples(theirs)
+        for series in ("messages_received_per_topics_partition", "topic_partition_end_offset"):
+            assert any(name == f"faust_{series}" for name, _ in expected)
+        assert _samples(ours) == expected
 
 
 def test_install_makes_it_the_app_s_monitor_on_the_given_registry() -> None:

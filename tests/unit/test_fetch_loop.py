@@ -113,3 +113,14 @@ def test_faust_s_fetch_loop_is_still_the_one_copied() -> None:
 
 
 FAUST_LOOP = "44a2500309e83c63"  # sha256 of faust 0.15.3's source, first 16 hex digits
+
+
+def test_faust_s_getmany_is_still_the_one_copied() -> None:
+    """LeanConsumer.getmany is faust 0.15.3's with the end offset tracked once per partition of
+    a fetch: a faust that changes it must be compared with relay/pipeline/fetch_loop.py first."""
+    source = inspect.getsource(Consumer.getmany)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    assert digest == FAUST_GETMANY, f"faust's getmany changed ({digest}): reread fetch_loop.py"
+
+
+FAUST_GETMANY = "4b168d84882a70d6"
