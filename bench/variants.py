@@ -19,7 +19,8 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
   httpx_aiohttp's streaming transport, each answer copied into a capped second response (the
   relay before relay/timeback/transport.py).
 - ``no-faust-sensor``: faust's Prometheus sensor off (``RELAY_FAUST_METRICS=false``): what its
-  labelled updates per message cost (2-8% of the CPU per record in interleaved rounds).
+  labelled updates per message cost (2-8% of the CPU per record in interleaved rounds, before the
+  sensor counted them in plain integers and added them up at scrape time: docs/faust-path.md).
 
 - ``python-stream``: faust's pure-Python stream iterator (``NO_CYTHON=1``) instead of its compiled
   one, which awaits the channel per record where the Python one takes a buffered record at once:

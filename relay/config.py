@@ -295,8 +295,8 @@ class Settings(BaseSettings):
     faust_metrics: bool = Field(
         True,
         description="export faust's own sensor as faust_* metrics (messages, commits, "
-        "rebalances); false saves its labelled updates per message, a few percent of the CPU per "
-        "record (bench/README.md)",
+        "rebalances); its per-message counts are added up at each scrape, so false saves little "
+        "(docs/faust-path.md)",
     )
     shutdown_grace: float = Field(25.0, ge=0, description="seconds to drain on SIGTERM")
     allow_insecure_http: bool = Field(
