@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ class EnvelopeBatcher:
         self._turn = asyncio.Lock()  # one request at a time waits at the gate
         self._claims = 0  # requests started that have not taken their envelope yet
         self._open: list[_Pending] = []  # the envelope being filled
+        # the sizes of the envelopes ``_open`` makes (``_packing``), kept as events come and go
+        # rather than counted again over every waiting event at each add and take
+        self._sizes: deque[int] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -173,6 +177,7 @@ class EnvelopeBatcher:
         for p in self._open:
             p.answer.cancel()
         self._open.clear()
+        self._sizes.clear()
         for task in list(self._sending):
             task.cancel()
         if self._sending:
@@ -181,12 +186,17 @@ class EnvelopeBatcher:
     # -- packing --------------------------------------------------------------------------------
 
     def _add(self, pending: list[_Pending]) -> None:
-        self._open.extend(pending)
+        if self._open and self._open[-1].attempts is pending[0].attempts:
+            self._open.extend(pending)  # the same record's run goes on: pack it whole again
+            self._sizes = self._packing()
+        else:
+            self._open.extend(pending)
+            self._pack(len(pending))
         self._schedule()
 
     def _schedule(self) -> None:
         """A request for each closed envelope not claimed yet; the linger timer for an open one."""
-        sizes = self._packing()
+        sizes = self._sizes
         closed = len(sizes) - (1 if sizes and sizes[-1] < self.max_events else 0)
         while self._claims < closed:
             self._claim()
@@ -197,23 +207,32 @@ class EnvelopeBatcher:
 
     def _lingered(self) -> None:
         self._timer = None
-        if not self._closed and self._claims < len(self._packing()):
+        if not self._closed and self._claims < len(self._sizes):
             self._claim()
 
-    def _packing(self) -> list[int]:
-        """The sizes of the envelopes the waiting events make, in order: a record starts the
-        next envelope rather than straddle two (unless it alone is more than ``max_events``)."""
-        sizes: list[int] = []
-        size = 0
+    def _pack(self, record: int, sizes: deque[int] | None = None) -> None:
+        """One record's ``record`` events added after the waiting ones: a record starts the next
+        envelope rather than straddle two (unless it alone is more than ``max_events``). Only
+        the last envelope can be open (under ``max_events``, with no record after it)."""
+        if sizes is None:
+            sizes = self._sizes
+        size = sizes.pop() if sizes and sizes[-1] < self.max_events else 0
+        if size and size + record > self.max_events:
+            sizes.append(size)
+            size = 0
+        size += record
+        while size >= self.max_events:
+            sizes.append(self.max_events)
+            size -= self.max_events
+        if size:
+            sizes.append(size)
+
+    def _packing(self) -> deque[int]:
+        """The sizes of the envelopes the waiting events make, in order, counted afresh."""
+        sizes: deque[int] = deque()
         for record in _records(self._open):
-            if size and size + record > self.max_events:
-                sizes.append(size)
-                size = 0
-            size += record
-            while size >= self.max_events:
-                sizes.append(self.max_events)
-                size -= self.max_events
-        return [*sizes, size] if size else sizes
+            self._pack(record, sizes)
+        return sizes
 
     def _claim(self) -> None:
         """Start a request; its events are chosen when it may leave (``_send_next``)."""
@@ -225,8 +244,7 @@ class EnvelopeBatcher:
     def _take(self) -> list[_Pending]:
         """The first envelope of the waiting events (``_packing``)."""
         self._claims -= 1
-        sizes = self._packing()
-        count = sizes[0] if sizes else 0
+        count = self._sizes.popleft() if self._sizes else 0
         batch, self._open = self._open[:count], self._open[count:]
         self._cancel_timer()
         if self._open:
@@ -240,6 +258,7 @@ class EnvelopeBatcher:
             p.answer.cancel()
         gone = set(map(id, pending))
         self._open = [p for p in self._open if id(p) not in gone]
+        self._sizes = self._packing()
         if not self._open:
             self._cancel_timer()
 
