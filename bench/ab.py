@@ -3,6 +3,7 @@
     python -m bench.ab as-is,client-send,no-faust-sensor [records] [rounds]
     python -m bench.ab rev:main~3,as-is 10000 5    # another commit beside this checkout
     python -m bench.ab rev:main~3+null-agent,null-agent 6000 4    # both with a variant
+    python -m bench.ab rev:main~3,as-is 6000 4 --events-per-request 20   # envelopes of 20
 
 One backlog, drained by each variant in turn (``bench/variants.py``, or ``rev:<ref>``: that commit
 of the relay, ``bench/revisions.py``, optionally ``rev:<ref>+<variant>``; ``as-is`` is the relay
@@ -23,6 +24,7 @@ from bench.lab import lab
 
 
 def main(argv: list[str]) -> dict[str, list[dict[str, float]]]:
+    argv, events_per_request = _option(argv, "--events-per-request", 1)
     variants = argv[0].split(",") if argv else ["as-is", "client-send"]
     records = int(argv[1]) if len(argv) > 1 else 10_000
     rounds = int(argv[2]) if len(argv) > 2 else 3
@@ -34,7 +36,11 @@ def main(argv: list[str]) -> dict[str, list[dict[str, float]]]:
                 name = f"ab-{variant}-{round_}"
                 sink = env.go_sink(name)
                 drain = env.drain(
-                    name, backlog, sink.url, variant=None if variant == "as-is" else variant
+                    name,
+                    backlog,
+                    sink.url,
+                    variant=None if variant == "as-is" else variant,
+                    events_per_request=events_per_request,
                 )
                 sink.stop()
                 cpu = drain.steady_cpu()
@@ -54,6 +60,14 @@ def main(argv: list[str]) -> dict[str, list[dict[str, float]]]:
         print(f"{variant:<28}{median:>18.0f}{median / base:>14.2f}  {each}")
     print(json.dumps(figures))
     return figures
+
+
+def _option(argv: list[str], name: str, default: int) -> tuple[list[str], int]:
+    """``argv`` without ``name N`` (anywhere in it), and N (``default`` when absent)."""
+    if name not in argv:
+        return argv, default
+    at = argv.index(name)
+    return argv[:at] + argv[at + 2 :], int(argv[at + 1])
 
 
 if __name__ == "__main__":

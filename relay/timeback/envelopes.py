@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -92,21 +93,56 @@ def envelope(sensor: str, payloads: Sequence[bytes], sent: datetime) -> bytes:
     return head + b",".join(payloads) + b"]}"
 
 
+class _Answers:
+    """One record's events' answers, in its order; ``ready`` once each has one (a single future
+    per record, not one per event gathered by ``asyncio.wait``)."""
+
+    __slots__ = ("left", "ready", "results")
+
+    def __init__(self, count: int, ready: asyncio.Future[None]) -> None:
+        self.results: list[SendResult | BaseException | None] = [None] * count
+        self.left = count
+        self.ready = ready
+
+    def give(self, index: int, answer: SendResult | BaseException) -> None:
+        if self.ready.done() or self.results[index] is not None:
+            return  # a withdrawn (cancelled) record's answers are nobody's
+        self.results[index] = answer
+        self.left -= 1
+        if not self.left:
+            self.ready.set_result(None)
+
+    def outcome(self) -> list[SendResult]:
+        """The results, or the first failure in the record's order."""
+        for answer in self.results:
+            if isinstance(answer, BaseException):
+                raise answer
+        return self.results  # type: ignore[return-value]  # each is a SendResult now
+
+
 @dataclass(eq=False, slots=True)
 class _Pending:
-    """One event waiting for its answer; ``attempts`` is its record's (deliver stage)."""
+    """One event waiting for its answer (its ``index`` in its record's ``answers``);
+    ``attempts`` is its record's (deliver stage)."""
 
     event: Sendable
-    answer: asyncio.Future[SendResult]
+    answers: _Answers
+    index: int
     attempts: Attempts = field(default_factory=Attempts)
 
+    @property
+    def open(self) -> bool:
+        """Not answered yet, and its record not withdrawn."""
+        return not self.answers.ready.done() and self.answers.results[self.index] is None
+
     def settle(self, result: SendResult) -> None:
-        if not self.answer.done():  # a withdrawn event's answer is nobody's
-            self.answer.set_result(result)
+        self.answers.give(self.index, result)
 
     def fail(self, error: BaseException) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(error)
+        self.answers.give(self.index, error)
+
+    def cancel(self) -> None:
+        self.answers.ready.cancel()
 
 
 class EnvelopeBatcher:
@@ -135,6 +171,9 @@ class EnvelopeBatcher:
         self._turn = asyncio.Lock()  # one request at a time waits at the gate
         self._claims = 0  # requests started that have not taken their envelope yet
         self._open: list[_Pending] = []  # the envelope being filled
+        # the sizes of the envelopes ``_open`` makes (``_packing``), kept as events come and go
+        # rather than counted again over every waiting event at each add and take
+        self._sizes: deque[int] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -152,27 +191,24 @@ class EnvelopeBatcher:
             raise RuntimeError("the envelope batcher is closed")
         if not events:
             return []
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(event, loop.create_future(), attempts) for event in events]
+        answers = _Answers(len(events), asyncio.get_running_loop().create_future())
+        pending = [_Pending(event, answers, i, attempts) for i, event in enumerate(events)]
         self._add(pending)
         try:
-            await asyncio.wait([p.answer for p in pending])
+            await answers.ready
         except asyncio.CancelledError:
             self._withdraw(pending)
             raise
-        failures = [p.answer.exception() for p in pending]  # each retrieved: no stray warnings
-        first = next((failure for failure in failures if failure is not None), None)
-        if first is not None:
-            raise first
-        return [p.answer.result() for p in pending]
+        return answers.outcome()
 
     async def aclose(self) -> None:
         """Stop: nothing more is sent; events waiting or in flight are cancelled."""
         self._closed = True
         self._cancel_timer()
         for p in self._open:
-            p.answer.cancel()
+            p.cancel()
         self._open.clear()
+        self._sizes.clear()
         for task in list(self._sending):
             task.cancel()
         if self._sending:
@@ -181,12 +217,17 @@ class EnvelopeBatcher:
     # -- packing --------------------------------------------------------------------------------
 
     def _add(self, pending: list[_Pending]) -> None:
-        self._open.extend(pending)
+        if self._open and self._open[-1].attempts is pending[0].attempts:
+            self._open.extend(pending)  # the same record's run goes on: pack it whole again
+            self._sizes = self._packing()
+        else:
+            self._open.extend(pending)
+            self._pack(len(pending))
         self._schedule()
 
     def _schedule(self) -> None:
         """A request for each closed envelope not claimed yet; the linger timer for an open one."""
-        sizes = self._packing()
+        sizes = self._sizes
         closed = len(sizes) - (1 if sizes and sizes[-1] < self.max_events else 0)
         while self._claims < closed:
             self._claim()
@@ -197,23 +238,32 @@ class EnvelopeBatcher:
 
     def _lingered(self) -> None:
         self._timer = None
-        if not self._closed and self._claims < len(self._packing()):
+        if not self._closed and self._claims < len(self._sizes):
             self._claim()
 
-    def _packing(self) -> list[int]:
-        """The sizes of the envelopes the waiting events make, in order: a record starts the
-        next envelope rather than straddle two (unless it alone is more than ``max_events``)."""
-        sizes: list[int] = []
-        size = 0
+    def _pack(self, record: int, sizes: deque[int] | None = None) -> None:
+        """One record's ``record`` events added after the waiting ones: a record starts the next
+        envelope rather than straddle two (unless it alone is more than ``max_events``). Only
+        the last envelope can be open (under ``max_events``, with no record after it)."""
+        if sizes is None:
+            sizes = self._sizes
+        size = sizes.pop() if sizes and sizes[-1] < self.max_events else 0
+        if size and size + record > self.max_events:
+            sizes.append(size)
+            size = 0
+        size += record
+        while size >= self.max_events:
+            sizes.append(self.max_events)
+            size -= self.max_events
+        if size:
+            sizes.append(size)
+
+    def _packing(self) -> deque[int]:
+        """The sizes of the envelopes the waiting events make, in order, counted afresh."""
+        sizes: deque[int] = deque()
         for record in _records(self._open):
-            if size and size + record > self.max_events:
-                sizes.append(size)
-                size = 0
-            size += record
-            while size >= self.max_events:
-                sizes.append(self.max_events)
-                size -= self.max_events
-        return [*sizes, size] if size else sizes
+            self._pack(record, sizes)
+        return sizes
 
     def _claim(self) -> None:
         """Start a request; its events are chosen when it may leave (``_send_next``)."""
@@ -225,8 +275,7 @@ class EnvelopeBatcher:
     def _take(self) -> list[_Pending]:
         """The first envelope of the waiting events (``_packing``)."""
         self._claims -= 1
-        sizes = self._packing()
-        count = sizes[0] if sizes else 0
+        count = self._sizes.popleft() if self._sizes else 0
         batch, self._open = self._open[:count], self._open[count:]
         self._cancel_timer()
         if self._open:
@@ -236,10 +285,10 @@ class EnvelopeBatcher:
     def _withdraw(self, pending: list[_Pending]) -> None:
         """A cancelled record: its events not sent yet leave; those in flight are left out of
         any later split (their answers are dropped)."""
-        for p in pending:
-            p.answer.cancel()
-        gone = set(map(id, pending))
-        self._open = [p for p in self._open if id(p) not in gone]
+        answers = pending[0].answers  # one record's
+        answers.ready.cancel()
+        self._open = [p for p in self._open if p.answers is not answers]
+        self._sizes = self._packing()
         if not self._open:
             self._cancel_timer()
 
@@ -277,14 +326,14 @@ class EnvelopeBatcher:
             await self._send(batch)
         except asyncio.CancelledError:
             for p in batch:
-                p.answer.cancel()
+                p.cancel()
             raise
         except Exception as bug:
             for p in batch:
                 p.fail(bug)
 
     async def _send(self, batch: list[_Pending]) -> None:
-        batch = [p for p in batch if not p.answer.done()]  # withdrawn events are left out
+        batch = [p for p in batch if p.open]  # withdrawn events are left out
         if len(batch) == 1:
             await self._send_alone(batch[0])
         elif batch:

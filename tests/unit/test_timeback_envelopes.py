@@ -398,3 +398,51 @@ def test_any_bad_events_among_good_ones(
             assert isinstance(outcome, list) and len(outcome) == len(flags)
         taken = [i for i in api.accepted if i.split("/")[0] == evs[0].id.split("/")[0]]
         assert taken == sorted(taken, key=lambda i: int(i.split("/")[1]))
+
+
+class CheckedBatcher(EnvelopeBatcher):
+    """Compares, at every scheduling, the envelope sizes kept as events come and go with those
+    packing every waiting event afresh gives (the batcher's own ``_packing``); a difference is
+    noted and set right, so that the run goes on to its end."""
+
+    checks = 0
+    drifts: list[tuple[list[int], list[int]]] = []
+
+    def _schedule(self) -> None:
+        kept, afresh = list(self._sizes), list(self._packing())
+        if kept != afresh:
+            CheckedBatcher.drifts.append((kept, afresh))
+            self._sizes = self._packing()
+        CheckedBatcher.checks += 1
+        super()._schedule()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=40),
+    max_events=st.integers(2, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_packing_kept_as_events_come_and_go_is_packing_afresh(
+    sizes: list[int], max_events: int, seed: int
+) -> None:
+    """Records of any size (some larger than an envelope) come while requests are in flight,
+    some are cancelled while they wait: the kept sizes never drift from a fresh packing."""
+    rng = random.Random(seed)
+    api = FakeApi(rng)
+    CheckedBatcher.checks, CheckedBatcher.drifts = 0, []
+
+    async def run() -> None:
+        b = CheckedBatcher(api, sensor=SENSOR, max_events=max_events, linger=0, max_requests=2)
+        sends = []
+        for n, size in enumerate(sizes):
+            sends.append(asyncio.create_task(b.send(record(f"r{n}", *[0] * size), Attempts())))
+            for _ in range(rng.randrange(3)):
+                await asyncio.sleep(0)
+            if len(sends) > 1 and rng.random() < 0.2:  # the last one always gets its turn
+                sends[rng.randrange(len(sends) - 1)].cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
+        assert b.waiting == 0
+
+    asyncio.run(run())
+    assert CheckedBatcher.checks >= 1 and CheckedBatcher.drifts == []
