@@ -5,9 +5,9 @@ faust 0.15's ``Consumer._drain_messages`` hands every fetched message to the con
 the flow switch, the consumer's stopped and crashed events), an ``asyncio.wait`` and three
 cancellations per message, so that a callback blocked on a full stream buffer can be given up
 when a rebalance suspends the flow. In the common case the callback never blocks: the conductor
-puts the event into a stream buffer that has room and returns. That race was about a third of
-the relay's CPU per record spent outside its own code (``python -m bench.ab``; the CPU profile in
-bench/README.md).
+puts the event into a stream buffer that has room and returns. That race was most of faust's
+own CPU per record (the ``null-agent`` variant of ``python -m bench.ab``: 93 µs per record with
+it, 34 without) and 0.89 of the whole relay's (bench/README.md).
 
 ``LeanConsumer`` runs the callback inline until it would wait (``eager``): a callback that
 finishes without waiting costs one coroutine call; one that waits is finished by faust's own
