@@ -32,6 +32,9 @@ Measuring aids rather than alternatives:
 - ``null-agent``: the agent acknowledges each record as it reads it: faust's consumption alone.
 - ``gc-frozen``, ``gc-lazy``: ``gc.freeze()`` once the app is built (and, lazy, the youngest
   generation collected every 50,000 allocations instead of 700): what the collector costs.
+- ``stream-yield-N``: faust's compiled stream iterator yields to the loop once per N events
+  (the relay's ``stream_pace`` makes it 16; this measures other values against a revision
+  without it: ``rev:<ref>+stream-yield-8``).
 - ``cprofile``: the whole process under cProfile; the stats go to ``relay.prof`` in the working
   directory at exit (``python -m bench.ab cprofile 8000 1``, then pstats).
 
@@ -163,6 +166,30 @@ def _gc(*, freeze: bool, threshold: tuple[int, int, int] | None = None) -> None:
     worker.create_app = create_app
 
 
+def _stream_yield(every: int) -> None:
+    """faust's compiled stream iterator yields to the loop once per event (``await sleep(0)``);
+    here once per ``every`` events."""
+    import asyncio
+
+    import faust._cython.streams as compiled
+
+    real = asyncio.sleep
+    count = 0
+
+    async def no_yield() -> None:
+        return None
+
+    def sleep(delay: float, result: Any = None) -> Any:
+        nonlocal count
+        count += 1
+        if delay or count >= every:
+            count = 0
+            return real(delay, result)
+        return no_yield()
+
+    compiled.sleep = sleep
+
+
 def _cprofile() -> None:
     """cProfile the whole process; the stats go to $RELAY_CPROFILE_TO at exit."""
     import atexit
@@ -196,6 +223,8 @@ def apply(variant: str) -> None:
         _gc(freeze=True)
     elif variant == "gc-lazy":
         _gc(freeze=True, threshold=(50_000, 20, 100))
+    elif variant.startswith("stream-yield-"):
+        _stream_yield(int(variant.rsplit("-", 1)[1]))
     elif variant == "cprofile":
         _cprofile()
     else:
