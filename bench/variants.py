@@ -44,23 +44,13 @@ Variants combine with ``+`` (``httpcore+held-window`` is the relay before the ch
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-VARIANTS = (
-    "httpcore",
-    "held-window",
-    "client-send",
-    "no-faust-sensor",
-    "python-stream",
-    "null-sink",
-    "null-agent",
-    "gc-frozen",
-    "gc-lazy",
-)
 
 
 def _httpcore_transport() -> None:
@@ -168,7 +158,9 @@ def _gc(*, freeze: bool, threshold: tuple[int, int, int] | None = None) -> None:
 
 def _stream_yield(every: int) -> None:
     """faust's compiled stream iterator yields to the loop once per event (``await sleep(0)``);
-    here once per ``every`` events."""
+    here once per ``every`` events. ``relay.pipeline.stream_pace`` does the same in the relay;
+    this copy stays so that it also patches revisions from before that module
+    (``rev:<ref>+stream-yield-N``)."""
     import asyncio
 
     import faust._cython.streams as compiled
@@ -204,29 +196,27 @@ def _python_stream() -> None:
     os.environ["NO_CYTHON"] = "1"
 
 
+_PATCHES: dict[str, Callable[[], None]] = {
+    "httpcore": _httpcore_transport,
+    "held-window": _held_window,
+    "client-send": _client_send,
+    "no-faust-sensor": _no_faust_sensor,
+    "python-stream": _python_stream,
+    "null-sink": _null_sink,
+    "null-agent": _null_agent,
+    "gc-frozen": functools.partial(_gc, freeze=True),
+    "gc-lazy": functools.partial(_gc, freeze=True, threshold=(50_000, 20, 100)),
+    "cprofile": _cprofile,
+}
+_STREAM_YIELD = "stream-yield-"  # + N: yield to the loop once per N events
+VARIANTS = (*_PATCHES, f"{_STREAM_YIELD}<N>")
+
+
 def apply(variant: str) -> None:
-    if variant == "httpcore":
-        _httpcore_transport()
-    elif variant == "held-window":
-        _held_window()
-    elif variant == "client-send":
-        _client_send()
-    elif variant == "no-faust-sensor":
-        _no_faust_sensor()
-    elif variant == "python-stream":
-        _python_stream()
-    elif variant == "null-sink":
-        _null_sink()
-    elif variant == "null-agent":
-        _null_agent()
-    elif variant == "gc-frozen":
-        _gc(freeze=True)
-    elif variant == "gc-lazy":
-        _gc(freeze=True, threshold=(50_000, 20, 100))
-    elif variant.startswith("stream-yield-"):
-        _stream_yield(int(variant.rsplit("-", 1)[1]))
-    elif variant == "cprofile":
-        _cprofile()
+    if variant.startswith(_STREAM_YIELD):
+        _stream_yield(int(variant.removeprefix(_STREAM_YIELD)))
+    elif variant in _PATCHES:
+        _PATCHES[variant]()
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
 
