@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -224,6 +225,11 @@ class Relay(Child):
         variant: str | None = None,
     ) -> None:
         self.metrics_url = f"http://127.0.0.1:{env['RELAY_WEB_PORT']}/metrics"
+        # faust makes an (empty: the relay keeps no tables) data dir per consumer group, in the
+        # working directory unless told: one per drain would pile up in the checkout
+        self.datadir = WORK / "faust-data" / name
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes the last part only
+        env = env | {"FAUST_DATADIR": str(self.datadir)}
         # a variant: the relay with a candidate fix patched in memory (bench/variants.py), or
         # another commit of it (rev:<ref>, bench/revisions.py)
         cwd = None
@@ -243,6 +249,10 @@ class Relay(Child):
             argv = [sys.executable, "-m", "pyinstrument", "--interval", "0.001",
                     "-r", "pyisession", "-o", str(profile_to), "-m", *command]  # fmt: skip
         super().__init__(name, argv, env, cwd)
+
+    def stop(self, grace: float = 30.0) -> None:
+        super().stop(grace)
+        shutil.rmtree(self.datadir, ignore_errors=True)
 
 
 class GoSink(Child):

@@ -147,7 +147,8 @@ class Demo:
         log = (self.workdir / "relay.log").open("wb")
         self.relay = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "run"],
-            env=self._relay_env(),
+            # faust's data dir (empty: no tables) beside the log, not in the working directory
+            env=self._relay_env() | {"FAUST_DATADIR": str(self.workdir / "faust-data")},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo, which stops the relay itself
