@@ -457,3 +457,39 @@ async def test_tls_with_an_untrusted_certificate_is_a_connect_error(
         await lane.post(EVENT, "t")
     assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
     assert network_cause(caught.value) == "connect"
+
+
+async def test_a_large_envelope_waits_for_room_and_a_peer_that_never_reads_times_out() -> None:
+    """Back-pressure: a body larger than the socket buffers is written as the peer reads it; a
+    peer that reads nothing leaves the write paused, and the write timeout ends it."""
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    lane = WireLane(
+        httpx.URL(f"http://127.0.0.1:{port}/events/1.0"),
+        [],
+        httpx.Timeout(5.0, write=0.2),
+        httpx.Limits(max_connections=2),
+        ssl.create_default_context(),
+        body_limit,
+    )
+    try:
+        with pytest.raises(httpx.WriteTimeout) as caught:
+            await lane.post(b"x" * (64 << 20), "t")  # far beyond what the kernel buffers
+        assert network_cause(caught.value) == "timeout"
+    finally:
+        await lane.aclose()
+        for writer in stalled:
+            writer.close()
+        server.close()
+
+
+async def test_a_large_envelope_reaches_a_peer_that_reads(serve: Serve) -> None:
+    server, lane = await serve(answer(OK))
+    body = b"y" * (8 << 20)
+    assert (await lane.post(body, "t")).status_code == 200
+    assert server.requests[0].endswith(body)
