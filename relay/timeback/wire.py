@@ -8,10 +8,12 @@ checks, a writer task per request, a ``StreamReader``, a response object) cost t
 twice the CPU of the exchange itself (docs/events-wire.md has the figures).
 
 The parser is ours, a few dozen lines: the API's answers are a status line, a few headers and a
-small body, which ``bytes.split``/``find`` parse in a few microseconds. h11 (pure Python, generic
-state machine) cost ~68 us per exchange; aiohttp's C parser (``aiohttp.http.HttpResponseParser``)
-is bound to aiohttp's protocol class and hands every body to a ``StreamReader``, the very
-machinery this lane leaves out.
+small body, which ``bytes.find``/``split`` parse in 2.3 us (a 2xx with four headers, head,
+framing and body). aiohttp's C parser (llhttp, ``aiohttp.http.HttpResponseParser``) took 2.9 us
+for the same bytes with a parser reused, 3.5 us made per connection, and it is bound to aiohttp's
+protocol class and hands every body to a ``StreamReader``, the machinery this lane leaves out;
+h11 (a generic pure-Python state machine) cost ~68 us per exchange. A library would not do it
+better here.
 
 The contract is ``transport``'s: an ``Answer(status, raw_headers, body, cut=)`` read at most
 ``body_limit(status)`` bytes, a cut body's connection closed, never reused; a request that gets

@@ -24,9 +24,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from relay.config import Settings
 from relay.timeback._http import network_cause
-from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT, body_limit
+from relay.timeback.client import TimeBackClient
+from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT, Lane, body_limit
 from relay.timeback.wire import WireLane
+from relay.wiring import client_config
 
 EVENT = b'{"id":"urn:uuid:1","type":"ViewEvent"}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
@@ -493,3 +496,26 @@ async def test_a_large_envelope_reaches_a_peer_that_reads(serve: Serve) -> None:
     body = b"y" * (8 << 20)
     assert (await lane.post(body, "t")).status_code == 200
     assert server.requests[0].endswith(body)
+
+
+@pytest.mark.parametrize(
+    ("setting", "proxy", "lane"),
+    [
+        ("lean", None, WireLane),
+        ("aiohttp", None, Lane),  # the operators' way back
+        ("lean", "http://proxy.internal:3128", Lane),  # the lane speaks to no proxy
+    ],
+)
+async def test_which_lane_the_events_post_takes(
+    monkeypatch: pytest.MonkeyPatch, setting: str, proxy: str | None, lane: type
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if proxy is not None:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    monkeypatch.setenv("RELAY_EVENTS_WIRE", setting)
+    monkeypatch.setenv("RELAY_CLIENT_ID", "id")
+    monkeypatch.setenv("RELAY_CLIENT_SECRET", "secret")
+    monkeypatch.chdir(Path(__file__).parent)  # no stray .env
+    async with TimeBackClient(client_config(Settings())) as client:
+        assert type(client._lane) is lane
