@@ -90,6 +90,8 @@ class WireLane:
             try:
                 answer, reusable = await self._exchange(conn, request)
             except _Stale:  # the server had closed it while idle: once more on a fresh one
+                if not pool.holds(conn):  # no: aclose() closed it
+                    raise httpx.RemoteProtocolError("the events connections were closed") from None
                 pool.discard(conn)
                 conn = await pool.acquire(fresh=True)
                 conn.reused = False  # a second EOF is the answer, not staleness
@@ -460,6 +462,10 @@ class _Pool:
         assert self._loop is not None
         conn.idle_since = self._loop.time()
         self._idle.append(conn)
+
+    def holds(self, conn: _Connection) -> bool:
+        """``conn`` is one of the pool's (not closed by ``close``, nor discarded)."""
+        return conn in self._open
 
     def discard(self, conn: _Connection) -> None:
         """Close ``conn`` (at once, not flushed) and free its slot."""

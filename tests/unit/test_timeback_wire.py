@@ -519,3 +519,23 @@ async def test_which_lane_the_events_post_takes(
     monkeypatch.chdir(Path(__file__).parent)  # no stray .env
     async with TimeBackClient(client_config(Settings())) as client:
         assert type(client._lane) is lane
+
+
+async def test_aclose_fails_a_request_in_flight_and_opens_nothing_after(serve: Serve) -> None:
+    arrived = asyncio.Event()
+
+    async def first_held(n: int, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            writer.write(OK)
+            return True
+        arrived.set()  # the second request, on the reused connection: no answer yet
+        return True
+
+    server, lane = await serve(first_held)
+    await lane.post(EVENT, "t")
+    post = asyncio.create_task(lane.post(EVENT, "t"))
+    await arrived.wait()
+    await lane.aclose()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await post
+    assert (server.connections, len(server.requests)) == (1, 2)  # no stale retry after close
