@@ -480,6 +480,10 @@ class _Pool:
         self._open.clear()
         for conn in connections:
             conn.abort()
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(httpx.ConnectError("the events connections were closed"))
 
     @property
     def _full(self) -> bool:

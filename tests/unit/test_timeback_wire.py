@@ -539,3 +539,23 @@ async def test_aclose_fails_a_request_in_flight_and_opens_nothing_after(serve: S
     with pytest.raises(httpx.RemoteProtocolError):
         await post
     assert (server.connections, len(server.requests)) == (1, 2)  # no stale retry after close
+
+
+async def test_aclose_fails_a_request_waiting_for_a_connection(serve: Serve) -> None:
+    arrived = asyncio.Event()
+
+    async def held(n: int, writer: asyncio.StreamWriter) -> bool:
+        arrived.set()  # never answered
+        return True
+
+    server, lane = await serve(held, max_connections=1)
+    first = asyncio.create_task(lane.post(EVENT, "t"))
+    await arrived.wait()
+    waiting = asyncio.create_task(lane.post(EVENT, "t"))  # the only connection is busy
+    await asyncio.sleep(0)
+    await lane.aclose()
+    with pytest.raises(httpx.ConnectError):
+        await waiting
+    with pytest.raises(httpx.RemoteProtocolError):
+        await first
+    assert server.connections == 1
