@@ -5,7 +5,8 @@
 One process, 64 requests in flight, the same ~1 KB event each time, no Kafka and no mapping:
 ``EventSink.send`` through the ``Deliverer`` (what the pipeline calls per record: retry,
 breaker, failure rate, evidence), ``TimeBackClient.send_event`` as the relay sends it (the
-events lane, ``transport.Lane``), the same without the lane (an ``httpx.Request`` and
+events lane on its own connections, ``wire.WireLane``), the same on aiohttp's lane
+(``transport.Lane``, RELAY_EVENTS_WIRE=aiohttp), the same without a lane (an ``httpx.Request`` and
 ``httpx.Response`` per event, the path any other transport takes), the same client through
 ``AsyncClient.build_request`` + ``send(stream=True)`` + a capped copy (the path before
 relay/timeback/transport.py), and a bare aiohttp loop (what the HTTP work costs without httpx).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import resource
 import statistics
 import sys
@@ -92,6 +94,9 @@ async def _clients(url: str, stack: contextlib.AsyncExitStack) -> dict[str, Send
     config = ClientConfig(url, "bench", SecretStr("bench"), max_in_flight=IN_FLIGHT)
     client = await stack.enter_async_context(TimeBackClient(config))
     sink = EventSink(Deliverer(client, CircuitBreaker(5, 10.0), Backoff(0.5, 30), 60.0, 300.0))
+    aiohttp_lane = await stack.enter_async_context(
+        TimeBackClient(dataclasses.replace(config, events_wire="aiohttp"))
+    )
     no_lane = await stack.enter_async_context(TimeBackClient(config))
     no_lane._lane = None  # the httpx request and response, as another transport gets them
     limits = httpx.Limits(max_connections=IN_FLIGHT + 1, max_keepalive_connections=IN_FLIGHT + 1)
@@ -110,6 +115,9 @@ async def _clients(url: str, stack: contextlib.AsyncExitStack) -> dict[str, Send
     return {
         "EventSink.send (Deliverer, send_event)": lambda: sink.send([_Event()], Attempts()),
         "TimeBackClient.send_event": lambda: client.send_event(EVENT, event_type="ViewEvent"),
+        "send_event on aiohttp's lane": lambda: aiohttp_lane.send_event(
+            EVENT, event_type="ViewEvent"
+        ),
         "send_event without the lane": lambda: no_lane.send_event(EVENT, event_type="ViewEvent"),
         "AsyncClient.build_request + send + capped copy": via_client,
         "bare aiohttp": bare,

@@ -21,6 +21,8 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
 - ``no-faust-sensor``: faust's Prometheus sensor off (``RELAY_FAUST_METRICS=false``): what its
   labelled updates per message cost (2-8% of the CPU per record in interleaved rounds, before the
   sensor counted them in plain integers and added them up at scrape time: docs/faust-path.md).
+- ``aiohttp-lane``: the events POST through aiohttp's pool (``RELAY_EVENTS_WIRE=aiohttp``)
+  instead of the relay's own connections (docs/events-wire.md).
 
 - ``python-stream``: faust's pure-Python stream iterator (``NO_CYTHON=1``) instead of its compiled
   one, which awaits the channel per record where the Python one takes a buffered record at once:
@@ -192,6 +194,11 @@ def _cprofile() -> None:
     profile.enable()
 
 
+def _aiohttp_lane() -> None:
+    """The events POST through aiohttp's pool (``transport.Lane``), as before wire.py."""
+    os.environ["RELAY_EVENTS_WIRE"] = "aiohttp"
+
+
 def _python_stream() -> None:
     os.environ["NO_CYTHON"] = "1"
 
@@ -201,6 +208,7 @@ _PATCHES: dict[str, Callable[[], None]] = {
     "held-window": _held_window,
     "client-send": _client_send,
     "no-faust-sensor": _no_faust_sensor,
+    "aiohttp-lane": _aiohttp_lane,
     "python-stream": _python_stream,
     "null-sink": _null_sink,
     "null-agent": _null_agent,

@@ -238,6 +238,11 @@ class Settings(BaseSettings):
         description="total seconds per HTTP request, reply body included, however it trickles "
         "(default 3 x http_timeout); past it the request is a transient timeout",
     )
+    events_wire: Literal["lean", "aiohttp"] = Field(
+        "lean",
+        description="how events are POSTed: lean (the relay's own keep-alive HTTP/1.1 "
+        "connections) or aiohttp (the general HTTP client; always used behind a proxy)",
+    )
     retry_base: float = Field(0.5, gt=0, description="backoff base (seconds)")
     retry_cap: float = Field(30.0, gt=0, description="backoff cap (seconds)")
     retry_budget: float = Field(900.0, gt=0, description="per-record retry budget (seconds)")

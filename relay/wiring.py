@@ -38,6 +38,7 @@ def client_config(settings: Settings) -> ClientConfig:
         deadline=settings.http_deadline,
         max_in_flight=settings.max_in_flight,
         retry_after_cap=settings.retry_after_cap,
+        events_wire=settings.events_wire,
     )
 
 

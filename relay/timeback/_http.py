@@ -84,6 +84,7 @@ def network_cause(exc: httpx.TransportError) -> str:
         if isinstance(origin, aiohttp.ClientConnectorError):
             return "connect"
         return "network"
+    # httpx's own types: httpx transports, and the events lane on its own connections (wire.py)
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, httpx.ConnectError):

@@ -2,8 +2,9 @@
 
 The client speaks httpx; its connections are aiohttp's (``transport.ApiTransport``). API calls
 build their ``httpx.Request`` (URL parsed once) and hand it straight to the transport; only the
-token endpoint goes through ``AsyncClient`` (its Basic auth). The events POST, the hot path, goes
-to aiohttp prepared once (``transport.Lane``) when the transport is ``ApiTransport``: a 2xx
+token endpoint goes through ``AsyncClient`` (its Basic auth). The events POST, the hot path, is
+prepared once (``transport.ApiTransport.lane``: lean connections of its own, ``wire.WireLane``,
+or aiohttp's, ``transport.Lane``) when the transport is ``ApiTransport``: a 2xx
 comes back as its status and body, any other answer as the ``httpx.Response`` every error path
 reads. Why, with the figures: bench/NOTES-client.md.
 
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -77,6 +78,7 @@ class ClientConfig:
     max_in_flight: int = 64
     retry_after_cap: float = 300.0
     refresh_margin: float = 60.0
+    events_wire: Literal["lean", "aiohttp"] = "lean"  # the events POST's connections (wire.py)
 
     @property
     def effective_token_url(self) -> str:
@@ -413,8 +415,13 @@ class TimeBackClient:
 def api_transport(config: ClientConfig) -> httpx.AsyncBaseTransport:
     """aiohttp's connection pool for the API, through the proxy the environment names for its
     URL (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, minus NO_PROXY), as httpx's ``trust_env`` does;
-    the CA store also follows the environment (SSL_CERT_FILE, SSL_CERT_DIR)."""
-    return ApiTransport(limits=config.limits(), proxy=environment_proxy(config.base_url))
+    the CA store also follows the environment (SSL_CERT_FILE, SSL_CERT_DIR). Events go on
+    connections of their own (``wire``) unless a proxy is named or ``events_wire`` says aiohttp."""
+    return ApiTransport(
+        limits=config.limits(),
+        proxy=environment_proxy(config.base_url),
+        lean_events=config.events_wire == "lean",
+    )
 
 
 def environment_proxy(url: str) -> httpx.Proxy | None:

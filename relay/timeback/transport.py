@@ -16,18 +16,24 @@ are converted for aiohttp once per distinct value (the events endpoint is one UR
 
 ``exchange`` is the same under aiohttp's own terms (a yarl URL, headers, bytes, a
 ``ClientTimeout``) and answers an ``Answer``: the client's events POST (``Lane``, prepared once)
-needs no ``httpx.Request``, and of a 2xx no ``httpx.Response`` (bench/NOTES-client.md).
+needs no ``httpx.Request``, and of a 2xx no ``httpx.Response`` (bench/NOTES-client.md). By
+default the events POST leaves aiohttp out too (``lane`` makes a ``wire.WireLane``: its own
+keep-alive HTTP/1.1 connections, the same contract); behind a proxy, or with
+``lean_events=False`` (RELAY_EVENTS_WIRE=aiohttp), it goes through ``exchange``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import httpx
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from relay.timeback.wire import WireLane
 
 BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
 # Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
@@ -68,9 +74,13 @@ class ApiTransport(httpx.AsyncBaseTransport):
         limits: httpx.Limits,
         proxy: httpx.Proxy | None = None,
         body_limit: Callable[[int], int] = body_limit,
+        lean_events: bool = True,
     ) -> None:
         self._limits = limits
         self._proxy = _proxy_options(proxy)
+        # the events POST on connections of its own (wire.py), unless behind a proxy
+        self._lean_events = lean_events and proxy is None
+        self._wires: list[WireLane] = []
         self._body_limit = body_limit
         # the CA store follows the environment (SSL_CERT_FILE, SSL_CERT_DIR), as httpx's does
         self._ssl = httpx.create_ssl_context(trust_env=True)
@@ -120,11 +130,22 @@ class ApiTransport(httpx.AsyncBaseTransport):
             raise _as_httpx_error(exc) from exc
         return Answer(answer.status, answer.raw_headers, read, cut=not whole)
 
-    def lane(self, url: httpx.URL, headers: list[tuple[str, str]], timeout: httpx.Timeout) -> Lane:
-        """One POST prepared for aiohttp once (``Lane``): the client's events endpoint."""
-        return Lane(self, self._url(url), headers, self._timeout(timeout.as_dict()))
+    def lane(
+        self, url: httpx.URL, headers: list[tuple[str, str]], timeout: httpx.Timeout
+    ) -> Lane | WireLane:
+        """One POST prepared once, the client's events endpoint: on lean connections of its own
+        (``wire.WireLane``), or behind a proxy or when told to, for aiohttp (``Lane``)."""
+        if not self._lean_events:
+            return Lane(self, self._url(url), headers, self._timeout(timeout.as_dict()))
+        from relay.timeback.wire import WireLane  # here: wire builds on this module
+
+        wire = WireLane(url, headers, timeout, self._limits, self._ssl, self._body_limit)
+        self._wires.append(wire)
+        return wire
 
     async def aclose(self) -> None:
+        for wire in self._wires:
+            await wire.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

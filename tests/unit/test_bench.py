@@ -122,6 +122,7 @@ def test_client_bench_times_every_client_against_the_go_sink(
     assert set(figures) == {
         "EventSink.send (Deliverer, send_event)",
         "TimeBackClient.send_event",
+        "send_event on aiohttp's lane",
         "send_event without the lane",
         "AsyncClient.build_request + send + capped copy",
         "bare aiohttp",

@@ -1,6 +1,7 @@
-"""The events lane (``transport.Lane``) against a real HTTP server (aiohttp's, on a free loopback
-port), each case run both ways: through the lane (the client's own ``ApiTransport``) and through
-the httpx request and response (the lane turned off, the path any other transport takes). Both
+"""The events lane against a real HTTP server (aiohttp's, on a free loopback port), each case run
+three ways: on the lane's own connections (``wire.WireLane``, the client's default), on
+aiohttp's lane (``transport.Lane``, RELAY_EVENTS_WIRE=aiohttp) and through the httpx request and
+response (the lane turned off, the path any other transport takes). All
 must send the same request and give the same result: a 2xx, a 4xx with its body into
 ``EventRejected``, a 401 then a refreshed token, a 429 with ``Retry-After`` pausing the gate, a
 dropped connection, a body over the cap, a reply that drips past the deadline."""
@@ -21,7 +22,8 @@ from pydantic import SecretStr
 from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, EventRejected
 from relay.timeback.responses import Outcome
-from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT
+from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT, Lane
+from relay.timeback.wire import WireLane
 
 EVENT = b'{"id":"urn:uuid:1","type":"ViewEvent"}'
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,9 +50,10 @@ class Api:
 ServeApi = Callable[[Handler], Awaitable[tuple[Api, TimeBackClient]]]
 
 
-@pytest.fixture(params=["lane", "httpx"])
+@pytest.fixture(params=["wire", "aiohttp-lane", "httpx"])
 async def serve(request: pytest.FixtureRequest) -> AsyncIterator[ServeApi]:
-    """Start an API answering events with a handler; a client for it, lane on or off."""
+    """Start an API answering events with a handler; a client for it, its events POST on its
+    own connections (``wire.WireLane``, the default), on aiohttp's lane or through httpx."""
     stack: list[tuple[TestServer, TimeBackClient]] = []
 
     async def start(events: Handler) -> tuple[Api, TimeBackClient]:
@@ -61,10 +64,17 @@ async def serve(request: pytest.FixtureRequest) -> AsyncIterator[ServeApi]:
         server = TestServer(app)
         await server.start_server()
         config = ClientConfig(
-            f"http://127.0.0.1:{server.port}", "id", SecretStr("secret"), timeout=5.0, deadline=1.0
+            f"http://127.0.0.1:{server.port}",
+            "id",
+            SecretStr("secret"),
+            timeout=5.0,
+            deadline=1.0,
+            events_wire="aiohttp" if request.param == "aiohttp-lane" else "lean",
         )
         client = TimeBackClient(config)
         assert client._lane is not None  # the client's own transport: the lane is there
+        lane = Lane if request.param == "aiohttp-lane" else WireLane
+        assert isinstance(client._lane, lane)
         if request.param == "httpx":
             client._lane = None
         stack.append((server, client))
