@@ -57,18 +57,19 @@ class Sizes:
     # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
     rounds: int = 3
     # S7: the Camel route's JVM drains the pre-mapped backlog this many times over in one drain
-    # (warm-up drains and S7c's): a drain of ~39,000 events, ~4 s, so that what every drain's
-    # start compiles (a new route and consumer: their set-up code, some of it queued for C2
-    # until the drain runs) is a small share of its CPU, as in a route that keeps running
-    camel_drain_repeats: int = 3
+    # (warm-up drains and S7c's): ~52,000 events, ~5 s, so that what every drain's start
+    # compiles (a new route and consumer: their set-up code, some of it queued for C2 until the
+    # drain runs) and a late burst of C2 compiles weigh less in its CPU, as in a route that
+    # keeps running
+    camel_drain_repeats: int = 4
     # S7: events the Camel route's JVM drains to warm up before S7c and S7d measure it, in the
     # same JVM (bench/s7_peer.py camel_jvm): at least ``camel_warmup_events``, then on until two
     # drains in a row compile under half S7c JIT's bar, at most ``camel_warmup_max_events``.
     # The route's per-batch code (a call per 64 events) reaches HotSpot's C2 at 5,000 calls or
-    # more (the thresholds scale with C2's queue): measured here (loaded), compiles of it came
-    # in bursts up to ~650,000 events, then drains of 39,000 events compiled 0.00-0.07
-    camel_warmup_events: int = 600_000
-    camel_warmup_max_events: int = 1_000_000
+    # more (the thresholds scale with C2's queue): measured here (loaded), bursts of C2 compiles
+    # (drains at 0.10-0.22) came up to ~700,000 events, rarely after
+    camel_warmup_events: int = 800_000
+    camel_warmup_max_events: int = 1_200_000
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1

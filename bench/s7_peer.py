@@ -11,12 +11,13 @@ dependency:get``: the jar is not in Central). Two peers run instead:
   Camel's HTTP sink connector runs inside Connect, configured for at-least-once (manual commit
   after the 2xx) with the relay's in-flight budget (a batching consumer, a parallel split of
   ``in_flight``): S7c/S7d, with the bars the issues state (bench/targets.py). One JVM serves
-  every Camel drain of the run: it is warmed first by drains of the whole pre-mapped backlog
-  (each with a consumer group of its own; ``camel_warmup_events`` in all) and keeps running,
-  so S7c and S7d measure the route as a long-running service runs it (issue 21). ``S7c
-  JIT``: the share of the route's CPU that HotSpot spent compiling in S7c's drains (the largest
-  of its rounds; issue 21: under a tenth). S7c is the median of ``rounds`` interleaved rounds
-  (relay drain, Camel drain), the first reusing S6's relay drain;
+  every Camel drain of the run: it is warmed first by drains of the pre-mapped backlog four
+  times over (``camel_topic``; each with a consumer group of its own) until HotSpot has
+  compiled the route (``camel_jvm``: 800,000 events or more) and keeps running, so S7c and S7d
+  measure the route as a long-running service runs it (issue 21). ``S7c JIT``: the share of
+  the route's CPU that HotSpot spent compiling in S7c's drains (the largest of its rounds;
+  issue 21: under a tenth). S7c is the median of ``rounds`` interleaved rounds (relay drain,
+  Camel drain), the first reusing S6's relay drain;
 - the compiled limit line of the same shape (``benchgo peer``: franz-go consumer, net/http, the
   relay's in-flight limit, commit after 2xx, no mapping): S7a/S7b, read as the fraction of it
   the relay reaches.
@@ -124,23 +125,36 @@ def camel_jvm(lab: Lab) -> tuple[CamelPeer, list[dict[str, Any]]]:
     so that S7c measures the route as a long-running service runs it, compiled by HotSpot
     (issue 21); it keeps running between drains. Also the warm-up drains' figures.
 
-    What HotSpot compiles in a drain of a warmed JVM (``-Xlog:jit+compilation=debug``, drains
-    of 39,000 events, 2026-12-07): a few dozen C2 compiles of two kinds. The route's per-batch
-    and per-poll code (MulticastProcessor.doDone, MulticastTask.<init>,
-    DefaultAsyncProcessorAwaitManager.await, commitBatch; the Kafka consumer's
-    pollForFetches, prepareFetchRequests, FetchCollector.fetchRecords, Selector.poll...) runs
-    once per 64 events, so it reaches C2's invocation threshold (5,000 calls, scaled up while
-    C2's queue is long) only after ~320,000 events or more: the former 60,000-event warm-up
-    left it to the measured drains (their shares 0.22, 0.25, 0.10). And every drain starts a
-    new route and Kafka consumer (a fresh consumer group reads from the start): its set-up code
-    (URI and config parsing by regex, java.util.Formatter, JMX registration of the consumer's
-    metrics) gets hotter drain by drain and is compiled in later ones, partly inside their
-    steady window while C2's queue drains; a route that keeps running does that once. Hence
-    hundreds of thousands of warm-up events, and drains three backlogs long
-    (``camel_drain_repeats``), over which a drain's start is a small share. Deoptimisations
-    ("made not entrant" of C2 code) are a few per drain; the ones that recurred came from the
-    posting pool's shutdown after every drain (ThreadPoolExecutor.getTask's shutdown path),
-    gone since the pool lives as long as the JVM (CamelPeer.java)."""
+    What HotSpot compiles in the drains of a warming JVM (``BENCH_CAMEL_JAVA_OPTS`` with
+    ``-Xlog:jit+compilation=debug:file=...``, 2026-12-07, loaded machine, drains of 39,108
+    events): after the first drain, a few dozen C2 (tier 4) compiles per drain, and C2's
+    thread is nearly all of the JIT CPU (C1: 0.01-0.15 s a drain). Two kinds:
+
+    - the route's per-batch and per-poll code: Camel's split (MulticastProcessor.doDone,
+      .doProcess, MulticastTask.<init>, Splitter.process), DefaultAsyncProcessorAwaitManager.
+      await, the manual commit (KafkaRecordBatchingProcessor, ClassicKafkaConsumer.commitSync,
+      OffsetCommitRequestData.write, OffsetCommitResponseHandler.handle), the consumer's
+      poll (pollForFetches, prepareFetchRequests, FetchCollector.fetchRecords,
+      Selector.pollSelectionKeys). It runs once per batch of 64 events (or per poll), so it
+      reaches C2's thresholds (5,000 calls without a loop, scaled up while C2's queue is long)
+      only after hundreds of thousands of events: in four trials and two runs, bursts of it
+      (drain shares 0.10-0.22) came up to ~700,000 events (one of 0.10 after); most drains
+      after 600,000 compiled 0.00-0.07. The former 60,000-event warm-up (5 drains of 13,036)
+      left it to S7c's drains: shares 0.22, 0.25, 0.10 in the run of 2026-12-07, 0.11, 0.19,
+      0.14 in a run here, 0.08-0.23 in a trial.
+    - set-up code of the route and Kafka consumer that every drain starts anew (a fresh
+      consumer group reads from the start): URI and config parsing (java.util.regex),
+      java.util.Formatter, JMX registration of the consumer's metrics. It gets hotter drain
+      by drain and is compiled in later ones, partly inside their steady window while C2's
+      queue drains. A route that keeps running does this once; here it weighs less over a
+      drain four backlogs long (``camel_drain_repeats``).
+
+    No code-cache flushing: no codecache warning, and every nmethod the sweeper "made zombie"
+    had been made not entrant first (replaced by a higher tier or deoptimised). C2 code made
+    not entrant (deoptimised): 0-4 methods a drain, spread over many, none recurring drain
+    after drain (ThreadPoolExecutor.getTask, which the posting pool's shutdown after every
+    drain could have sent down a new path, 1-2 times in a JVM's life). No JVM flag changes
+    how Camel's code is compiled (CAMEL_JAVA_OPTS: G1, tiered, a bounded heap)."""
     noted: tuple[CamelPeer, list[dict[str, Any]]] | None = lab.noted("camel_jvm")
     if noted is not None:
         return noted

@@ -71,21 +71,13 @@ public final class CamelPeer {
     private final String brokers;
     private final int inFlight;
     private final Map<String, String> authorizations = new HashMap<>(); // by API base URL
-    // The POSTing threads, one pool for the JVM's life as a service's route keeps its own: a pool
-    // per drain, shut down after it, sent HotSpot's compiled ThreadPoolExecutor.getTask (and what
-    // inlines it) down its shutdown path at every drain's end, deoptimising it to be compiled again.
-    private final ExecutorService posters;
     private int drains;
     private String running; // the route of the drain under way, null when idle
+    private ExecutorService runningPosters;
 
     private CamelPeer(String brokers, int inFlight) {
         this.brokers = brokers;
         this.inFlight = inFlight;
-        this.posters = Executors.newFixedThreadPool(inFlight, work -> {
-            Thread poster = new Thread(work, "poster");
-            poster.setDaemon(true); // the JVM ends when Camel main does
-            return poster;
-        });
     }
 
     public static void main(String[] argv) throws Exception {
@@ -143,6 +135,7 @@ public final class CamelPeer {
         if (running != null) {
             context.getRouteController().stopRoute(running);
             context.removeRoute(running);
+            runningPosters.shutdown();
             running = null;
         }
     }
@@ -155,8 +148,9 @@ public final class CamelPeer {
             authorizations.put(url, authorization);
         }
         running = "kafka-to-timeback-" + ++drains;
+        runningPosters = Executors.newFixedThreadPool(inFlight);
         return new Route(running, kafkaUri(topic, group), url + "/events/1.0", authorization,
-                posters, inFlight);
+                runningPosters, inFlight);
     }
 
     private String kafkaUri(String topic, String group) {
