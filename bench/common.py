@@ -56,11 +56,20 @@ class Sizes:
     # S6b and S7c, the headline ratios: interleaved rounds (relay drain, then the aiohttp loop /
     # the Camel route), the figure the median of the rounds' ratios (one drain varies +-15 %)
     rounds: int = 3
-    # S7: events the Camel route's JVM drains to warm up (HotSpot compiles the route) before S7c
-    # and S7d measure it, in the same JVM: drains of the whole pre-mapped backlog, rounded up.
-    # Measured here: a single 150k-event drain spent ~0.4 of its CPU compiling up to ~40k
-    # events, ~0.1-0.15 after (machine loaded)
-    camel_warmup_events: int = 60_000
+    # S7: the Camel route's JVM drains the pre-mapped backlog this many times over in one drain
+    # (warm-up drains and S7c's): ~52,000 events, ~5 s, so that what every drain's start
+    # compiles (a new route and consumer: their set-up code, some of it queued for C2 until the
+    # drain runs) and a late burst of C2 compiles weigh less in its CPU, as in a route that
+    # keeps running
+    camel_drain_repeats: int = 4
+    # S7: events the Camel route's JVM drains to warm up before S7c and S7d measure it, in the
+    # same JVM (bench/s7_peer.py camel_jvm): at least ``camel_warmup_events``, then on until two
+    # drains in a row compile under half S7c JIT's bar, at most ``camel_warmup_max_events``.
+    # The route's per-batch code (a call per 64 events) reaches HotSpot's C2 at 5,000 calls or
+    # more (the thresholds scale with C2's queue): measured here (loaded), bursts of C2 compiles
+    # (drains at 0.10-0.22) came up to ~700,000 events, rarely after
+    camel_warmup_events: int = 800_000
+    camel_warmup_max_events: int = 1_200_000
     # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
     # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
     s9_rounds: int = 1
@@ -87,13 +96,16 @@ class Sizes:
                 s8_records=1_500,
                 s8_seconds=2.0,
                 s8_partition_records=1_000,
+                camel_warmup_events=120_000,
+                camel_warmup_max_events=240_000,
             )
         if name == "tiny":  # the smoke test
             return cls(s1_records=300, s1_passes=1, s2_records=500, s2_sink_seconds=1.0,
                        s3_records=500, s4_naive_records=20, s4_naive_fast=50, s5_records=1_000,
                        sink_records=300, s6_records=500, s7_latency_records=500,
                        s8_records=300, s8_seconds=1.0, s8_partition_records=200,
-                       camel_warmup_events=1_000, rounds=1)  # fmt: skip
+                       camel_drain_repeats=1, camel_warmup_events=1_000,
+                       camel_warmup_max_events=2_000, rounds=1)  # fmt: skip
         raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:

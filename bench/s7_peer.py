@@ -11,12 +11,13 @@ dependency:get``: the jar is not in Central). Two peers run instead:
   Camel's HTTP sink connector runs inside Connect, configured for at-least-once (manual commit
   after the 2xx) with the relay's in-flight budget (a batching consumer, a parallel split of
   ``in_flight``): S7c/S7d, with the bars the issues state (bench/targets.py). One JVM serves
-  every Camel drain of the run: it is warmed first by drains of the whole pre-mapped backlog
-  (each with a consumer group of its own; ``camel_warmup_events`` in all) and keeps running,
-  so S7c and S7d measure the route as a long-running service runs it (issue 21). ``S7c
-  JIT``: the share of the route's CPU that HotSpot spent compiling in S7c's drains (the largest
-  of its rounds; issue 21: under a tenth). S7c is the median of ``rounds`` interleaved rounds
-  (relay drain, Camel drain), the first reusing S6's relay drain;
+  every Camel drain of the run: it is warmed first by drains of the pre-mapped backlog four
+  times over (``camel_topic``; each with a consumer group of its own) until HotSpot has
+  compiled the route (``camel_jvm``: 800,000 events or more) and keeps running, so S7c and S7d
+  measure the route as a long-running service runs it (issue 21). ``S7c JIT``: the share of
+  the route's CPU that HotSpot spent compiling in S7c's drains (the largest of its rounds;
+  issue 21: under a tenth). S7c is the median of ``rounds`` interleaved rounds (relay drain,
+  Camel drain), the first reusing S6's relay drain;
 - the compiled limit line of the same shape (``benchgo peer``: franz-go consumer, net/http, the
   relay's in-flight limit, commit after 2xx, no mapping): S7a/S7b, read as the fraction of it
   the relay reaches.
@@ -27,15 +28,15 @@ event is its process's CPU (/proc) over the same window, as S6 measures the rela
 
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Any, Final
 
 from bench.common import say
-from bench.drain import Drain, watch_camel, watch_sink
+from bench.drain import Drain, produce_values, watch_camel, watch_sink
 from bench.lab import Backlog, Lab
 from bench.procs import CamelPeer, Child, GoPeer, GoSink, QuixPeer
 from bench.report import Result
+from bench.targets import TARGETS
 
 PEER: Final = "compiled Go peer (benchgo peer: franz-go, net/http, commit after 2xx, no mapping)"
 CAMEL: Final = (
@@ -67,7 +68,7 @@ CONNECT_TRIED: Final = (
 def run(lab: Lab) -> list[Result]:
     sizes = lab.sizes
     backlog, topic, events = peer_backlog(lab)
-    warmup = camel_jvm(lab, topic, events)[1]
+    warmup = camel_jvm(lab)[1]
     rows: dict[str, dict[str, Any]] = {}
     for latency in (0.0, sizes.latency_ms):
         key = "no_latency" if not latency else f"latency_{latency:g}ms"
@@ -88,12 +89,14 @@ def run(lab: Lab) -> list[Result]:
         "in_flight": sizes.in_flight,
         **rows,
         "camel_rounds_no_latency": rounds,
+        "camel_events_per_drain_no_latency": camel_topic(lab)[1],
     }  # fmt: skip
     late = f"{sizes.latency_ms:g} ms"
     slow_key = f"latency_{sizes.latency_ms:g}ms"
     ratio = statistics.median(r["ratio"] for r in rounds)
     jit = max(rounds, key=lambda r: r["jit_share"])  # the least warm of the measured drains
-    warmed = f"JVM warmed by {len(warmup)} drain(s)" if warmup else "cold JVM"
+    warmed_events = sum(w["events"] for w in warmup)
+    warmed = f"JVM warmed by {len(warmup)} drains, {warmed_events:,} events"
     return [
         Result("S7a", "relay / compiled peer, no latency (Go sink)", fast["ratio"], "ratio",
                detail),
@@ -109,19 +112,49 @@ def run(lab: Lab) -> list[Result]:
                 "cpu_us_per_event": jit["cpu_us_per_event"],
                 "figure": "the largest share of S7c's rounds",
                 "shares": [r["jit_share"] for r in rounds], "warm_up": warmup,
+                "warm_up_rule": WARM_UP_RULE.format(low=sizes.camel_warmup_events,
+                                                    high=sizes.camel_warmup_max_events),
                 "see": "S7a detail, camel_rounds_no_latency"}),
         Result("S7d", f"relay / Camel route, {late} (Go sink), {warmed}", slow["camel"]["ratio"],
                "ratio", {"see": f"S7a detail, {slow_key}.camel"}),
     ]  # fmt: skip
 
 
-def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[str, Any]]]:
-    """The one JVM of S7's Camel drains, started once per run and warmed first by drains of
-    the pre-mapped backlog (each with a consumer group of its own, into a Go sink of its own),
-    ``camel_warmup_events`` in all, so that S7c measures the route as a long-running service
-    runs it, compiled by HotSpot (issue 21); it keeps running between drains. Also the warm-up
-    drains' figures (JIT share falling drain by drain). Not "until one drain compiles under the
-    bar": compiling comes in bursts, a drain at 0.04 was followed by one at 0.25."""
+def camel_jvm(lab: Lab) -> tuple[CamelPeer, list[dict[str, Any]]]:
+    """The one JVM of S7's Camel drains, started once per run and warmed first (``_warm_up``),
+    so that S7c measures the route as a long-running service runs it, compiled by HotSpot
+    (issue 21); it keeps running between drains. Also the warm-up drains' figures.
+
+    What HotSpot compiles in the drains of a warming JVM (``BENCH_CAMEL_JAVA_OPTS`` with
+    ``-Xlog:jit+compilation=debug:file=...``, 2026-12-07, loaded machine, drains of 39,108
+    events): after the first drain, a few dozen C2 (tier 4) compiles per drain, and C2's
+    thread is nearly all of the JIT CPU (C1: 0.01-0.15 s a drain). Two kinds:
+
+    - the route's per-batch and per-poll code: Camel's split (MulticastProcessor.doDone,
+      .doProcess, MulticastTask.<init>, Splitter.process), DefaultAsyncProcessorAwaitManager.
+      await, the manual commit (KafkaRecordBatchingProcessor, ClassicKafkaConsumer.commitSync,
+      OffsetCommitRequestData.write, OffsetCommitResponseHandler.handle), the consumer's
+      poll (pollForFetches, prepareFetchRequests, FetchCollector.fetchRecords,
+      Selector.pollSelectionKeys). It runs once per batch of 64 events (or per poll), so it
+      reaches C2's thresholds (5,000 calls without a loop, scaled up while C2's queue is long)
+      only after hundreds of thousands of events: in four trials and two runs, bursts of it
+      (drain shares 0.10-0.22) came up to ~700,000 events (one of 0.10 after); most drains
+      after 600,000 compiled 0.00-0.07. The former 60,000-event warm-up (5 drains of 13,036)
+      left it to S7c's drains: shares 0.22, 0.25, 0.10 in the run of 2026-12-07, 0.11, 0.19,
+      0.14 in a run here, 0.08-0.23 in a trial.
+    - set-up code of the route and Kafka consumer that every drain starts anew (a fresh
+      consumer group reads from the start): URI and config parsing (java.util.regex),
+      java.util.Formatter, JMX registration of the consumer's metrics. It gets hotter drain
+      by drain and is compiled in later ones, partly inside their steady window while C2's
+      queue drains. A route that keeps running does this once; here it weighs less over a
+      drain four backlogs long (``camel_drain_repeats``).
+
+    No code-cache flushing: no codecache warning, and every nmethod the sweeper "made zombie"
+    had been made not entrant first (replaced by a higher tier or deoptimised). C2 code made
+    not entrant (deoptimised): 0-4 methods a drain, spread over many, none recurring drain
+    after drain (ThreadPoolExecutor.getTask, which the posting pool's shutdown after every
+    drain could have sent down a new path, 1-2 times in a JVM's life). No JVM flag changes
+    how Camel's code is compiled (CAMEL_JAVA_OPTS: G1, tiered, a bounded heap)."""
     noted: tuple[CamelPeer, list[dict[str, Any]]] | None = lab.noted("camel_jvm")
     if noted is not None:
         return noted
@@ -129,17 +162,59 @@ def camel_jvm(lab: Lab, topic: str, events: int) -> tuple[CamelPeer, list[dict[s
     # run in the same checkout (a test) cannot overwrite it
     jvm = CamelPeer(f"camel-{lab.topics.run}", lab.bootstrap, None, None, lab.sizes.in_flight)
     lab.own(jvm)
-    warmup = []
-    sink = camel_sink(lab)
-    drains = max(1, math.ceil(lab.sizes.camel_warmup_events / events))
-    for index in range(drains):
-        say(f"Camel JVM warm-up drain {index + 1} of {drains}, {events:,} events")
-        drained = watch_camel(f"camel-warmup-{index + 1}", jvm, topic, sink, events,
-                              timeout=max(120.0, events / 20))  # fmt: skip
-        figures = _figures(drained, 0.0)
-        warmup.append({k: v for k, v in figures.items() if k != "ratio"} | _jit(figures))
+    warmup = _warm_up(lab, jvm)
     lab.note("camel_jvm", (jvm, warmup))
     return jvm, warmup
+
+
+WARM_UP_RULE: Final = (
+    "drains of the Camel topic until {low:,} events or more, then on until two drains in a "
+    "row compile under half S7c JIT's bar, {high:,} events at most"
+)
+
+
+def _warm_up(lab: Lab, jvm: CamelPeer) -> list[dict[str, Any]]:
+    """Warm-up drains of the Camel topic, the measured drains' shape (same topic, same sink,
+    a new consumer group each), by ``WARM_UP_RULE``: by events first, as the route's
+    per-batch code needs them; then, since HotSpot compiles in bursts (drains at 0.02, 0.02
+    were followed by one at 0.10 while code still tiered up), until two drains in a row are
+    under half the bar, a margin for the measured ones; bounded so that ``make bench`` keeps
+    its time. Each drain's figures, JIT share falling drain by drain."""
+    sizes, bar = lab.sizes, TARGETS["S7c JIT"].bar / 2
+    topic, events = camel_topic(lab)
+    sink = camel_sink(lab)
+    warmup: list[dict[str, Any]] = []
+    done = 0
+    while done < sizes.camel_warmup_max_events:
+        say(f"Camel JVM warm-up drain {len(warmup) + 1}, {events:,} events ({done:,} so far)")
+        drained = watch_camel(f"camel-warmup-{len(warmup) + 1}", jvm, topic, sink, events,
+                              timeout=max(120.0, events / 20))  # fmt: skip
+        figures = _figures(drained, 0.0)
+        warmup.append({"events": events} | {k: v for k, v in figures.items() if k != "ratio"}
+                      | _jit(figures))  # fmt: skip
+        done += events
+        last = [w["jit_share"] for w in warmup[-2:]]
+        if done >= sizes.camel_warmup_events and len(last) == 2 and max(last) <= bar:
+            break
+    return warmup
+
+
+def camel_topic(lab: Lab) -> tuple[str, int]:
+    """The topic of the Camel route's drains without latency (warm-up and S7c's): the
+    pre-mapped backlog ``camel_drain_repeats`` times over (same keys, so the same partitions
+    and order per key), and its number of events; made once per run. S7c's ratio compares
+    steady rates (events/s over 10..90% of a drain), so the longer drain changes what
+    compiling weighs in Camel's, not what an event costs."""
+    made: tuple[str, int] | None = lab.noted("camel_topic")
+    if made is None:
+        backlog, topic, events = peer_backlog(lab)
+        repeats = max(1, lab.sizes.camel_drain_repeats)
+        if repeats > 1:
+            topic = lab.topics.create("s7-mapped-camel", lab.sizes.partitions)
+            produce_values(lab.bootstrap, topic, backlog.mapped() * repeats)
+        made = (topic, events * repeats)
+        lab.note("camel_topic", made)
+    return made
 
 
 def camel_sink(lab: Lab) -> GoSink:
@@ -171,8 +246,7 @@ def _relay_and_camel(
     """S7c's round ``index`` (from 1) after the first: a relay drain, then the warmed JVM's."""
     relay, _ = relay_side(lab, backlog, 0.0, round_=index, tag="s7c")
     rate = relay.events_per_s if relay.finished else 0.0
-    sink = camel_sink(lab)
-    camel = camel_drain(f"camel-0-r{index + 1}", lab, topic, sink, events, rate)
+    camel = camel_drain(f"camel-0-r{index + 1}", lab, *camel_topic(lab), camel_sink(lab), rate)
     return {"relay_events_per_s": round(rate, 1), "camel": camel}
 
 
@@ -224,8 +298,11 @@ def _side_by_side(
     relay_rate = relay.events_per_s if relay.finished else 0.0
     sink = lab.go_sink(f"s7-peer-{latency:g}", latency)
     go = peer_drain(f"peer-{latency:g}", GoPeer, lab, topic, sink, events, relay_rate)
-    sink = camel_sink(lab) if not latency else lab.go_sink(f"s7-camel-{latency:g}", latency)
-    camel = camel_drain(f"camel-{latency:g}", lab, topic, sink, events, relay_rate)
+    if latency:  # the prefix of the backlog the relay drained
+        sink, camel_at = lab.go_sink(f"s7-camel-{latency:g}", latency), (topic, events)
+    else:  # the warm-up's topic and sink
+        sink, camel_at = camel_sink(lab), camel_topic(lab)
+    camel = camel_drain(f"camel-{latency:g}", lab, *camel_at, sink, relay_rate)
     return {
         "relay_records": records,
         "peer_events": events,
@@ -260,11 +337,12 @@ def peer_drain(
 
 
 def camel_drain(
-    name: str, lab: Lab, topic: str, sink: GoSink, events: int, relay_rate: float
+    name: str, lab: Lab, topic: str, events: int, sink: GoSink, relay_rate: float
 ) -> dict[str, Any]:
     """The Camel route in the run's warmed JVM (``camel_jvm``) draining ``events`` pre-mapped
-    events into ``sink``, with a consumer group of its own: its figures (``_figures``)."""
-    jvm, _ = camel_jvm(lab, topic, events)
+    events of ``topic`` into ``sink``, with a consumer group of its own: its figures
+    (``_figures``)."""
+    jvm, _ = camel_jvm(lab)
     say(f"Camel route {name}, {sink.latency_ms:g} ms, {events:,} pre-mapped events")
     drained = watch_camel(name, jvm, topic, sink, events, timeout=max(120.0, events / 20))
     return _figures(drained, relay_rate)
