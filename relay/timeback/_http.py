@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -44,11 +45,11 @@ async def timed(
 
     ``deadline`` bounds the whole exchange, body included: the read timeout bounds each read
     only, so a reply that drips bytes would otherwise hold its slot (an event's, the half-open
-    probe's, the single-flight token refresh's) forever."""
+    probe's, the single-flight token refresh's) forever. The exchanges in flight share one
+    timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(deadline):
-            answer = await exchange
+        answer = await _within(exchange, deadline)
     except httpx.TransportError as exc:
         observe(endpoint, None, started)
         cause = network_cause(exc)
@@ -60,6 +61,97 @@ async def timed(
         raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
     observe(endpoint, answer.status_code, started)
     return answer
+
+
+async def _within(exchange: Awaitable[A], seconds: float | None) -> A:
+    """``await exchange``, cancelled past ``seconds`` (``TimeoutError``), as ``asyncio.timeout``
+    would, which stays the way for what the shared watch cannot serve (a task already being
+    cancelled, or timing an exchange already)."""
+    if seconds is None:
+        return await exchange
+    task = asyncio.current_task()
+    watch = _watch(seconds)
+    if task is None or task.cancelling() or task in watch.due:
+        async with asyncio.timeout(seconds):
+            return await exchange
+    watch.enter(task)
+    try:
+        answer = await exchange
+    except asyncio.CancelledError:
+        if watch.cut(task):
+            raise TimeoutError from None
+        raise
+    finally:
+        watch.due.pop(task, None)
+    watch.cut(task)  # cut as it ended: the answer stands (as with ``asyncio.timeout``)
+    return answer
+
+
+class _Watch:
+    """The exchanges of one event loop in flight under one allowance (``seconds``), by task, in
+    the order they started, which is the order of their deadlines: one timer, at the earliest
+    deadline, cancels those past theirs. Entering and leaving is a dict insert and delete; an
+    ``asyncio.timeout`` each was a ``TimerHandle`` pushed on (and popped off) the loop's heap
+    per request, a few microseconds of the relay's CPU per event."""
+
+    __slots__ = ("_loop", "_timer", "cut_off", "due", "seconds")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._loop = loop
+        self.seconds = seconds
+        self.due: dict[asyncio.Task[Any], float] = {}  # deadline (loop time), in that order
+        self.cut_off: set[asyncio.Task[Any]] = set()  # cancelled by the watch, not told yet
+        self._timer: asyncio.TimerHandle | None = None
+
+    def enter(self, task: asyncio.Task[Any]) -> None:
+        deadline = self._loop.time() + self.seconds
+        self.due[task] = deadline
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def cut(self, task: asyncio.Task[Any]) -> bool:
+        """True when the watch cancelled ``task`` (its cancellation is the deadline's) and
+        nobody else did meanwhile: that cancellation is withdrawn (``uncancel``)."""
+        if task not in self.cut_off:
+            return False
+        self.cut_off.discard(task)
+        return task.uncancel() == 0
+
+    def _expire(self) -> None:
+        """Cancel every exchange past its deadline; the timer again at the next deadline."""
+        self._timer = None
+        now = self._loop.time()
+        late = []
+        for task, deadline in self.due.items():
+            if deadline > now:
+                self._timer = self._loop.call_at(deadline, self._expire)
+                break
+            late.append(task)
+        for task in late:
+            del self.due[task]
+            self.cut_off.add(task)
+            task.cancel()
+
+
+# Per event loop, per allowance (a client has one; tests run many loops one after another).
+_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watch]] = (
+    weakref.WeakKeyDictionary()
+)
+_last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Watch]] = (None, {})
+
+
+def _watch(seconds: float) -> _Watch:
+    """This loop's watch of exchanges allowed ``seconds``."""
+    global _last
+    loop = asyncio.get_running_loop()
+    mine, watches = _last
+    if mine is not loop:
+        watches = _WATCHES.setdefault(loop, {})
+        _last = (loop, watches)
+    watch = watches.get(seconds)
+    if watch is None:
+        watch = watches[seconds] = _Watch(loop, seconds)
+    return watch
 
 
 async def _read(exchange: Exchange, request: httpx.Request) -> httpx.Response:
