@@ -48,70 +48,68 @@ async def timed(
     probe's, the single-flight token refresh's) forever. The exchanges in flight share one
     timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
     started = time.perf_counter()
+    watch = _watch(deadline) if deadline is not None else None
+    task = watch.enter() if watch is not None else None
+    if watch is not None and task is None:  # what the shared watch cannot serve
+        exchange = _bounded(exchange, watch.seconds)
     try:
-        answer = await _within(exchange, deadline)
-    except httpx.TransportError as exc:
-        observe(endpoint, None, started)
-        cause = network_cause(exc)
-        message = f"{what} ({cause}: {type(exc).__name__})"
-        raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
-    except TimeoutError:
-        observe(endpoint, None, started)
-        message = f"{what} (no complete response within the {deadline:g} s deadline)"
-        raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
+        answer = await exchange
+    except BaseException as exc:
+        cut = watch is not None and task is not None and watch.leave(task)
+        if isinstance(exc, httpx.TransportError):
+            observe(endpoint, None, started)
+            cause = network_cause(exc)
+            message = f"{what} ({cause}: {type(exc).__name__})"
+            raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
+        if isinstance(exc, TimeoutError) or (cut and isinstance(exc, asyncio.CancelledError)):
+            observe(endpoint, None, started)
+            message = f"{what} (no complete response within the {deadline:g} s deadline)"
+            raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
+        raise
+    if watch is not None and task is not None:
+        watch.leave(task)  # cut as it ended, the answer stands (as with ``asyncio.timeout``)
     observe(endpoint, answer.status_code, started)
     return answer
 
 
-async def _within(exchange: Awaitable[A], seconds: float | None) -> A:
-    """``await exchange``, cancelled past ``seconds`` (``TimeoutError``), as ``asyncio.timeout``
-    would, which stays the way for what the shared watch cannot serve (a task already being
-    cancelled, or timing an exchange already)."""
-    if seconds is None:
+async def _bounded(exchange: Awaitable[A], seconds: float) -> A:
+    async with asyncio.timeout(seconds):
         return await exchange
-    task = asyncio.current_task()
-    watch = _watch(seconds)
-    if task is None or task.cancelling() or task in watch.due:
-        async with asyncio.timeout(seconds):
-            return await exchange
-    watch.enter(task)
-    try:
-        answer = await exchange
-    except asyncio.CancelledError:
-        if watch.cut(task):
-            raise TimeoutError from None
-        raise
-    finally:
-        watch.due.pop(task, None)
-    watch.cut(task)  # cut as it ended: the answer stands (as with ``asyncio.timeout``)
-    return answer
 
 
 class _Watch:
     """The exchanges of one event loop in flight under one allowance (``seconds``), by task, in
     the order they started, which is the order of their deadlines: one timer, at the earliest
-    deadline, cancels those past theirs. Entering and leaving is a dict insert and delete; an
-    ``asyncio.timeout`` each was a ``TimerHandle`` pushed on (and popped off) the loop's heap
-    per request, a few microseconds of the relay's CPU per event."""
+    deadline, cancels those past theirs (as ``asyncio.timeout`` does: the exchange raises
+    ``CancelledError``, withdrawn by ``leave``). Entering and leaving is a dict insert and
+    delete; an ``asyncio.timeout`` each was a ``TimerHandle`` pushed on (and popped off) the
+    loop's heap per request, a few microseconds of the relay's CPU per event."""
 
-    __slots__ = ("_loop", "_timer", "cut_off", "due", "seconds")
+    __slots__ = ("_timer", "cut_off", "due", "seconds")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        self._loop = loop
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.due: dict[asyncio.Task[Any], float] = {}  # deadline (loop time), in that order
-        self.cut_off: set[asyncio.Task[Any]] = set()  # cancelled by the watch, not told yet
+        self.cut_off: set[asyncio.Task[Any]] = set()  # cancelled by the watch, not left yet
         self._timer: asyncio.TimerHandle | None = None
 
-    def enter(self, task: asyncio.Task[Any]) -> None:
-        deadline = self._loop.time() + self.seconds
+    def enter(self) -> asyncio.Task[Any] | None:
+        """The current task, watched from now on; None when it cannot be: a task already being
+        cancelled (``leave`` compares the count with 0), or timing an exchange already."""
+        task = asyncio.current_task()
+        if task is None or task.cancelling() or task in self.due:
+            return None
+        loop = task.get_loop()
+        deadline = loop.time() + self.seconds
         self.due[task] = deadline
         if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._expire)
+            self._timer = loop.call_at(deadline, self._expire)
+        return task
 
-    def cut(self, task: asyncio.Task[Any]) -> bool:
-        """True when the watch cancelled ``task`` (its cancellation is the deadline's) and
-        nobody else did meanwhile: that cancellation is withdrawn (``uncancel``)."""
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """``task``'s exchange ended. True when the watch cancelled it and nobody else did
+        meanwhile: its cancellation is the deadline's, and is withdrawn (``uncancel``)."""
+        self.due.pop(task, None)
         if task not in self.cut_off:
             return False
         self.cut_off.discard(task)
@@ -120,11 +118,12 @@ class _Watch:
     def _expire(self) -> None:
         """Cancel every exchange past its deadline; the timer again at the next deadline."""
         self._timer = None
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         late = []
         for task, deadline in self.due.items():
             if deadline > now:
-                self._timer = self._loop.call_at(deadline, self._expire)
+                self._timer = loop.call_at(deadline, self._expire)
                 break
             late.append(task)
         for task in late:
@@ -133,11 +132,11 @@ class _Watch:
             task.cancel()
 
 
-# Per event loop, per allowance (a client has one; tests run many loops one after another).
+# Per event loop (tests run many, one after another), per allowance (a client has one).
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watch]] = (
     weakref.WeakKeyDictionary()
 )
-_last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Watch]] = (None, {})
+_last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Watch]] = (None, {})  # a look-up saved
 
 
 def _watch(seconds: float) -> _Watch:
@@ -150,7 +149,7 @@ def _watch(seconds: float) -> _Watch:
         _last = (loop, watches)
     watch = watches.get(seconds)
     if watch is None:
-        watch = watches[seconds] = _Watch(loop, seconds)
+        watch = watches[seconds] = _Watch(seconds)
     return watch
 
 
