@@ -136,17 +136,20 @@ class Retry:
         ``failed``: the caller made the first attempt itself (counted in ``attempts``, begun at
         ``started``, ``clock`` time) and it raised this; it is judged as if ``step`` had."""
         attempts = attempts if attempts is not None else Attempts()
-        run = _Run()
+        run: _Run | None = None  # made by the first failure
         if failed is not None:
+            run = _Run()
             await self._failed(failed, started, run, attempts)
+        timed = self.budget is not None  # only a budget needs an attempt's start
         while True:
             if self.breaker is not None and self.breaker.state is not CircuitState.CLOSED:
                 await self.breaker.wait_allowed()  # closed: it would return at once
             attempts.count += 1
-            started = self.clock()
+            started = self.clock() if timed else 0.0
             try:
                 result = await step()
             except Exception as exc:
+                run = run or _Run()
                 await self._failed(exc, started, run, attempts)
                 continue
             except BaseException:  # cancelled mid-attempt: no verdict, the breaker is freed
