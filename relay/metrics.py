@@ -8,11 +8,125 @@ status class, topic, partition): student ids, event ids and URLs are never label
 from __future__ import annotations
 
 import functools
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _P = "timeback_relay_"
+
+
+# -- tallies: the per-record and per-request series, counted without a lock ----------------------
+#
+# A prometheus_client child takes a lock and checks its state on every ``inc`` or ``observe``:
+# a few of those per record and per request are a share of the relay's CPU. The series updated
+# that often are tallied instead: plain numbers, added up by the event loop's thread alone, and
+# added to their series when the registry is collected (``_Tallies``, registered first), so a
+# scrape, or ``REGISTRY.get_sample_value``, reads what the series would hold. The counts are
+# copied, never reset, so an increment racing a collection is not lost.
+
+
+class _Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+F = TypeVar("F", bound=_Flushable)
+
+
+class _Tallies:
+    """A collector of no series of its own: collecting flushes every tally into its series."""
+
+    def __init__(self) -> None:
+        self._tallies: list[_Flushable] = []
+        self._lock = threading.Lock()
+
+    def add(self, tally: F) -> F:
+        with self._lock:
+            self._tallies.append(tally)
+        return tally
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            for tally in self._tallies:
+                tally.flush()
+        return []
+
+
+_TALLIES = _Tallies()
+REGISTRY.register(_TALLIES)  # first: a collection flushes, then reads the series
+
+
+class CounterTally:
+    """A counter child's increments (``inc``: an addition), added to it at each collection."""
+
+    __slots__ = ("_child", "_flushed", "total")
+
+    def __init__(self, child: Counter) -> None:
+        self._child = child
+        self.total: float = 0
+        self._flushed: float = 0
+
+    def inc(self, amount: float = 1) -> None:
+        self.total += amount
+
+    def flush(self) -> None:
+        total = self.total  # read once: the loop's thread may be counting on
+        if total != self._flushed:
+            self._child.inc(total - self._flushed)
+            self._flushed = total
+
+
+class HistogramTally:
+    """A histogram child's observations (``observe``: a bucket's count and the sum), added to it
+    at each collection. It writes the child's buckets and sum (prometheus_client's own
+    attributes, pinned by tests/unit/test_metrics_tally.py): they take no bulk update."""
+
+    __slots__ = ("_bounds", "_child", "_counts", "_flushed", "_flushed_sum", "_sum")
+
+    def __init__(self, child: Histogram) -> None:
+        self._child: Any = child
+        self._bounds = tuple(child._upper_bounds)  # the last is +Inf: every value has a bucket
+        self._counts = [0] * len(self._bounds)
+        self._flushed = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._flushed_sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def flush(self) -> None:
+        counts, total = list(self._counts), self._sum
+        for i, (count, flushed) in enumerate(zip(counts, self._flushed, strict=True)):
+            if count != flushed:
+                self._child._buckets[i].inc(count - flushed)
+        self._flushed = counts
+        if total != self._flushed_sum:
+            self._child._sum.inc(total - self._flushed_sum)
+            self._flushed_sum = total
+
+
+def counted(counter: Counter) -> Callable[..., CounterTally]:
+    """``counter``'s tally per label values (positional, in label order), made once each."""
+    return functools.cache(lambda *labels: _TALLIES.add(CounterTally(counter.labels(*labels))))
+
+
+def observed(histogram: Histogram) -> Callable[..., HistogramTally]:
+    """``histogram``'s tally per label values (positional, in label order), made once each."""
+    return functools.cache(lambda *labels: _TALLIES.add(HistogramTally(histogram.labels(*labels))))
+
+
+def tallied(histogram: Histogram) -> HistogramTally:
+    """The tally of a histogram without labels."""
+    return _TALLIES.add(HistogramTally(histogram))
+
 
 # source
 RECORDS_CONSUMED = Counter(
@@ -215,14 +329,19 @@ REBALANCES = Counter(
 READY = Gauge(_P + "ready", "1 when /readyz reports ready", registry=REGISTRY)
 
 
-# The per-request and per-event metrics of the delivery path, their children bound once per
-# label values (positional, in label order): a dict look-up where ``labels(...)`` parses keywords
-# and takes a lock on every call. Label sets are bounded, so are the caches.
-EVENTS_SENT_BY = functools.cache(EVENTS_SENT.labels)  # (type, outcome)
-HTTP_REQUESTS_BY = functools.cache(HTTP_REQUESTS.labels)  # (endpoint, status class)
-HTTP_LATENCY_BY = functools.cache(HTTP_LATENCY.labels)  # (endpoint,)
-RETRIES_BY = functools.cache(RETRIES.labels)  # (endpoint, cause)
-ENVELOPES_BY = functools.cache(ENVELOPES.labels)  # (outcome,)
+# The per-record, per-request and per-event metrics, tallied (above) per label values
+# (positional, in label order): a dict look-up and an addition, where ``labels(...).inc()``
+# parses keywords and takes locks on every call. Label sets are bounded, so are the caches.
+EVENTS_SENT_BY = counted(EVENTS_SENT)  # (type, outcome)
+HTTP_REQUESTS_BY = counted(HTTP_REQUESTS)  # (endpoint, status class)
+HTTP_LATENCY_BY = observed(HTTP_LATENCY)  # (endpoint,)
+RETRIES_BY = functools.cache(RETRIES.labels)  # (endpoint, cause): per failure, not tallied
+ENVELOPES_BY = counted(ENVELOPES)  # (outcome,)
+RECORDS_CONSUMED_BY = counted(RECORDS_CONSUMED)  # (topic,)
+RECORDS_ACKED_BY = counted(RECORDS_ACKED)  # (topic,)
+RECORDS_DECODED_BY = counted(RECORDS_DECODED)  # (record type,)
+COURSE_LOOKUPS_BY = counted(COURSE_LOOKUPS)  # (source, result)
+DELIVERY_LAG_TALLY = tallied(DELIVERY_LAG)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 

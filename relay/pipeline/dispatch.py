@@ -170,7 +170,8 @@ class Dispatcher(Generic[T, P]):
         if isinstance(key, _Unknown) and self._prepare is None:
             raise TypeError("submit without a key needs a dispatcher with prepare")
         epoch = self._epochs.get(partition, 0)
-        await self._wait_open()
+        if self._closed:
+            await self._wait_open()
         while self.over_bytes:
             self._bytes_room.clear()
             await self._bytes_room.wait()
@@ -180,7 +181,10 @@ class Dispatcher(Generic[T, P]):
             await self._wait_open()
             return False
         entry: _Entry[T, P] = _Entry(item, partition, size=self._size(item))
-        self._partitions.setdefault(partition, deque()).append(entry)
+        queue = self._partitions.get(partition)
+        if queue is None:
+            queue = self._partitions[partition] = deque()
+        queue.append(entry)
         self._count += 1
         self._bytes += entry.size
         self._idle.clear()
@@ -229,7 +233,9 @@ class Dispatcher(Generic[T, P]):
         if not entry.keyed:  # submitted with its key: processed as it is
             entry.prepared = cast(P, entry.item)
         entry.key, entry.keyed, entry.joined = key, True, True
-        chain = self._chains.setdefault(key, deque())
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = self._chains[key] = deque()
         chain.append(entry)
         if len(chain) == 1:
             self._start(entry)

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import faust
 from faust.sensors import Monitor
+from faust.sensors.base import SensorDelegate
 from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
 from faust.types import TP, EventT, Message, StreamT
 from prometheus_client import CollectorRegistry
@@ -52,9 +53,13 @@ class FaustSensor(PrometheusMonitor):
     def on_stream_event_in(
         self, tp: TP, offset: int, stream: StreamT, event: EventT
     ) -> dict[Any, Any] | None:
-        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
         self._events_in[stream] += 1
-        return state
+        if stream.enable_acks:  # its on_stream_event_out times the event from faust's state
+            return Monitor.on_stream_event_in(self, tp, offset, stream, event)
+        # A noack stream (the relay's agent) acknowledges nothing, so faust never calls
+        # on_stream_event_out for its events: the state (a dict per event) and Monitor's own
+        # per-event counts (its stats page, off in the relay) would be read by nobody.
+        return None
 
     def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_out(self, tp, offset, message)
@@ -137,10 +142,30 @@ class FlushOnCollect:
         return []
 
 
+class LeanSensors(SensorDelegate):
+    """faust's ``SensorDelegate`` (every sensor of the app told of each event), which builds a
+    dict of each sensor's state for every event a stream takes in: with one sensor whose state
+    is None (``FaustSensor`` on a noack stream), None, which ``on_stream_event_out`` reads the
+    same (``state or {}``, then ``.get(sensor)``)."""
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict[Any, Any] | None:
+        if len(self._sensors) != 1:
+            return super().on_stream_event_in(tp, offset, stream, event)
+        for sensor in self._sensors:
+            state = sensor.on_stream_event_in(tp, offset, stream, event)
+            return None if state is None else {sensor: state}
+        return None  # unreachable: one sensor
+
+
 def install(app: faust.App, registry: CollectorRegistry, *, pattern: str, prefix: str) -> None:
-    """faust's sensor setup (its metrics and page), with ``FaustSensor`` as the app's monitor."""
+    """faust's sensor setup (its metrics and page), with ``FaustSensor`` as the app's monitor
+    and its delegate a ``LeanSensors`` (the same object, whoever holds it already: its class
+    changes, not its sensors; streams bind its methods when they are made, after this)."""
     flush = FlushOnCollect()
     registry.register(flush)  # before faust's series: a collection flushes, then reads them
     setup_prometheus_sensors(app, pattern=pattern, registry=registry, name_prefix=prefix)
     metrics = cast(PrometheusMonitor, app.monitor)._metrics  # the series just registered
     app.monitor = flush.sensor = FaustSensor(metrics=metrics)
+    app.sensors.__class__ = LeanSensors

@@ -23,7 +23,7 @@ from relay.contract.decode import Decoder
 from relay.errors import RelayError
 from relay.health import Health
 from relay.kafka.settings import confluent_config
-from relay.metrics import COURSE_LOOKUPS, RECORDS_ACKED, RECORDS_CONSUMED
+from relay.metrics import COURSE_LOOKUPS_BY, RECORDS_ACKED_BY, RECORDS_CONSUMED_BY
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.dispatch import Dispatcher
 from relay.pipeline.quarantine import Quarantine, Strikes
@@ -36,10 +36,9 @@ from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 
-# Per-record counters through their label children, bound once per topic (a label look-up takes
-# a lock and builds a tuple on every call).
-_consumed = functools.cache(RECORDS_CONSUMED.labels)
-_acked = functools.cache(RECORDS_ACKED.labels)
+# Per-record counters, tallied per topic (relay.metrics: no lock per record).
+_consumed = RECORDS_CONSUMED_BY
+_acked = RECORDS_ACKED_BY
 
 Ack = Callable[[Any], None]  # acknowledges the transport's own handle of a record
 
@@ -193,7 +192,7 @@ def processing_bug(health: Health, record: SourceRecord, exc: BaseException) -> 
     log.critical("%s: restart the relay (liveness now fails)", why)
 
 
-_lookups = functools.cache(COURSE_LOOKUPS.labels)
+_lookups = COURSE_LOOKUPS_BY
 
 
 def _observe_lookup(source: str, result: str) -> None:

@@ -11,7 +11,6 @@ raises API-level errors; which stage and reason they are for the record is decid
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import defaultdict
@@ -24,7 +23,7 @@ from relay.courses import CourseContext
 from relay.errors import Rejection, Stage, SystemicError, TransientError
 from relay.logs import bind_record, start_record
 from relay.mapping import CaliperEvent, Mapper
-from relay.metrics import DELIVERY_LAG, RECORDS_DECODED, RETRIES
+from relay.metrics import DELIVERY_LAG_TALLY, RECORDS_DECODED_BY, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.quarantine import Quarantine
 from relay.pipeline.record import Prepared, SourceRecord
@@ -36,7 +35,7 @@ from relay.timeback.sink import Sink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_decoded = functools.cache(RECORDS_DECODED.labels)  # per record type, bound once
+_decoded = RECORDS_DECODED_BY  # per record type, tallied (relay.metrics)
 
 
 def predecode(decoder: Decoder, value: bytes) -> Activity | Rejection | None:
@@ -191,7 +190,7 @@ class Pipeline:
             course = await self.enrich(activity, attempts.of("enrich"))
             events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
             await self.deliver(events, attempts.of("deliver"))
-            DELIVERY_LAG.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
+            DELIVERY_LAG_TALLY.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
         except Rejection as rejection:
             await self.dead_letters.write(
                 record, attempts.stamp(rejection), event_ids=[e.id for e in events]

@@ -102,7 +102,18 @@ class Slot:
         self.retry_after = retry_after
 
     async def __aenter__(self) -> Slot:
-        self.started = await self._gate._enter()
+        # ``RequestGate._enter``'s common case inline: no coroutine of its own per request
+        gate = self._gate
+        prepayment = _PREPAID.get()
+        prepaid = prepayment is not None and not prepayment.used
+        if prepayment is not None:
+            prepayment.used = True  # its token was taken ahead (``paced``)
+        now = gate._clock()
+        if gate._open_now(now, prepaid):
+            self.started = now
+        else:
+            await gate._admit(prepaid)
+            self.started = gate._clock()
         return self
 
     async def __aexit__(
@@ -175,19 +186,11 @@ class RequestGate:
         """One request's passage: ``async with gate.slot() as slot`` (module doc)."""
         return Slot(self)
 
-    async def _enter(self) -> float:
-        """Admit one request; the time it was admitted."""
-        prepayment = _PREPAID.get()
-        prepaid = prepayment is not None and not prepayment.used
-        if prepayment is not None:
-            prepayment.used = True  # its token was taken ahead (``paced``)
-        now = self._clock()
-        # The common case, decided without waiting: no pause, a place free, no token to take.
+    def _open_now(self, now: float, prepaid: bool) -> bool:
+        """The common case, decided without waiting: no pause, no token to take, a place free
+        (taken)."""
         metered = self.bucket is not None and not prepaid
-        if self.pause.until <= now and not metered and self.concurrency.try_acquire():
-            return now
-        await self._admit(prepaid)
-        return self._clock()
+        return self.pause.until <= now and not metered and self.concurrency.try_acquire()
 
     async def _admit(self, prepaid: bool = False) -> None:
         paused = await self.pause.wait()

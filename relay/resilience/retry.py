@@ -123,48 +123,67 @@ class Retry:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
 
-    async def run(self, step: Callable[[], Awaitable[T]], attempts: Attempts | None = None) -> T:
-        """``await step()`` until it returns; raises what the verdicts say to raise."""
+    async def run(
+        self,
+        step: Callable[[], Awaitable[T]],
+        attempts: Attempts | None = None,
+        *,
+        failed: Exception | None = None,
+        started: float = 0.0,
+    ) -> T:
+        """``await step()`` until it returns; raises what the verdicts say to raise.
+
+        ``failed``: the caller made the first attempt itself (counted in ``attempts``, begun at
+        ``started``, ``clock`` time) and it raised this; it is judged as if ``step`` had."""
         attempts = attempts if attempts is not None else Attempts()
-        spent = 0.0
-        attempt = 0
-        failures = 0  # of this run: the rate hears of the first only
+        run: _Run | None = None  # made by the first failure
+        if failed is not None:
+            run = _Run()
+            await self._failed(failed, started, run, attempts)
+        timed = self.budget is not None  # only a budget needs an attempt's start
         while True:
             if self.breaker is not None and self.breaker.state is not CircuitState.CLOSED:
                 await self.breaker.wait_allowed()  # closed: it would return at once
             attempts.count += 1
-            started = self.clock()
-            verdict: Verdict | None = None
+            started = self.clock() if timed else 0.0
             try:
                 result = await step()
-                verdict = Verdict.ANSWERED
-                self._answered()
-                return result
             except Exception as exc:
-                attempts.failed()
-                verdict = self.classify(exc)
-                if verdict is Verdict.RAISE:
-                    verdict = None  # no verdict on the service: the breaker is freed below
-                    raise
-                if verdict is Verdict.ANSWERED:
-                    self._answered()
-                    raise
-                failures += 1
-                self._tell_services(verdict, first=failures == 1)
-                delay = self._delay(exc, verdict, attempt)
-                charged = verdict in _CHARGED and self._charging()
-                if self.on_failure is not None:
-                    self.on_failure(Failure(exc, verdict, delay, attempt, charged))
-                if charged:
-                    spent += self.clock() - started
-                    if spent + delay > self._seconds:
-                        raise self._exhausted(exc, attempt + 1, spent) from None
-                    spent += delay
-                await self.sleep(delay)
-            finally:
-                if verdict is None and self.breaker is not None:  # cancelled mid-attempt
+                run = run or _Run()
+                await self._failed(exc, started, run, attempts)
+                continue
+            except BaseException:  # cancelled mid-attempt: no verdict, the breaker is freed
+                if self.breaker is not None:
                     self.breaker.abandon()
-            attempt += 1
+                raise
+            self.answered()
+            return result
+
+    async def _failed(self, exc: Exception, started: float, run: _Run, attempts: Attempts) -> None:
+        """One failed attempt: raised on, as its verdict says, or told to the breaker, the rate
+        and ``on_failure``, charged, and slept off before the next."""
+        attempts.failed()
+        verdict = self.classify(exc)
+        if verdict is Verdict.RAISE:  # no verdict on the service: the breaker is freed
+            if self.breaker is not None:
+                self.breaker.abandon()
+            raise exc
+        if verdict is Verdict.ANSWERED:
+            self.answered()
+            raise exc
+        run.failures += 1
+        self._tell_services(verdict, first=run.failures == 1)
+        delay = self._delay(exc, verdict, run.attempt)
+        charged = verdict in _CHARGED and self._charging()
+        if self.on_failure is not None:
+            self.on_failure(Failure(exc, verdict, delay, run.attempt, charged))
+        if charged:
+            run.spent += self.clock() - started
+            if run.spent + delay > self._seconds:
+                raise self._exhausted(exc, run.attempt + 1, run.spent) from None
+            run.spent += delay
+        await self.sleep(delay)
+        run.attempt += 1
 
     def _charging(self) -> bool:
         return self.budget is not None and not self.budget.paused()
@@ -176,7 +195,8 @@ class Retry:
     def _exhausted(self, exc: Exception, attempts: int, spent: float) -> RetriesExhausted:
         return RetriesExhausted(exc, attempts, spent, self._seconds, self.label(exc))
 
-    def _answered(self) -> None:
+    def answered(self) -> None:
+        """The service answered an attempt (a success, or a refusal of this request)."""
         if self.breaker is not None:
             self.breaker.record_success()
         if self.rate is not None:
@@ -200,6 +220,18 @@ class Retry:
             return max(self.delays.cap, backoff)
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         return max(backoff, min(retry_after or 0.0, self.retry_after_cap))
+
+
+class _Run:
+    """One ``run``'s failures so far: seconds charged, the next attempt's index (0-based), and
+    how many failed (the rate hears of the first only)."""
+
+    __slots__ = ("attempt", "failures", "spent")
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self.attempt = 0
+        self.failures = 0
 
 
 # The verdicts whose failures spend the budget (WAIT and RETRY_SLOWLY never do).

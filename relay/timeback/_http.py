@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -44,22 +45,112 @@ async def timed(
 
     ``deadline`` bounds the whole exchange, body included: the read timeout bounds each read
     only, so a reply that drips bytes would otherwise hold its slot (an event's, the half-open
-    probe's, the single-flight token refresh's) forever."""
+    probe's, the single-flight token refresh's) forever. The exchanges in flight share one
+    timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
     started = time.perf_counter()
+    watch = _watch(deadline) if deadline is not None else None
+    task = watch.enter() if watch is not None else None
+    if watch is not None and task is None:  # what the shared watch cannot serve
+        exchange = _bounded(exchange, watch.seconds)
     try:
-        async with asyncio.timeout(deadline):
-            answer = await exchange
-    except httpx.TransportError as exc:
-        observe(endpoint, None, started)
-        cause = network_cause(exc)
-        message = f"{what} ({cause}: {type(exc).__name__})"
-        raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
-    except TimeoutError:
-        observe(endpoint, None, started)
-        message = f"{what} (no complete response within the {deadline:g} s deadline)"
-        raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
+        answer = await exchange
+    except BaseException as exc:
+        cut = watch is not None and task is not None and watch.leave(task)
+        if isinstance(exc, httpx.TransportError):
+            observe(endpoint, None, started)
+            cause = network_cause(exc)
+            message = f"{what} ({cause}: {type(exc).__name__})"
+            raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
+        if isinstance(exc, TimeoutError) or (cut and isinstance(exc, asyncio.CancelledError)):
+            observe(endpoint, None, started)
+            message = f"{what} (no complete response within the {deadline:g} s deadline)"
+            raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
+        raise
+    if watch is not None and task is not None:
+        watch.leave(task)  # cut as it ended, the answer stands (as with ``asyncio.timeout``)
     observe(endpoint, answer.status_code, started)
     return answer
+
+
+async def _bounded(exchange: Awaitable[A], seconds: float) -> A:
+    async with asyncio.timeout(seconds):
+        return await exchange
+
+
+class _Watch:
+    """The exchanges of one event loop in flight under one allowance (``seconds``), by task, in
+    the order they started, which is the order of their deadlines: one timer, at the earliest
+    deadline, cancels those past theirs (as ``asyncio.timeout`` does: the exchange raises
+    ``CancelledError``, withdrawn by ``leave``). Entering and leaving is a dict insert and
+    delete; an ``asyncio.timeout`` each was a ``TimerHandle`` pushed on (and popped off) the
+    loop's heap per request, a few microseconds of the relay's CPU per event."""
+
+    __slots__ = ("_timer", "cut_off", "due", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.due: dict[asyncio.Task[Any], float] = {}  # deadline (loop time), in that order
+        self.cut_off: set[asyncio.Task[Any]] = set()  # cancelled by the watch, not left yet
+        self._timer: asyncio.TimerHandle | None = None
+
+    def enter(self) -> asyncio.Task[Any] | None:
+        """The current task, watched from now on; None when it cannot be: a task already being
+        cancelled (``leave`` compares the count with 0), or timing an exchange already."""
+        task = asyncio.current_task()
+        if task is None or task.cancelling() or task in self.due:
+            return None
+        loop = task.get_loop()
+        deadline = loop.time() + self.seconds
+        self.due[task] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+        return task
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """``task``'s exchange ended. True when the watch cancelled it and nobody else did
+        meanwhile: its cancellation is the deadline's, and is withdrawn (``uncancel``)."""
+        self.due.pop(task, None)
+        if task not in self.cut_off:
+            return False
+        self.cut_off.discard(task)
+        return task.uncancel() == 0
+
+    def _expire(self) -> None:
+        """Cancel every exchange past its deadline; the timer again at the next deadline."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = []
+        for task, deadline in self.due.items():
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                break
+            late.append(task)
+        for task in late:
+            del self.due[task]
+            self.cut_off.add(task)
+            task.cancel()
+
+
+# Per event loop (tests run many, one after another), per allowance (a client has one).
+_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watch]] = (
+    weakref.WeakKeyDictionary()
+)
+_last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Watch]] = (None, {})  # a look-up saved
+
+
+def _watch(seconds: float) -> _Watch:
+    """This loop's watch of exchanges allowed ``seconds``."""
+    global _last
+    loop = asyncio.get_running_loop()
+    mine, watches = _last
+    if mine is not loop:
+        watches = _WATCHES.setdefault(loop, {})
+        _last = (loop, watches)
+    watch = watches.get(seconds)
+    if watch is None:
+        watch = watches[seconds] = _Watch(seconds)
+    return watch
 
 
 async def _read(exchange: Exchange, request: httpx.Request) -> httpx.Response:

@@ -52,12 +52,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from relay.health import Condition, Health
 from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT_BY, RETRIES_BY
@@ -97,11 +96,12 @@ class EventSender(Protocol):
 
 @dataclass(slots=True)
 class _Hold:
-    """One request's systemic answers: when the first came (``clock`` time) and its status;
+    """One request's systemic answers: when the first came (``since``: how many attempts had
+    begun by then, ``Deliverer._begun``) and its status;
     ``events``: how many events the request carries (what EVENTS_HELD counts); ``own``: a
     failure of it was proven its own; ``probes``: its failures as the half-open probe."""
 
-    since: float | None = None
+    since: int | None = None
     status: int | None = None
     events: int = 1
     own: bool = False
@@ -139,9 +139,14 @@ class Deliverer:
         self.rate = rate if rate is not None else FailureRate(clock=clock)
         self._health = health
         self._clock = clock
-        self._answered_from = -math.inf  # start of the latest-started request the API answered
-        self._taken_at = -math.inf  # when the API last took a request (clock time)
-        self._canary: _Canary | None = None  # the last event the API took: sent again as proof
+        # Attempts are numbered as they begin (canaries too): what the evidence compares is
+        # which began before which, so a success reads no clock.
+        self._begun = 0  # attempts begun so far: the latest one's number
+        self._answered_from = 0  # the latest-begun attempt the API answered
+        self._taken_upto = 0  # ``_begun`` when the API last took a request
+        # the last event (or request) the API took, sent again as proof: its body and name
+        self._canary: bytes | None = None
+        self._canary_what = ""
         self._proving: asyncio.Future[None] | None = None  # the canary in flight
         self._taken = asyncio.Event()  # set (and replaced) when a request is taken and awaited
         self._awaiting = 0  # attempts waiting on ``_taken``
@@ -164,17 +169,12 @@ class Deliverer:
         # An envelope failing while the API takes others is split at once (see the docstring).
         self._envelope_retry = replace(self.retry, budget=Budget(0.0, paused=paused))
 
-    async def deliver(
+    def deliver(
         self, payload: bytes, *, event_type: str, attempts: Attempts | None = None
-    ) -> SendResult:
-        """Send until taken; ``attempts`` (the record's) counts every attempt made."""
-        try:
-            result = await self._deliver(payload, event_type, 1, attempts)
-        except RequestRejected:
-            EVENTS_SENT_BY(event_type, "rejected").inc()
-            raise
-        EVENTS_SENT_BY(event_type, result.outcome.value).inc()
-        return result
+    ) -> Coroutine[Any, Any, SendResult]:
+        """Send until taken; ``attempts`` (the record's) counts every attempt made. Counted in
+        EVENTS_SENT by ``event_type`` and outcome, a refusal as "rejected"."""
+        return self._deliver(payload, event_type, 1, attempts, sent=event_type)
 
     async def deliver_envelope(
         self,
@@ -205,73 +205,123 @@ class Deliverer:
         *,
         retry: Retry | None = None,
         canary: bytes | None = None,
+        sent: str | None = None,
     ) -> SendResult:
+        """The first attempt made here while the circuit is closed: taken, it costs none of what
+        a failure needs (a hold, a step for ``Retry.run``, its bookkeeping); else, or once it
+        failed, ``Retry.run`` goes on (judging that first failure as its own). ``sent``: the
+        event type to count in EVENTS_SENT (one event), None for an envelope (the caller's)."""
         attempts = attempts if attempts is not None else Attempts()
-        before = attempts.count
+        retry = retry or self.retry
+        failed: Exception | None = None
+        started = 0.0
+        if self.breaker.state is CircuitState.CLOSED:
+            attempts.count += 1
+            started = self._clock()  # what a failure is charged from
+            self._begun = begun = self._begun + 1
+            self._sending += 1
+            try:
+                result = await self._client.send_event(payload, event_type=what)
+            except Exception as exc:
+                failed = exc
+            finally:
+                self._sending -= 1
+            if failed is None:
+                if canary is None:
+                    self._accepted(begun, payload, what)
+                else:
+                    self._accepted(begun, canary, "event")
+                retry.answered()
+                if sent is not None:
+                    EVENTS_SENT_BY(sent, result.outcome.value).inc()
+                return result
+        else:
+            begun = 0
+        before = attempts.count - (failed is not None)
         hold = _Hold(events=events)
-        kept = _Canary(canary, "event") if canary is not None else _Canary(payload, what)
+        kept = (canary, "event") if canary is not None else (payload, what)
         try:
-            result = await (retry or self.retry).run(
-                lambda: self._attempt(payload, what, hold, kept), attempts
+            if failed is not None:
+                failed = await self._explained(failed, begun, started, hold, what)
+            result = await retry.run(
+                lambda: self._attempt(payload, what, hold, kept),
+                attempts,
+                failed=failed,
+                started=started,
             )
+        except RequestRejected:
+            if sent is not None:
+                EVENTS_SENT_BY(sent, "rejected").inc()
+            raise
         finally:
             self._release(hold)
+        if sent is not None:
+            EVENTS_SENT_BY(sent, result.outcome.value).inc()
         made = attempts.count - before
         if result.attempts == made:  # the first attempt's result, as it is: nothing to copy
             return result
         return replace(result, attempts=made)
 
-    async def _attempt(self, payload: bytes, what: str, hold: _Hold, canary: _Canary) -> SendResult:
+    async def _attempt(
+        self, payload: bytes, what: str, hold: _Hold, canary: tuple[bytes, str]
+    ) -> SendResult:
+        """A retry (the first attempt is ``_deliver``'s)."""
         started = self._clock()
+        self._begun = begun = self._begun + 1
         self._sending += 1
         try:
             # ``event_type`` only names the request in messages: "the envelope of 20 events"
             result = await self._client.send_event(payload, event_type=what)
-        except RequestRejected:
-            self._answered(started)
-            raise
-        except ApiSystemicError as exc:
-            if exc.endpoint != ENDPOINT:  # the token endpoint refusing the relay: systemic
-                raise
-            raise self._judge(exc, hold, what) from None
-        except ApiTransientError as exc:
-            if exc.endpoint == ENDPOINT:
-                self._sending -= 1  # not in flight any more: what is left are the others
-                try:
-                    exc.others_accepted = await self._others_accepted(started, hold)
-                finally:
-                    self._sending += 1
-            raise
+        except Exception as exc:
+            failed = exc
+        else:
+            self._accepted(begun, *canary)
+            return result
         finally:
             self._sending -= 1
-        self._accepted(started, canary)
-        return result
+        raise await self._explained(failed, begun, started, hold, what)
 
-    def _answered(self, started: float) -> None:
-        self._answered_from = max(self._answered_from, started)
+    async def _explained(
+        self, exc: Exception, begun: int, started: float, hold: _Hold, what: str
+    ) -> Exception:
+        """What a failed attempt (number ``begun``, from ``started``) is to raise: a refusal
+        noted as an answer; a systemic answer judged (``_judge``); a transient failure with
+        whether the API took others meanwhile (``_others_accepted``); the rest as it is."""
+        if isinstance(exc, RequestRejected):
+            self._answered(begun)
+        elif isinstance(exc, ApiSystemicError):
+            if exc.endpoint == ENDPOINT:  # the token endpoint refusing the relay: systemic
+                return self._judge(exc, hold, what)
+        elif isinstance(exc, ApiTransientError) and exc.endpoint == ENDPOINT:
+            exc.others_accepted = await self._others_accepted(begun, started, hold)
+        return exc
 
-    def _accepted(self, started: float, canary: _Canary | None) -> None:
-        self._answered(started)
-        self._taken_at = self._clock()
+    def _answered(self, begun: int) -> None:
+        if begun > self._answered_from:
+            self._answered_from = begun
+
+    def _accepted(self, begun: int, canary: bytes | None, what: str = "") -> None:
+        self._answered(begun)
+        self._taken_upto = self._begun
         if canary is not None:
-            self._canary = canary
+            self._canary, self._canary_what = canary, what
         if self._awaiting:  # wakes those waiting for evidence; a fresh event serves the next
             self._taken.set()
             self._taken = asyncio.Event()
 
     # -- evidence: does the API take other events while this one fails? ------------------------
 
-    async def _others_accepted(self, started: float, hold: _Hold) -> bool:
-        """True when the API took a request since ``started`` (when the attempt that just failed
-        began); without one, a canary is sent (or the one in flight awaited) to find out."""
-        proven = await self._proven(started, hold)
+    async def _others_accepted(self, begun: int, started: float, hold: _Hold) -> bool:
+        """True when the API took a request since attempt ``begun`` began (at ``started``);
+        without one, a canary is sent (or the one in flight awaited) to find out."""
+        proven = await self._proven(begun, started, hold)
         hold.own = hold.own or proven
         return proven
 
-    async def _proven(self, started: float, hold: _Hold) -> bool:
-        if self._sending and await self._taken_soon(started):
+    async def _proven(self, begun: int, started: float, hold: _Hold) -> bool:
+        if self._sending and await self._taken_soon(begun):
             return True  # other traffic proved it: no canary needed
-        if self._taken_at >= started:
+        if self._taken_upto >= begun:
             return True
         if self.breaker.state is not CircuitState.CLOSED:  # this was the half-open probe
             hold.probes += 1
@@ -287,9 +337,10 @@ class Deliverer:
                 return False  # nothing to prove with, or nothing to learn
             if self._clock() - hold.unproven_since < self.canary_after:
                 return False  # not yet worth a duplicate at the API: retry and see
-            self._proving = asyncio.ensure_future(self._send_canary(self._canary))
+            canary = _Canary(self._canary, self._canary_what)
+            self._proving = asyncio.ensure_future(self._send_canary(canary))
         await asyncio.shield(self._proving)  # one in flight already: its answer serves
-        return self._taken_at >= started
+        return self._taken_upto >= begun
 
     def _known_unhealthy(self) -> bool:
         """The circuit is open (the API is down), or a brownout by rate (the budget is paused
@@ -297,12 +348,12 @@ class Deliverer:
         failing event cannot keep it unhealthy past ``RELAY_BROWNOUT_WINDOW``."""
         return self.breaker.state is CircuitState.OPEN or self.rate.unhealthy()
 
-    async def _taken_soon(self, started: float) -> bool:
+    async def _taken_soon(self, begun: int) -> bool:
         """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
         to be taken (busy traffic proves it, no canary)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EVIDENCE_WAIT
-        while self._taken_at < started and self._sending:
+        while self._taken_upto < begun and self._sending:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -312,15 +363,15 @@ class Deliverer:
                     await asyncio.wait_for(self._taken.wait(), remaining)
             finally:
                 self._awaiting -= 1
-        return self._taken_at >= started
+        return self._taken_upto >= begun
 
     async def _send_canary(self, canary: _Canary) -> None:
         """One request, no retry, outside the breaker: its answer is evidence, nothing more."""
-        started = self._clock()
+        self._begun = begun = self._begun + 1
         try:
             await self._client.send_event(canary.payload, event_type=f"canary {canary.what}")
         except RequestRejected:
-            if self._canary is canary:
+            if self._canary is canary.payload:
                 self._canary = None  # it proves nothing any more: the next accepted one will
             return
         except Exception as exc:  # the API may be down: no evidence
@@ -329,13 +380,13 @@ class Deliverer:
         log.info(
             "canary: the API took %s again; the failing request's failure is its own", canary.what
         )
-        self._accepted(started, None)
+        self._accepted(begun, None)
 
     def _judge(self, exc: ApiSystemicError, hold: _Hold, event_type: str) -> Exception:
         """The systemic answer as the relay's problem (held), or, once the API has taken an
         event sent after this one's first such answer, as this event's own (rejected)."""
         if hold.since is None:
-            hold.since, hold.status = self._clock(), exc.status or 0
+            hold.since, hold.status = self._begun, exc.status or 0
             self._hold(hold.status, hold.events, str(exc))
             return exc
         if self._answered_from > hold.since:

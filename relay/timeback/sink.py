@@ -67,10 +67,13 @@ class EventSink:
         self._deliverer = deliverer
 
     async def send(self, events: Sequence[Sendable], attempts: Attempts) -> list[SendResult]:
-        return [
-            await self._deliverer.deliver(e.payload, event_type=e.type, attempts=attempts)
-            for e in events
-        ]
+        # a loop, not an async list comprehension: that is a coroutine of its own, one more
+        # frame every resumption of the request passes through
+        results = []
+        deliver = self._deliverer.deliver
+        for event in events:
+            results.append(await deliver(event.payload, event_type=event.type, attempts=attempts))
+        return results
 
     async def aclose(self) -> None:
         """Nothing of its own to stop: each ``send`` is its record's task, cancelled with it."""

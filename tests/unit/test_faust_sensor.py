@@ -5,13 +5,15 @@ collection: it adds its per-message counts to the series when the registry is co
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import faust
+from faust.sensors import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from relay.pipeline.faust_sensor import FaustSensor, FlushOnCollect, install
+from relay.pipeline.faust_sensor import FaustSensor, FlushOnCollect, LeanSensors, install
 from relay.pipeline.worker import create_app  # noqa: F401  (the module that installs it)
 
 
@@ -78,3 +80,41 @@ def test_install_makes_it_the_app_s_monitor_on_the_given_registry() -> None:
         )
         == 7
     )
+
+
+def test_a_noack_stream_s_events_show_the_same_and_leave_no_state() -> None:
+    """The relay's agent reads a noack stream, whose events faust never reports out: the
+    series are faust's own, and no per-event state is built for nobody to read."""
+    app = faust.App("sensor-noack", broker="kafka://localhost:1", store="memory://")
+    streams = [_noack(app), _noack(app)]
+    for stream in streams:
+        stream.task_owner = _Agent()
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    faust_s, sensor = PrometheusMonitor(metrics=FaustMetrics.create(theirs, "faust")), _ours(ours)
+    for n in range(9):
+        tp = TP(f"topic-{n % 2}", n % 3)
+        for monitor in (faust_s, sensor):
+            state = monitor.on_stream_event_in(tp, n, streams[n % 2], None)  # type: ignore[arg-type]
+        assert state is None  # ours
+    assert _samples(ours) == _samples(theirs)
+
+
+def test_install_makes_the_app_s_sensor_delegate_lean() -> None:
+    app = faust.App("sensor-lean", broker="kafka://localhost:1", store="memory://")
+    delegate = app.sensors
+    install(app, CollectorRegistry(), pattern="/faust/metrics", prefix="faust")
+    assert app.sensors is delegate and isinstance(delegate, LeanSensors)
+    delegate.add(app.monitor)  # as faust does when the app starts
+    acking, noack = app.stream(app.channel()), _noack(app)
+    acking.task_owner = noack.task_owner = _Agent()  # type: ignore[assignment]
+    tp = TP("t", 0)
+    assert delegate.on_stream_event_in(tp, 1, noack, None) is None  # type: ignore[arg-type]
+    state = delegate.on_stream_event_in(tp, 2, acking, None)  # type: ignore[arg-type]
+    assert state is not None and set(state) == {app.monitor}  # faust's, for its event out
+    delegate.add(Monitor())  # two sensors: faust's delegate, as it is
+    assert set(delegate.on_stream_event_in(tp, 3, noack, None) or {}) == set(delegate)  # type: ignore[arg-type]
+
+
+def _noack(app: faust.App) -> Any:
+    """A stream of its own channel that acknowledges nothing (as the relay's agent reads)."""
+    return app.stream(app.channel()).noack()  # type: ignore[attr-defined]

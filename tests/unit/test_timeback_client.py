@@ -189,12 +189,12 @@ async def test_retry_after_is_capped(api: FakeApi, client: TimeBackClient) -> No
 async def test_no_response_is_transient(
     api: FakeApi, client: TimeBackClient, error: Exception, cause: str
 ) -> None:
-    before = HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get()
+    before = _requests("events", "error")
     api.answer("/events/1.0", error)
     with pytest.raises(ApiTransientError) as caught:
         await client.send_event(EVENT, event_type="GradeEvent")
     assert caught.value.cause == cause
-    assert HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get() == before + 1
+    assert _requests("events", "error") == before + 1
 
 
 async def test_a_reply_that_drips_is_cut_off_at_the_deadline(api: FakeApi) -> None:
@@ -206,14 +206,14 @@ async def test_a_reply_that_drips_is_cut_off_at_the_deadline(api: FakeApi) -> No
 
     dripping = httpx.Response(202, content=drip())
     api.answer("/events/1.0", dripping, httpx.Response(202, json={"status": "ok"}))
-    before = HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get()
+    before = _requests("events", "error")
     config = ClientConfig(BASE, "client-1", SecretStr(SECRET), timeout=3, deadline=0.2)
     async with TimeBackClient(config, transport=httpx.MockTransport(api)) as client:
         with pytest.raises(ApiTransientError, match=r"0\.2 s deadline") as caught:
             await client.send_event(EVENT, event_type="GradeEvent")
         assert caught.value.cause == "timeout"
         assert (await client.send_event(EVENT, event_type="GradeEvent")).status == 202
-    assert HTTP_REQUESTS.labels(endpoint="events", status_class="error")._value.get() == before + 1
+    assert _requests("events", "error") == before + 1
 
 
 async def test_a_token_reply_that_drips_is_cut_off_at_the_deadline() -> None:
@@ -226,13 +226,13 @@ async def test_a_token_reply_that_drips_is_cut_off_at_the_deadline() -> None:
     async def token_endpoint(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=drip())
 
-    before = HTTP_REQUESTS.labels(endpoint="token", status_class="error")._value.get()
+    before = _requests("token", "error")
     config = ClientConfig(BASE, "client-1", SecretStr(SECRET), timeout=3, deadline=0.2)
     async with TimeBackClient(config, transport=httpx.MockTransport(token_endpoint)) as client:
         with pytest.raises(ApiTransientError, match=r"0\.2 s deadline") as caught:
             await client.auth.token()
     assert caught.value.cause == "timeout"
-    assert HTTP_REQUESTS.labels(endpoint="token", status_class="error")._value.get() == before + 1
+    assert _requests("token", "error") == before + 1
 
 
 @pytest.mark.parametrize(
@@ -362,7 +362,7 @@ async def test_xp_entries(api: FakeApi, client: TimeBackClient) -> None:
 
 async def test_requests_are_counted_per_endpoint(api: FakeApi, client: TimeBackClient) -> None:
     def count(endpoint: str, cls: str) -> float:
-        return HTTP_REQUESTS.labels(endpoint=endpoint, status_class=cls)._value.get()
+        return _requests(endpoint, cls)
 
     before = (count("events", "2xx"), count("token", "2xx"), count("rostering", "4xx"))
     api.answer("/rostering/1.0/users/x", httpx.Response(404))
@@ -434,9 +434,19 @@ async def test_a_new_token_gets_a_new_authorization_header(
     ]
 
 
-def test_pre_bound_metric_children_are_the_metrics_own() -> None:
-    """The pre-bound children are the very ones ``labels()`` hands out (same series)."""
-    assert HTTP_REQUESTS_BY("events", "2xx") is HTTP_REQUESTS.labels(
-        endpoint="events", status_class="2xx"
-    )
+def test_the_tallied_requests_are_the_metric_s_own_series() -> None:
+    """A tally (made once per label values) adds up in the very series ``labels()`` names, as
+    soon as the registry is collected."""
     assert HTTP_REQUESTS_BY("events", "2xx") is HTTP_REQUESTS_BY("events", "2xx")
+    before = _requests("events", "2xx")  # collected: what earlier tests tallied is in
+    HTTP_REQUESTS_BY("events", "2xx").inc()
+    child = HTTP_REQUESTS.labels(endpoint="events", status_class="2xx")
+    assert child._value.get() == before  # not in the series until the next collection
+    assert _requests("events", "2xx") == before + 1
+    assert child._value.get() == before + 1
+
+
+def _requests(endpoint: str, status_class: str) -> float:
+    """The requests counted, as a scrape reads them (a collection adds the tallies first)."""
+    labels = {"endpoint": endpoint, "status_class": status_class}
+    return REGISTRY.get_sample_value("timeback_relay_http_requests_total", labels) or 0.0
