@@ -148,7 +148,10 @@ class Decoder:
         if extra:
             detail = f"{plan.full_name}: {extra} bytes after the end of the record"
             raise Rejection("decode", "avro-decode-error", detail)
-        return activity_from_record(plan.full_name, record, self.checks)
+        # Every string of the record is read from its own UTF-8 bytes in ``value``, so none is
+        # longer than ``value``; the reader schema's defaults are not, hence only without one.
+        fit = plan.reader is None and len(value) <= self.checks.max_field_bytes
+        return activity_from_record(plan.full_name, record, self.checks, strings_fit=fit)
 
     # -- writer plans -------------------------------------------------------------------------
 
