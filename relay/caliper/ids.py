@@ -84,9 +84,8 @@ def format_time(dt: datetime) -> str:
     u = dt if dt.tzinfo is None or dt.tzinfo is UTC else dt.astimezone(UTC)
     # %-formatting: one C call, twice as fast as an f-string with seven format specs (this runs
     # for every event); isoformat() would write +00:00 and parses its keyword.
-    return _TIME_FORMAT % (
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond // 1000
-    )
+    fields = (u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond // 1000)
+    return _TIME_FORMAT % fields
 
 
 def is_absolute_iri(value: str) -> bool:

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.caliper.ids import (
+    EventIds,
     activity_iri,
     app_iri,
     course_iri,
-    EventIds,
     event_id,
     format_time,
     is_absolute_iri,

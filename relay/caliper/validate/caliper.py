@@ -90,8 +90,9 @@ class CaliperChecker:
         nulls: list[Issue] | None = None
         for key, value in event.items():
             if value is None:
+                message = "required, must not be null" if key in _REQUIRED else _NULL
                 nulls = [] if nulls is None else nulls
-                nulls.append(Issue(key, "required, must not be null" if key in _REQUIRED else _NULL))
+                nulls.append(Issue(key, message))
                 continue
             check = entities.get(key)
             if check is not None:
