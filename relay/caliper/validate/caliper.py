@@ -216,10 +216,16 @@ def _check_profile(profile: Any, type_: str | None, out: list[Issue]) -> str | N
 _GOOD_TIMES: set[str] = set()  # date-times already checked; most events repeat the same few
 
 
+# JSON values that are never a Mapping: asked of them, isinstance against the ABC is slow (a
+# property left out is None, and TimeBack's rules ask about absent ``generated``/``attempt``).
+_NEVER_OBJECTS: Final = frozenset({str, type(None), int, float, bool, list})
+
+
 def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """A JSON object: a dict, or any other Mapping (a str is never one)."""
     # dict first: isinstance against the Mapping ABC is slow, and this runs many times per event
-    return type(value) is dict or (type(value) is not str and isinstance(value, Mapping))
+    kind = type(value)
+    return kind is dict or (kind not in _NEVER_OBJECTS and isinstance(value, Mapping))
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
