@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
 from relay.caliper import events as ev
 from relay.caliper.ids import (
+    EventIds,
     activity_iri,
     course_iri,
-    event_ids,
     format_time,
     segment,
     session_iri,
@@ -35,6 +35,7 @@ from relay.caliper.ids import (
 )
 from relay.caliper.validate import TimeBackRules, check
 from relay.contract.activity import (
+    RECORD_TYPES,
     Activity,
     AssessmentAction,
     AssessmentProgress,
@@ -66,6 +67,10 @@ class MappingContext:
     app_iri: str
     activity_base_url: str | None
     id_namespace: uuid.UUID
+    event_ids: EventIds = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_ids", EventIds(self.id_namespace))  # frozen: set once
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +113,12 @@ def map_activity(
     return [CaliperEvent.of(body) for body in mapper(activity, course, ctx)]
 
 
-def _ids_for(activity: Activity, ctx: MappingContext) -> Callable[[int], str]:
-    """Event ids for one record: index 0, 1, … in the order the events are made."""
-    return event_ids(ctx.id_namespace, record_name(activity), activity.event_id)
+_RECORD_NAMES: Final[dict[type, str]] = {cls: name for name, cls in RECORD_TYPES.items()}
+
+
+def _id(activity: Activity, ctx: MappingContext, index: int) -> str:
+    """The id of the record's ``index``-th event (0, 1, … in the order the events are made)."""
+    return ctx.event_ids(_RECORD_NAMES[type(activity)], activity.event_id, index)
 
 
 def _extensions(course: CourseContext, ctx: MappingContext) -> ev.Json | None:
@@ -126,7 +134,7 @@ def _map_xp(a: XpEarned, course: CourseContext, ctx: MappingContext) -> list[ev.
     activity = activity_iri(a.activity.id, ctx.activity_base_url)
     attempt = f"{activity}/attempts/{segment(a.event_id)}"
     event = ev.grade_event(
-        id=_ids_for(a, ctx)(0),
+        id=_id(a, ctx, 0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
         student=user_iri(ctx.iri_base, a.student_id),
@@ -159,7 +167,7 @@ def _map_assessment(
     if a.correct_questions is not None:
         totals["correctQuestions"] = a.correct_questions
     event = ev.assessment_event(
-        id=_ids_for(a, ctx)(0),
+        id=_id(a, ctx, 0),
         event_time=occurred,
         action=action,
         app=ctx.app_iri,
@@ -181,13 +189,12 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
     assessment = a.assessment
     assessment_id = activity_iri(assessment.id, ctx.activity_base_url) if assessment else None
     attempt = f"{item}/attempts/{a.attempt}"
-    ids = _ids_for(a, ctx)
     occurred = format_time(a.occurred_at)
     student = user_iri(ctx.iri_base, a.student_id)
     extensions = _extensions(course, ctx)
     events = [
         ev.assessment_item_event(
-            id=ids(0),
+            id=_id(a, ctx, 0),
             event_time=occurred,
             app=ctx.app_iri,
             student=student,
@@ -207,7 +214,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
     if a.correct is not None:
         events.append(
             ev.grade_event(
-                id=ids(1),
+                id=_id(a, ctx, 1),
                 event_time=occurred,
                 app=ctx.app_iri,
                 student=student,
@@ -228,7 +235,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
 
 def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
     event = ev.view_event(
-        id=_ids_for(a, ctx)(0),
+        id=_id(a, ctx, 0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
         student=user_iri(ctx.iri_base, a.student_id),
@@ -242,7 +249,7 @@ def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> 
 def _map_session(a: SessionChanged, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
     del course  # sessions never carry subject or course (docs/partner-api.md#what-the-relay-sends)
     event = ev.session_event(
-        id=_ids_for(a, ctx)(0),
+        id=_id(a, ctx, 0),
         event_time=format_time(a.occurred_at),
         action=SESSION_ACTIONS[a.action],
         app=ctx.app_iri,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from hashlib import sha1
 from typing import Final
@@ -33,51 +32,60 @@ _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*\Z")
 _UNSAFE: Final = {ord(c): f"%{ord(c):02X}" for c in '<>"{}|\\^`'}
 _HAS_UNSAFE: Final = re.compile(r'[<>"{}|\\^`]')
 _UUID_NS_SEPARATOR: Final = "\x1f"  # cannot occur in a record name; keeps name parts apart
+_TIME_FORMAT: Final = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
+# A UUID in its canonical text form, any case (what uuid.UUID(value).urn gives back, lowered).
+_CANONICAL_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
 
 
 def event_id(namespace: uuid.UUID, record_type: str, producer_event_id: str, index: int) -> str:
     """The id of the ``index``-th event made from one record: ``urn:uuid:`` + UUIDv5.
 
-    Equal to ``uuid.uuid5(namespace, name).urn``, computed without the UUID object (3x faster;
-    this runs for every event).
+    Equal to ``uuid.uuid5(namespace, name).urn``, computed without the UUID object (3x faster).
+    The mapper uses ``EventIds``, which also keeps the namespace's bytes.
     """
     name = f"{record_type}{_UUID_NS_SEPARATOR}{producer_event_id}{_UUID_NS_SEPARATOR}{index}"
-    return _urn(sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest())
+    return _urn(sha1(namespace.bytes + name.encode(), usedforsecurity=False).hexdigest())
 
 
-def event_ids(
-    namespace: uuid.UUID, record_type: str, producer_event_id: str
-) -> Callable[[int], str]:
-    """``event_id`` for one record, index by index, hashing the shared prefix once."""
-    prefix = sha1(
-        namespace.bytes + f"{record_type}{_UUID_NS_SEPARATOR}{producer_event_id}".encode(),
-        usedforsecurity=False,
-    )
+class EventIds:
+    """``event_id`` under one namespace, for every event mapped: the bytes hashed before the
+    producer's event id (namespace, record type) are made once per record type."""
 
-    def at(index: int) -> str:
-        h = prefix.copy()
-        h.update(f"{_UUID_NS_SEPARATOR}{index}".encode())
-        return _urn(h.digest())
+    __slots__ = ("_namespace", "_prefixes")
 
-    return at
+    def __init__(self, namespace: uuid.UUID) -> None:
+        self._namespace: Final = namespace.bytes  # UUID.bytes builds them anew on every read
+        self._prefixes: dict[str, bytes] = {}  # by record type: a handful
+
+    def __call__(self, record_type: str, producer_event_id: str, index: int) -> str:
+        prefix = self._prefixes.get(record_type)
+        if prefix is None:
+            prefix = self._namespace + f"{record_type}{_UUID_NS_SEPARATOR}".encode()
+            self._prefixes[record_type] = prefix
+        name = f"{producer_event_id}{_UUID_NS_SEPARATOR}{index}".encode()
+        return _urn(sha1(prefix + name, usedforsecurity=False).hexdigest())
 
 
-def _urn(sha1_digest: bytes) -> str:
-    digest = bytearray(sha1_digest[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+# The RFC 4122 variant bits (10xx) over a hex digit: its two low bits kept.
+_VARIANT: Final = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
+
+
+def _urn(sha1_hex: str) -> str:
+    """The UUIDv5 URN of a SHA-1 digest (hex): its first 16 bytes with the version digit (5) and
+    the variant bits set, written as text without building bytes or a UUID."""
+    h = sha1_hex
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def format_time(dt: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC. A naive datetime is taken as UTC, never local time."""
     u = dt if dt.tzinfo is None or dt.tzinfo is UTC else dt.astimezone(UTC)
-    # Formatted by hand: isoformat() drops the fraction when microsecond == 0 and writes +00:00.
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
-        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond // 1000:03d}Z"
-    )
+    # %-formatting: one C call, twice as fast as an f-string with seven format specs (this runs
+    # for every event); isoformat() would write +00:00 and parses its keyword.
+    fields = (u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond // 1000)
+    return _TIME_FORMAT % fields
 
 
 def is_absolute_iri(value: str) -> bool:
@@ -152,6 +160,8 @@ def parse_course_id(iri_or_id: str) -> str:
 
 def session_iri(namespace: uuid.UUID, session_id: str) -> str:
     """A Session id: an absolute IRI stays, a UUID becomes its URN, anything else a UUIDv5."""
+    if _CANONICAL_UUID.match(session_id):  # the usual form: its URN without a UUID object
+        return "urn:uuid:" + session_id.lower()
     if is_absolute_iri(session_id):
         return _escape_unsafe(session_id)
     try:

@@ -87,14 +87,21 @@ class Checks:
         return self.now() + self._skew
 
 
-def activity_from_record(full_name: str, record: Record, checks: Checks) -> Activity:
-    """The typed Activity of a decoded record of type ``full_name``, after the semantic checks."""
+def activity_from_record(
+    full_name: str, record: Record, checks: Checks, *, strings_fit: bool = False
+) -> Activity:
+    """The typed Activity of a decoded record of type ``full_name``, after the semantic checks.
+
+    ``strings_fit``: the caller knows no string of the record can be over the size cap (the
+    decoder, when the whole encoded record is no longer), so the record is not walked for it.
+    """
     builder = _BUILDERS.get(full_name)
     if builder is None:
         raise Rejection("decode", "unsupported-record", f"record type {full_name!r} is not handled")
     if type(record) is not dict and not isinstance(record, Mapping):
         raise invalid("record", f"expected a mapping, got {_kind(record)}")
-    _check_sizes(record, checks.max_field_bytes)
+    if not strings_fit:
+        _check_sizes(record, checks.max_field_bytes)
     try:
         return builder(record, checks)
     except KeyError as exc:  # a hand-built record without a required field

@@ -148,7 +148,11 @@ class Decoder:
         if extra:
             detail = f"{plan.full_name}: {extra} bytes after the end of the record"
             raise Rejection("decode", "avro-decode-error", detail)
-        return activity_from_record(plan.full_name, record, self.checks)
+        # Every string field is read from its own UTF-8 bytes inside ``value``, so none is longer
+        # than ``value``. Not so a default a reader schema fills in: hence only without one (the
+        # writer is then a catalogue schema, whose enum symbols are short names).
+        fit = plan.reader is None and len(value) <= self.checks.max_field_bytes
+        return activity_from_record(plan.full_name, record, self.checks, strings_fit=fit)
 
     # -- writer plans -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.caliper.ids import (
+    EventIds,
     activity_iri,
     app_iri,
     course_iri,
     event_id,
-    event_ids,
     format_time,
     is_absolute_iri,
     parse_course_id,
@@ -37,12 +38,16 @@ def test_event_id_is_the_uuid5_urn_of_type_event_and_index() -> None:
 
 
 @given(st.text(min_size=1), st.text(min_size=1), st.integers(0, 5))
-def test_event_id_is_deterministic_valid_and_shared_prefix_agrees(
+def test_event_id_is_deterministic_valid_and_the_mappers_maker_agrees(
     record_type: str, producer_id: str, index: int
 ) -> None:
     first = event_id(NS, record_type, producer_id, index)
     assert first == event_id(NS, record_type, producer_id, index)
-    assert first == event_ids(NS, record_type, producer_id)(index)
+    ids = EventIds(NS)
+    assert first == ids(record_type, producer_id, index) == ids(record_type, producer_id, index)
+    # the version and variant digits written as text are uuid5's, for any digest
+    name = f"{record_type}\x1f{producer_id}\x1f{index}"
+    assert first == uuid.uuid5(NS, name).urn
     assert EVENT_ID.match(first)
 
 
@@ -167,6 +172,18 @@ def test_session_iri() -> None:
     derived = session_iri(NS, "sess-1")
     assert derived.startswith("urn:uuid:") and derived == session_iri(NS, "sess-1")
     assert derived != session_iri(NS, "sess-2")
+
+
+@given(st.uuids(), st.sampled_from([str, str.upper, lambda s: "{" + s + "}", lambda s: s[:-1]]))
+def test_a_uuid_session_id_becomes_its_urn_in_every_form_uuid_accepts(
+    value: uuid.UUID, form: Callable[[str], str]
+) -> None:
+    text = form(str(value))
+    try:
+        expected = uuid.UUID(text).urn
+    except ValueError:  # one digit short: not a UUID, so a UUIDv5 of the text
+        expected = uuid.uuid5(NS, "session\x1f" + text).urn
+    assert session_iri(NS, text) == expected
 
 
 def test_is_absolute_iri() -> None:

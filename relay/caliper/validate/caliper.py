@@ -70,7 +70,11 @@ class CaliperChecker:
         """Append the issues of ``event`` (a JSON object of this combination) to ``out``."""
         if event.get("@context") != T.CONTEXT:
             _check_context(event, out)
-        _check_keys(event, out)
+        keys = event.keys()
+        # view-to-set comparisons: no temporary set (frozenset.issubset(keys) builds one)
+        if not (keys >= _REQUIRED and keys <= T.EVENT_PROPS):
+            _check_keys(event, out)
+        nulls_at = len(out)  # the null properties' issues go here, found in the last loop
         if self.combo_issues:
             out.extend(self.combo_issues)
         id_ = event.get("id")
@@ -83,10 +87,18 @@ class CaliperChecker:
         if ext is not None and type(ext) is not dict and not is_object(ext):
             out.append(Issue("extensions", "must be a JSON object"))
         entities = self.entities
+        nulls: list[Issue] | None = None
         for key, value in event.items():
+            if value is None:
+                message = "required, must not be null" if key in _REQUIRED else _NULL
+                nulls = [] if nulls is None else nulls
+                nulls.append(Issue(key, message))
+                continue
             check = entities.get(key)
-            if check is not None and value is not None:
+            if check is not None:
                 check.check(value, key, out)
+        if nulls is not None:
+            out[nulls_at:nulls_at] = nulls
 
 
 _CHECKERS: dict[tuple[Any, Any, Any], CaliperChecker] = {}
@@ -151,7 +163,7 @@ def _check_context(event: Mapping[str, Any], out: list[Issue]) -> None:
 
 
 def _check_keys(event: Mapping[str, Any], out: list[Issue]) -> None:
-    # Set operations first: on a good event they are all the work there is, done in C.
+    """Required and unknown properties (the null ones are found in ``run``'s walk)."""
     keys = event.keys()
     if not _REQUIRED.issubset(keys):
         out.extend(Issue(k, "required") for k in T.REQUIRED_EVENT_PROPS if k not in keys)
@@ -161,11 +173,6 @@ def _check_keys(event: Mapping[str, Any], out: list[Issue]) -> None:
             for k in keys
             if k not in T.EVENT_PROPS
         )
-    if None in event.values():
-        for key, value in event.items():
-            if value is None:
-                required = key in _REQUIRED
-                out.append(Issue(key, "required, must not be null" if required else _NULL))
 
 
 def _check_type(type_: Any, out: list[Issue]) -> str | None:
@@ -209,10 +216,16 @@ def _check_profile(profile: Any, type_: str | None, out: list[Issue]) -> str | N
 _GOOD_TIMES: set[str] = set()  # date-times already checked; most events repeat the same few
 
 
+# JSON values that are never a Mapping: asked of them, isinstance against the ABC is slow (a
+# property left out is None, and TimeBack's rules ask about absent ``generated``/``attempt``).
+_NEVER_OBJECTS: Final = frozenset({str, type(None), int, float, bool, list})
+
+
 def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """A JSON object: a dict, or any other Mapping (a str is never one)."""
     # dict first: isinstance against the Mapping ABC is slow, and this runs many times per event
-    return type(value) is dict or (type(value) is not str and isinstance(value, Mapping))
+    kind = type(value)
+    return kind is dict or (kind not in _NEVER_OBJECTS and isinstance(value, Mapping))
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
@@ -361,13 +374,21 @@ class _EntityCheck:
                 if key not in known:
                     owner = type_  # a known type: a string
                     out.append(Issue(f"{path}.{key}", f"not a property of {owner}: use extensions"))
-        if None in value.values():
-            out.extend(Issue(f"{path}.{k}", _NULL) for k, v in value.items() if v is None)
+        # One walk finds the null properties and runs the rules; the nulls' issues still come
+        # before the rules' (inserted where they were found to belong).
+        nulls_at = len(out)
+        nulls: list[Issue] | None = None
         rules = shape.rules
         for key, item in value.items():
+            if item is None:
+                nulls = [] if nulls is None else nulls
+                nulls.append(Issue(f"{path}.{key}", _NULL))
+                continue
             rule = rules.get(key)
-            if rule is not None and item is not None:
+            if rule is not None:
                 rule(item, path, key, out)
+        if nulls is not None:
+            out[nulls_at:nulls_at] = nulls
 
     def check_ref(self, value: Any, parent: str, key: str, out: list[Issue]) -> None:
         """An entity-valued property of an entity."""
