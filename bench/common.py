@@ -70,9 +70,10 @@ class Sizes:
     # (drains at 0.10-0.22) came up to ~700,000 events, rarely after
     camel_warmup_events: int = 800_000
     camel_warmup_max_events: int = 1_200_000
-    # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median.
-    # One by default, to keep `make bench` within its time; the first reuses S7's relay drains.
-    s9_rounds: int = 1
+    # S9: interleaved rounds (relay drain, Quix drain) per latency; the ratio is their median
+    # (the first reuses S7's relay drains). Three, as S6b and S7c: one Quix drain's CPU per
+    # event varied 107-194 us between two runs of the same day (~2 min of `make bench`)
+    s9_rounds: int = 3
 
     @classmethod
     def named(cls, name: str) -> Sizes:
@@ -105,7 +106,7 @@ class Sizes:
                        sink_records=300, s6_records=500, s7_latency_records=500,
                        s8_records=300, s8_seconds=1.0, s8_partition_records=200,
                        camel_drain_repeats=1, camel_warmup_events=1_000,
-                       camel_warmup_max_events=2_000, rounds=1)  # fmt: skip
+                       camel_warmup_max_events=2_000, rounds=1, s9_rounds=1)  # fmt: skip
         raise ValueError(f"unknown size {name!r}: tiny, small, default or full")
 
     def override(self, assignments: list[str]) -> Sizes:
