@@ -33,7 +33,8 @@ from pydantic import SecretStr
 
 from bench.procs import GoSink
 from relay.resilience import Attempts, Backoff, CircuitBreaker
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
+from relay.timeback.client_config import ClientConfig
 from relay.timeback.delivery import Deliverer
 from relay.timeback.sink import EventSink
 from relay.timeback.transport import read_capped

@@ -18,7 +18,7 @@ from relay.courses.resolver import CourseLookup, Observer
 from relay.mapping import Mapper, MappingContext
 from relay.resilience.concurrency import Mode
 from relay.resilience.gate import GateConfig, RequestGate
-from relay.timeback.client import ClientConfig
+from relay.timeback.client_config import ClientConfig
 from relay.timeback.envelopes import EnvelopeBatcher, EnvelopeSender
 from relay.timeback.sink import EventSink, Sink
 

@@ -10,7 +10,8 @@ Knows nothing of Kafka or faust; retrying is ``relay.resilience``'s. Typical use
 """
 
 from relay.timeback.auth import TokenManager
-from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
+from relay.timeback.client import SendResult, TimeBackClient
+from relay.timeback.client_config import ClientConfig
 from relay.timeback.delivery import Deliverer
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome, classify, parse_retry_after

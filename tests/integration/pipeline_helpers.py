@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from relay.contract import encode
 from relay.ops.dead_letters import DeadLetterView, dead_letters
 from relay.sandbox.testing import SandboxControl
-from relay.timeback.client import ClientConfig, TimeBackClient
+from relay.timeback.client import TimeBackClient
+from relay.timeback.client_config import ClientConfig
 from relay.tools.produce import produce_records
 from relay.tools.reconcile import materialized_xp
 from relay.tools.traffic import PlannedRecord

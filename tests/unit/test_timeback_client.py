@@ -21,7 +21,8 @@ from relay.config import Settings
 from relay.errors import SystemicError
 from relay.metrics import HTTP_REQUESTS, HTTP_REQUESTS_BY, REGISTRY, SYSTEMIC_ERRORS
 from relay.pipeline.stages import rejection_of
-from relay.timeback.client import ClientConfig, SendResult, TimeBackClient
+from relay.timeback.client import SendResult, TimeBackClient
+from relay.timeback.client_config import ClientConfig
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, RequestRejected
 from relay.timeback.responses import Outcome
 

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from relay.timeback._http import network_cause
-from relay.timeback.client import ClientConfig, TimeBackClient, environment_proxy
+from relay.timeback.client import TimeBackClient
+from relay.timeback.client_config import ClientConfig, environment_proxy
 from relay.timeback.transport import BODY_LIMIT, ApiTransport
 
 BIG = 1 << 20
