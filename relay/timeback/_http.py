@@ -15,8 +15,9 @@ import httpx
 import orjson
 
 from relay.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, status_class
+from relay.timeback.answer import BODY_LIMIT, Answer
 from relay.timeback.errors import ApiTransientError
-from relay.timeback.transport import BODY_LIMIT, Answer, read_capped
+from relay.timeback.transport import read_capped
 
 # One exchange: a request to its response (a transport's ``handle_async_request``, or an
 # ``httpx.AsyncClient.send`` with ``stream=True``); ``transport.read_capped`` brings whatever it

@@ -38,6 +38,7 @@ from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
 from relay.resilience.gate import GateConfig, RequestGate
 from relay.timeback._http import capped_body, error_code, send, timed
+from relay.timeback.answer import Answer
 from relay.timeback.auth import TokenManager
 from relay.timeback.client_config import ClientConfig, api_transport
 from relay.timeback.errors import (
@@ -47,7 +48,7 @@ from relay.timeback.errors import (
     RequestRejected,
 )
 from relay.timeback.responses import Outcome, classify, parse_retry_after, transient_answer
-from relay.timeback.transport import Answer, ApiTransport
+from relay.timeback.transport import ApiTransport
 
 EVENTS_PATH: Final = "/events/1.0"
 EVENTS_ROUTE: Final = f"POST {EVENTS_PATH}"

@@ -26,7 +26,7 @@ from typing import Final
 
 import httpx
 
-from relay.timeback.transport import Answer
+from relay.timeback.answer import Answer
 
 _HEAD_LIMIT: Final = 64 * 1024  # bytes of a status line and headers; more is not an API answer
 _LINE_LIMIT: Final = 8 * 1024  # bytes of a chunk-size or trailer line

@@ -24,7 +24,7 @@ keep-alive HTTP/1.1 connections, the same contract); behind a proxy, or with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -32,19 +32,12 @@ import httpx
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from relay.timeback.answer import READ, Answer, body_limit, read_response
+
 if TYPE_CHECKING:
     from relay.timeback.wire import WireLane
 
-BODY_LIMIT: Final = 2048  # bytes of a response body kept on a rejection (DLQ header)
-# Bytes of a successful answer read (rostering pages, tokens, event acknowledgements are far
-# smaller); a longer one is cut, so its JSON fails to parse like any malformed answer.
-ANSWER_LIMIT: Final = 4 << 20
-
 _URLS_KEPT: Final = 256  # parsed URLs remembered (events, token, a few rostering paths)
-# the body is handed back decoded: drop the headers that describe the encoded one
-_ENCODING_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
-_READ: Final = "body_cut"  # the extension of a response read (and perhaps cut) already
-
 # aiohttp's errors as httpx's, most specific first (the first match wins).
 _ERRORS: Final[tuple[tuple[type[Exception], type[httpx.TransportError]], ...]] = (
     (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
@@ -58,11 +51,6 @@ _ERRORS: Final[tuple[tuple[type[Exception], type[httpx.TransportError]], ...]] =
     (aiohttp.InvalidUrlClientError, httpx.UnsupportedProtocol),
     (aiohttp.ClientError, httpx.NetworkError),
 )
-
-
-def body_limit(status: int) -> int:
-    """Bytes of an answer's body kept: ``BODY_LIMIT`` of an error, ``ANSWER_LIMIT`` of a success."""
-    return ANSWER_LIMIT if 200 <= status < 300 else BODY_LIMIT
 
 
 class ApiTransport(httpx.AsyncBaseTransport):
@@ -178,25 +166,6 @@ class ApiTransport(httpx.AsyncBaseTransport):
         return cached
 
 
-class Answer:
-    """An answer read (and perhaps cut) as aiohttp gave it: all the client needs of a 2xx
-    (``status_code``, ``content``); ``response`` makes it the ``httpx.Response`` every other
-    answer is read as."""
-
-    __slots__ = ("content", "cut", "raw_headers", "status_code")
-
-    def __init__(
-        self, status: int, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes, *, cut: bool
-    ) -> None:
-        self.status_code = status
-        self.raw_headers = raw_headers
-        self.content = body
-        self.cut = cut
-
-    def response(self, request: httpx.Request) -> httpx.Response:
-        return _response(self.status_code, self.raw_headers, self.content, request, cut=self.cut)
-
-
 class Lane:
     """One POST prepared for aiohttp once (its URL, timeout and headers): per call only the body
     and the bearer token vary, and the headers are rebuilt once per token. The client's
@@ -231,7 +200,7 @@ async def read_capped(response: httpx.Response) -> httpx.Response:
     """``response`` under the transport's contract: read, at most ``body_limit`` bytes, the
     rest never read (a huge body is never held whole; a cut stream's connection is closed). A
     response ``ApiTransport`` made is returned as it is."""
-    if _READ in response.extensions:
+    if READ in response.extensions:
         return response
     limit = body_limit(response.status_code)
     if isinstance(response.stream, httpx.ByteStream):  # in memory already (a mock's)
@@ -247,44 +216,7 @@ async def read_capped(response: httpx.Response) -> httpx.Response:
             await response.aclose()
         body = bytes(kept)
     status, headers, cut = response.status_code, response.headers.raw, len(body) > limit
-    return _response(status, headers, body[:limit], response.request, cut=cut)
-
-
-class ReadResponse(httpx.Response):
-    """An ``httpx.Response`` whose body the transport read already: made from a byte stream with
-    its content set, the state ``Response.read()`` leaves. ``Response(content=...)`` reaches
-    the same state through httpx's encoding, decoding and chunking layers, which cost ten times
-    this for the relay's small answers (bench/NOTES-client.md)."""
-
-    def __init__(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        request: httpx.Request,
-        extensions: dict[str, Any],
-    ) -> None:
-        super().__init__(
-            status,
-            headers=headers,
-            stream=httpx.ByteStream(body),
-            request=request,
-            extensions=extensions,
-        )
-        self._content = body  # what ``read()`` caches: the whole (decoded, capped) body
-
-
-def _response(
-    status: int,
-    headers: Iterable[tuple[bytes, bytes]],
-    body: bytes,
-    request: httpx.Request,
-    *,
-    cut: bool,
-) -> httpx.Response:
-    kept = [(k, v) for k, v in headers if k.lower() not in _ENCODING_HEADERS]
-    kept.append((b"Content-Length", b"%d" % len(body)))  # of the body as handed back
-    return ReadResponse(status, kept, body, request, {"http_version": b"HTTP/1.1", _READ: cut})
+    return read_response(status, headers, body[:limit], response.request, cut=cut)
 
 
 async def _read(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:

@@ -35,8 +35,8 @@ from collections.abc import Callable
 
 import httpx
 
+from relay.timeback.answer import Answer
 from relay.timeback.http1 import Connection, StaleConnection, authorization, request_start
-from relay.timeback.transport import Answer
 
 
 class WireLane:

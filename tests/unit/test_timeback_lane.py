@@ -19,11 +19,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
+from relay.timeback.answer import ANSWER_LIMIT, BODY_LIMIT
 from relay.timeback.client import SendResult, TimeBackClient
 from relay.timeback.client_config import ClientConfig
 from relay.timeback.errors import ApiSystemicError, ApiTransientError, EventRejected
 from relay.timeback.responses import Outcome
-from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT, Lane
+from relay.timeback.transport import Lane
 from relay.timeback.wire import WireLane
 
 EVENT = b'{"id":"urn:uuid:1","type":"ViewEvent"}'

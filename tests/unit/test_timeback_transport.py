@@ -17,9 +17,10 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from relay.timeback._http import network_cause
+from relay.timeback.answer import BODY_LIMIT
 from relay.timeback.client import TimeBackClient
 from relay.timeback.client_config import ClientConfig, environment_proxy
-from relay.timeback.transport import BODY_LIMIT, ApiTransport
+from relay.timeback.transport import ApiTransport
 
 BIG = 1 << 20
 RELEASE = web.AppKey("release", asyncio.Event)

@@ -26,8 +26,9 @@ import pytest
 
 from relay.config import Settings
 from relay.timeback._http import network_cause
+from relay.timeback.answer import ANSWER_LIMIT, BODY_LIMIT, body_limit
 from relay.timeback.client import TimeBackClient
-from relay.timeback.transport import ANSWER_LIMIT, BODY_LIMIT, Lane, body_limit
+from relay.timeback.transport import Lane
 from relay.timeback.wire import WireLane
 from relay.wiring import client_config
 
