@@ -10,6 +10,7 @@ every record type.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -139,9 +140,14 @@ def _millis(value: Any) -> Any:
     return value
 
 
-def self_signed(common_name: str, *, ca: bool = False) -> tuple[Any, Any]:
+def self_signed(
+    common_name: str, *, ca: bool = False, hosts: Sequence[str] = ()
+) -> tuple[Any, Any]:
     """A self-signed EC certificate (valid from yesterday for 30 days) and its private key, as
-    ``cryptography`` objects; ``ca`` marks it a CA. Skips when ``cryptography`` is missing."""
+    ``cryptography`` objects; ``ca`` marks it a CA, ``hosts`` (names or IP addresses) are its
+    subject alternative names. Skips when ``cryptography`` is missing."""
+    import ipaddress
+
     import pytest
 
     x509 = pytest.importorskip("cryptography.x509")
@@ -161,8 +167,18 @@ def self_signed(common_name: str, *, ca: bool = False) -> tuple[Any, Any]:
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=30))
     )
+    if hosts:
+        names = [_subject_alternative(x509, ipaddress, host) for host in hosts]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if ca:
         builder = builder.add_extension(
             x509.BasicConstraints(ca=True, path_length=None), critical=True
         )
     return builder.sign(key, hashes.SHA256()), key
+
+
+def _subject_alternative(x509: Any, ipaddress: Any, host: str) -> Any:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:  # not an address: a DNS name
+        return x509.DNSName(host)

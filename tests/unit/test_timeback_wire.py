@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import ipaddress
 import re
 import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,6 +29,7 @@ from relay.timeback.client import TimeBackClient
 from relay.timeback.transport import Lane
 from relay.timeback.wire import WireLane
 from relay.wiring import client_config
+from tests.shared import self_signed
 
 EVENT = b'{"id":"urn:uuid:1","type":"ViewEvent"}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
@@ -402,27 +401,9 @@ async def test_aclose_closes_every_connection(serve: Serve) -> None:
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    certificate, key = self_signed("localhost", ca=True, hosts=("localhost", "127.0.0.1"))
+    from cryptography.hazmat.primitives import serialization  # there: self_signed skips without it
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
     cert, pem_key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     pem_key.write_bytes(
