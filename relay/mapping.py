@@ -35,7 +35,6 @@ from relay.caliper.ids import (
 )
 from relay.caliper.validate import TimeBackRules, check
 from relay.contract.activity import (
-    RECORD_TYPES,
     Activity,
     AssessmentAction,
     AssessmentProgress,
@@ -113,12 +112,9 @@ def map_activity(
     return [CaliperEvent.of(body) for body in mapper(activity, course, ctx)]
 
 
-_RECORD_NAMES: Final[dict[type, str]] = {cls: name for name, cls in RECORD_TYPES.items()}
-
-
 def _id(activity: Activity, ctx: MappingContext, index: int) -> str:
     """The id of the record's ``index``-th event (0, 1, … in the order the events are made)."""
-    return ctx.event_ids(_RECORD_NAMES[type(activity)], activity.event_id, index)
+    return ctx.event_ids(record_name(activity), activity.event_id, index)
 
 
 def _extensions(course: CourseContext, ctx: MappingContext) -> ev.Json | None:

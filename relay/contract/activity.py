@@ -150,9 +150,14 @@ RECORD_TYPES: Final[dict[str, type[Activity]]] = {
 }
 
 
+_RECORD_NAMES: Final[dict[type, str]] = {cls: name for name, cls in RECORD_TYPES.items()}
+
+
 def record_name(activity: Activity) -> str:
-    """The full Avro record name of an activity, e.g. ``timeback.activity.XpEarned``."""
-    return f"{NAMESPACE}.{type(activity).__name__}"
+    """The full Avro record name of an activity, e.g. ``timeback.activity.XpEarned`` (looked
+    up: the mapper asks it for every event id)."""
+    kind = type(activity)
+    return _RECORD_NAMES.get(kind) or f"{NAMESPACE}.{kind.__name__}"
 
 
 def require_every_type(table: str, handled: Iterable[type | str]) -> None:
