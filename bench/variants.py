@@ -24,6 +24,10 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
 - ``aiohttp-lane``: the events POST through aiohttp's pool (``RELAY_EVENTS_WIRE=aiohttp``)
   instead of the relay's own connections (docs/events-wire.md).
 
+- ``uvloop``: the relay on uvloop's event loop (``pip install uvloop`` into .venv first; not a
+  dependency): 0.98 of the CPU per record at one event per POST (4 interleaved rounds, 6,000
+  records) and 0.97 with envelopes of 20 (3 rounds), 2026-12-07. Not worth a dependency: the
+  loop's own bookkeeping is not where the relay's CPU goes (bench/README.md).
 - ``python-stream``: faust's pure-Python stream iterator (``NO_CYTHON=1``) instead of its compiled
   one, which awaits the channel per record where the Python one takes a buffered record at once:
   1.09 of the CPU per record in 3 interleaved rounds (2026-12-07), so the compiled one stays.
@@ -199,6 +203,17 @@ def _aiohttp_lane() -> None:
     os.environ["RELAY_EVENTS_WIRE"] = "aiohttp"
 
 
+def _uvloop() -> None:
+    """The whole relay on uvloop's event loop (libuv, in C) instead of asyncio's own."""
+    import asyncio
+
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise SystemExit("variant uvloop: .venv/bin/pip install uvloop first") from None
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _python_stream() -> None:
     os.environ["NO_CYTHON"] = "1"
 
@@ -210,6 +225,7 @@ _PATCHES: dict[str, Callable[[], None]] = {
     "no-faust-sensor": _no_faust_sensor,
     "aiohttp-lane": _aiohttp_lane,
     "python-stream": _python_stream,
+    "uvloop": _uvloop,
     "null-sink": _null_sink,
     "null-agent": _null_agent,
     "gc-frozen": functools.partial(_gc, freeze=True),
