@@ -13,12 +13,12 @@ out records pause instead of burning their budget. Per failure:
     the budget, unless the API is unhealthy by rate (``RELAY_BROWNOUT_RATE`` of the requests
     over ``RELAY_BROWNOUT_WINDOW`` seconds failing, each request counted once: a brownout) or
     the circuit is not closed;
-  - no such request yet: while other requests are in flight, up to ``EVIDENCE_WAIT`` seconds
-    for one of them to be taken; else a **canary** goes out, the last event the API accepted
-    sent again (the API keeps an event id once: the answer is a 2xx or a 409, nothing is
-    added), one at a time, and neither while the circuit is open nor in a brownout (when it
-    would change nothing). Taken: as above. Else (``Verdict.WAIT``): a breaker failure and a
-    failure in the rate, no budget spent: the API may be down.
+  - no such request yet (``relay.timeback.evidence``): while other requests are in flight, up
+    to ``EVIDENCE_WAIT`` seconds for one of them to be taken; else a **canary** goes out, the
+    last event the API accepted sent again (the API keeps an event id once: the answer is a 2xx
+    or a 409, nothing is added), one at a time, and neither while the circuit is open nor in a
+    brownout (when it would change nothing). Taken: as above. Else (``Verdict.WAIT``): a
+    breaker failure and a failure in the rate, no budget spent: the API may be down.
 
   So the budget measures "this event failed while the API took others", whatever other traffic
   there is, and nothing is dead-lettered because the API is down or browning out. Once the next
@@ -50,13 +50,12 @@ Cancellation propagates at once; a cancelled probe frees the breaker for another
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 from relay.health import Condition, Health
 from relay.metrics import API_FAILURE_RATE, EVENTS_HELD, EVENTS_SENT_BY, RETRIES_BY
@@ -80,33 +79,12 @@ from relay.timeback.errors import (
     EventRejected,
     RequestRejected,
 )
+from relay.timeback.evidence import EventSender, Evidence, Hold
 from relay.timeback.responses import Outcome
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "events"
-# Seconds a failed attempt waits for another request in flight to be taken before it sends a
-# canary: under steady traffic the evidence comes by itself, and no event is sent twice.
-EVIDENCE_WAIT = 1.0
-
-
-class EventSender(Protocol):
-    async def send_event(self, payload: bytes, *, event_type: str) -> SendResult: ...
-
-
-@dataclass(slots=True)
-class _Hold:
-    """One request's systemic answers: when the first came (``since``: how many attempts had
-    begun by then, ``Deliverer._begun``) and its status;
-    ``events``: how many events the request carries (what EVENTS_HELD counts); ``own``: a
-    failure of it was proven its own; ``probes``: its failures as the half-open probe."""
-
-    since: int | None = None
-    status: int | None = None
-    events: int = 1
-    own: bool = False
-    probes: int = 0
-    unproven_since: float | None = None  # start of its first failed attempt without evidence
 
 
 class Deliverer:
@@ -131,26 +109,15 @@ class Deliverer:
         self.breaker = breaker
         self.backoff = backoff
         self.budget = budget
+        self.rate = rate if rate is not None else FailureRate(clock=clock)
         # A canary is an event the API already took, sent again: a duplicate there. It goes out
         # only once a request has failed with no other evidence for this long, a quarter of the
         # budget (at most the backoff cap): a blip at the tail of a backlog clears before then,
         # and a lone bad event is still dead-lettered within 1.25 x its budget.
-        self.canary_after = min(budget / 4, backoff.cap) if canary_after is None else canary_after
-        self.rate = rate if rate is not None else FailureRate(clock=clock)
+        wait = min(budget / 4, backoff.cap) if canary_after is None else canary_after
+        self.evidence = Evidence(client, breaker, self.rate, wait, clock)
         self._health = health
         self._clock = clock
-        # Attempts are numbered as they begin (canaries too): what the evidence compares is
-        # which began before which, so a success reads no clock.
-        self._begun = 0  # attempts begun so far: the latest one's number
-        self._answered_from = 0  # the latest-begun attempt the API answered
-        self._taken_upto = 0  # ``_begun`` when the API last took a request
-        # the last event (or request) the API took, sent again as proof: its body and name
-        self._canary: bytes | None = None
-        self._canary_what = ""
-        self._proving: asyncio.Future[None] | None = None  # the canary in flight
-        self._taken = asyncio.Event()  # set (and replaced) when a request is taken and awaited
-        self._awaiting = 0  # attempts waiting on ``_taken``
-        self._sending = 0  # attempts in flight
         self._held: Counter[int] = Counter()  # events held, by systemic status
         API_FAILURE_RATE.set_function(lambda: self.rate.rate)
         paused = api_unhealthy(breaker, self.rate)
@@ -218,19 +185,20 @@ class Deliverer:
         if self.breaker.state is CircuitState.CLOSED:
             attempts.count += 1
             started = self._clock()  # what a failure is charged from
-            self._begun = begun = self._begun + 1
-            self._sending += 1
+            evidence = self.evidence
+            evidence.begun = begun = evidence.begun + 1
+            evidence.sending += 1
             try:
                 result = await self._client.send_event(payload, event_type=what)
             except Exception as exc:
                 failed = exc
             finally:
-                self._sending -= 1
+                evidence.sending -= 1
             if failed is None:
                 if canary is None:
-                    self._accepted(begun, payload, what)
+                    evidence.accepted(begun, payload, what)
                 else:
-                    self._accepted(begun, canary, "event")
+                    evidence.accepted(begun, canary, "event")
                 retry.answered()
                 if sent is not None:
                     EVENTS_SENT_BY(sent, result.outcome.value).inc()
@@ -238,7 +206,7 @@ class Deliverer:
         else:
             begun = 0
         before = attempts.count - (failed is not None)
-        hold = _Hold(events=events)
+        hold = Hold(events=events)
         kept = (canary, "event") if canary is not None else (payload, what)
         try:
             if failed is not None:
@@ -263,133 +231,48 @@ class Deliverer:
         return replace(result, attempts=made)
 
     async def _attempt(
-        self, payload: bytes, what: str, hold: _Hold, canary: tuple[bytes, str]
+        self, payload: bytes, what: str, hold: Hold, canary: tuple[bytes, str]
     ) -> SendResult:
         """A retry (the first attempt is ``_deliver``'s)."""
         started = self._clock()
-        self._begun = begun = self._begun + 1
-        self._sending += 1
+        evidence = self.evidence
+        evidence.begun = begun = evidence.begun + 1
+        evidence.sending += 1
         try:
             # ``event_type`` only names the request in messages: "the envelope of 20 events"
             result = await self._client.send_event(payload, event_type=what)
         except Exception as exc:
             failed = exc
         else:
-            self._accepted(begun, *canary)
+            evidence.accepted(begun, *canary)
             return result
         finally:
-            self._sending -= 1
+            evidence.sending -= 1
         raise await self._explained(failed, begun, started, hold, what)
 
     async def _explained(
-        self, exc: Exception, begun: int, started: float, hold: _Hold, what: str
+        self, exc: Exception, begun: int, started: float, hold: Hold, what: str
     ) -> Exception:
         """What a failed attempt (number ``begun``, from ``started``) is to raise: a refusal
         noted as an answer; a systemic answer judged (``_judge``); a transient failure with
-        whether the API took others meanwhile (``_others_accepted``); the rest as it is."""
+        whether the API took others meanwhile (``Evidence``); the rest as it is."""
         if isinstance(exc, RequestRejected):
-            self._answered(begun)
+            self.evidence.answered(begun)
         elif isinstance(exc, ApiSystemicError):
             if exc.endpoint == ENDPOINT:  # the token endpoint refusing the relay: systemic
                 return self._judge(exc, hold, what)
         elif isinstance(exc, ApiTransientError) and exc.endpoint == ENDPOINT:
-            exc.others_accepted = await self._others_accepted(begun, started, hold)
+            exc.others_accepted = await self.evidence.others_accepted(begun, started, hold)
         return exc
 
-    def _answered(self, begun: int) -> None:
-        if begun > self._answered_from:
-            self._answered_from = begun
-
-    def _accepted(self, begun: int, canary: bytes | None, what: str = "") -> None:
-        self._answered(begun)
-        self._taken_upto = self._begun
-        if canary is not None:
-            self._canary, self._canary_what = canary, what
-        if self._awaiting:  # wakes those waiting for evidence; a fresh event serves the next
-            self._taken.set()
-            self._taken = asyncio.Event()
-
-    # -- evidence: does the API take other events while this one fails? ------------------------
-
-    async def _others_accepted(self, begun: int, started: float, hold: _Hold) -> bool:
-        """True when the API took a request since attempt ``begun`` began (at ``started``);
-        without one, a canary is sent (or the one in flight awaited) to find out."""
-        proven = await self._proven(begun, started, hold)
-        hold.own = hold.own or proven
-        return proven
-
-    async def _proven(self, begun: int, started: float, hold: _Hold) -> bool:
-        if self._sending and await self._taken_soon(begun):
-            return True  # other traffic proved it: no canary needed
-        if self._taken_upto >= begun:
-            return True
-        if self.breaker.state is not CircuitState.CLOSED:  # this was the half-open probe
-            hold.probes += 1
-            if hold.probes < 2 and not hold.own:
-                # The first probe failure of a request never proven at fault: the outage may
-                # go on (re-open). Its second, or a known suspect's, sends a canary, so a lone
-                # bad event that happens to be every probe cannot hold the circuit open.
-                return False
-        if hold.unproven_since is None:
-            hold.unproven_since = started
-        if self._proving is None or self._proving.done():
-            if self._canary is None or self._known_unhealthy():
-                return False  # nothing to prove with, or nothing to learn
-            if self._clock() - hold.unproven_since < self.canary_after:
-                return False  # not yet worth a duplicate at the API: retry and see
-            canary = _Canary(self._canary, self._canary_what)
-            self._proving = asyncio.ensure_future(self._send_canary(canary))
-        await asyncio.shield(self._proving)  # one in flight already: its answer serves
-        return self._taken_upto >= begun
-
-    def _known_unhealthy(self) -> bool:
-        """The circuit is open (the API is down), or a brownout by rate (the budget is paused
-        anyway): a canary would change nothing. The rate counts each request once, so a lone
-        failing event cannot keep it unhealthy past ``RELAY_BROWNOUT_WINDOW``."""
-        return self.breaker.state is CircuitState.OPEN or self.rate.unhealthy()
-
-    async def _taken_soon(self, begun: int) -> bool:
-        """While other requests are in flight, wait up to ``EVIDENCE_WAIT`` seconds for one
-        to be taken (busy traffic proves it, no canary)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + EVIDENCE_WAIT
-        while self._taken_upto < begun and self._sending:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            self._awaiting += 1
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._taken.wait(), remaining)
-            finally:
-                self._awaiting -= 1
-        return self._taken_upto >= begun
-
-    async def _send_canary(self, canary: _Canary) -> None:
-        """One request, no retry, outside the breaker: its answer is evidence, nothing more."""
-        self._begun = begun = self._begun + 1
-        try:
-            await self._client.send_event(canary.payload, event_type=f"canary {canary.what}")
-        except RequestRejected:
-            if self._canary is canary.payload:
-                self._canary = None  # it proves nothing any more: the next accepted one will
-            return
-        except Exception as exc:  # the API may be down: no evidence
-            log.debug("canary failed: %s", exc)
-            return
-        log.info(
-            "canary: the API took %s again; the failing request's failure is its own", canary.what
-        )
-        self._accepted(begun, None)
-
-    def _judge(self, exc: ApiSystemicError, hold: _Hold, event_type: str) -> Exception:
+    def _judge(self, exc: ApiSystemicError, hold: Hold, event_type: str) -> Exception:
         """The systemic answer as the relay's problem (held), or, once the API has taken an
         event sent after this one's first such answer, as this event's own (rejected)."""
         if hold.since is None:
-            hold.since, hold.status = self._begun, exc.status or 0
+            hold.since, hold.status = self.evidence.begun, exc.status or 0
             self._hold(hold.status, hold.events, str(exc))
             return exc
-        if self._answered_from > hold.since:
+        if self.evidence.answered_from > hold.since:
             return EventRejected(
                 f"the API answered HTTP {exc.status} for this {event_type} alone (it accepted "
                 f"other events meanwhile): {exc}",
@@ -403,7 +286,7 @@ class Deliverer:
         EVENTS_HELD.labels(status=str(status)).set(self._held[status])
         self._report(status, f"{self._held[status]} event(s) held: {why}")
 
-    def _release(self, hold: _Hold) -> None:
+    def _release(self, hold: Hold) -> None:
         if hold.status is None:
             return
         self._held[hold.status] -= hold.events
@@ -430,14 +313,6 @@ class Deliverer:
         return (
             f"Deliverer(budget={self.budget:g}, {self.backoff!r}, {self.breaker!r}, {self.rate!r})"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Canary:
-    """An event (or a request) the API took: sent again, it shows whether the API takes events."""
-
-    payload: bytes
-    what: str
 
 
 def _verdict(exc: BaseException) -> Verdict:
