@@ -86,13 +86,15 @@ class _Watch:
     delete; an ``asyncio.timeout`` each was a ``TimerHandle`` pushed on (and popped off) the
     loop's heap per request, a few microseconds of the relay's CPU per event."""
 
-    __slots__ = ("_timer", "cut_off", "due", "seconds")
+    __slots__ = ("_armed", "cut_off", "due", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.due: dict[asyncio.Task[Any], float] = {}  # deadline (loop time), in that order
         self.cut_off: set[asyncio.Task[Any]] = set()  # cancelled by the watch, not left yet
-        self._timer: asyncio.TimerHandle | None = None
+        # A timer is pending. Its handle is not kept: the handle holds the loop, and the watch
+        # (a value of the loops' weak mapping) would then keep a closed loop alive forever.
+        self._armed = False
 
     def enter(self) -> asyncio.Task[Any] | None:
         """The current task, watched from now on; None when it cannot be: a task already being
@@ -103,8 +105,9 @@ class _Watch:
         loop = task.get_loop()
         deadline = loop.time() + self.seconds
         self.due[task] = deadline
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire)
+        if not self._armed:
+            loop.call_at(deadline, self._expire)
+            self._armed = True
         return task
 
     def leave(self, task: asyncio.Task[Any]) -> bool:
@@ -118,13 +121,14 @@ class _Watch:
 
     def _expire(self) -> None:
         """Cancel every exchange past its deadline; the timer again at the next deadline."""
-        self._timer = None
+        self._armed = False
         loop = asyncio.get_running_loop()
         now = loop.time()
         late = []
         for task, deadline in self.due.items():
             if deadline > now:
-                self._timer = loop.call_at(deadline, self._expire)
+                loop.call_at(deadline, self._expire)
+                self._armed = True
                 break
             late.append(task)
         for task in late:
@@ -137,7 +141,8 @@ class _Watch:
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watch]] = (
     weakref.WeakKeyDictionary()
 )
-_last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Watch]] = (None, {})  # a look-up saved
+# The last loop's watches, a look-up saved; the loop held weakly (a closed loop is not kept).
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop] | None, dict[float, _Watch]] = (None, {})
 
 
 def _watch(seconds: float) -> _Watch:
@@ -145,9 +150,9 @@ def _watch(seconds: float) -> _Watch:
     global _last
     loop = asyncio.get_running_loop()
     mine, watches = _last
-    if mine is not loop:
+    if mine is None or mine() is not loop:
         watches = _WATCHES.setdefault(loop, {})
-        _last = (loop, watches)
+        _last = (weakref.ref(loop), watches)
     watch = watches.get(seconds)
     if watch is None:
         watch = watches[seconds] = _Watch(seconds)

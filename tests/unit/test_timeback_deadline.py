@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -116,3 +118,22 @@ async def test_no_deadline_waits_for_the_answer() -> None:
     assert not task.done()
     answered.set()
     assert (await task).status_code == 202
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_watch() -> None:
+    """The watches are per event loop and remember the last loop for a quick look-up: once a
+    loop has run its exchanges and closed, nothing of the watch keeps it (a service restarts
+    its loop in tests, a tool runs one per command)."""
+
+    async def one_exchange() -> weakref.ref[asyncio.AbstractEventLoop]:
+        await _timed(_answer(_set(asyncio.Event())))
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = asyncio.run(one_exchange())
+    gc.collect()
+    assert loop() is None
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
