@@ -35,6 +35,8 @@ benchmark showed their cost; keeping them measurable keeps the reasons for the c
 Measuring aids rather than alternatives:
 
 - ``null-sink``: every event taken at once, no HTTP: what a record costs besides delivering it.
+- ``yield-sink``: the same, each request waiting for the loop's next turn first: what suspending
+  a record while its request is out costs, without the HTTP.
 - ``null-agent``: the agent acknowledges each record as it reads it: faust's consumption alone.
 - ``gc-frozen``, ``gc-lazy``: ``gc.freeze()`` once the app is built (and, lazy, the youngest
   generation collected every 50,000 allocations instead of 700): what the collector costs.
@@ -114,13 +116,19 @@ def _client_send() -> None:
     client.TimeBackClient.__init__ = init  # type: ignore[method-assign]
 
 
-def _null_sink() -> None:
-    """Every event taken at once, no HTTP: what the relay costs per record besides delivering."""
+def _null_sink(*, suspend: bool = False) -> None:
+    """Every event taken at once, no HTTP: what the relay costs per record besides delivering.
+    ``suspend``: each request first waits for the loop's next turn (``asyncio.sleep(0)``), as
+    a real one waits for its answer: what suspending the record costs, without the HTTP."""
+    import asyncio
+
     from relay import wiring
     from relay.timeback.client import Outcome, SendResult
 
     class NullSink:
         async def send(self, events: Any, attempts: Any) -> list[SendResult]:
+            if suspend:
+                await asyncio.sleep(0)
             return [SendResult(202, Outcome.DELIVERED) for _ in events]
 
         async def aclose(self) -> None:
@@ -227,6 +235,7 @@ _PATCHES: dict[str, Callable[[], None]] = {
     "python-stream": _python_stream,
     "uvloop": _uvloop,
     "null-sink": _null_sink,
+    "yield-sink": functools.partial(_null_sink, suspend=True),
     "null-agent": _null_agent,
     "gc-frozen": functools.partial(_gc, freeze=True),
     "gc-lazy": functools.partial(_gc, freeze=True, threshold=(50_000, 20, 100)),
