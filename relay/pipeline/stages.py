@@ -164,10 +164,26 @@ class Pipeline:
     async def handle(self, prepared: Prepared) -> None:
         """The dispatcher's ``process``: the stages after decoding, or the dead letter of the
         record's rejection. A processing bug is quarantined (dead-lettered) once the record has
-        met it often enough; until then it is raised (the dispatcher blocks the partition)."""
+        met it often enough; until then it is raised (the dispatcher blocks the partition).
+        One coroutine for all of it: a frame per record, not one per layer."""
         record = prepared.record
         try:
-            await self._stages(prepared, record)
+            _start_record(record, prepared.decoded)
+            enriching, delivering = Attempts(), Attempts()
+            events: list[CaliperEvent] = []
+            try:
+                activity = self.decoded(prepared)  # and validated
+                course = await self.enrich(activity, enriching)
+                events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
+                await self.deliver(events, delivering)
+                lag = time.time() - activity.occurred_at.timestamp()
+                DELIVERY_LAG_TALLY.observe(max(0.0, lag))
+            except Rejection as rejection:
+                decoding = prepared.attempts if prepared.attempts is not None else Attempts()
+                attempts = RecordAttempts(decode=decoding, enrich=enriching, deliver=delivering)
+                await self.dead_letters.write(
+                    record, attempts.stamp(rejection), event_ids=[e.id for e in events]
+                )
         except Exception as bug:
             quarantined = await self._quarantined(record, bug)
             await self.dead_letters.write(record, quarantined)
@@ -179,35 +195,6 @@ class Pipeline:
         if rejection is None:
             raise bug
         return rejection
-
-    async def _stages(self, prepared: Prepared, record: SourceRecord) -> None:
-        # A worker processes record after record: nothing of the previous one's context stays.
-        decoded = prepared.decoded
-        if isinstance(decoded, Rejection):
-            start_record(topic=record.topic, partition=record.partition, offset=record.offset)
-        else:  # one context per record, with what the lines of its later stages name
-            start_record(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                event_id=decoded.event_id,
-                record_type=record_name(decoded),
-            )
-        enriching, delivering = Attempts(), Attempts()
-        events: list[CaliperEvent] = []
-        try:
-            activity = self.decoded(prepared)  # and validated
-            course = await self.enrich(activity, enriching)
-            events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
-            await self.deliver(events, delivering)
-            DELIVERY_LAG_TALLY.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
-        except Rejection as rejection:
-            attempts = RecordAttempts(
-                decode=prepared.attempts, enrich=enriching, deliver=delivering
-            )
-            await self.dead_letters.write(
-                record, attempts.stamp(rejection), event_ids=[e.id for e in events]
-            )
 
     @staticmethod
     def decoded(prepared: Prepared) -> Activity:
@@ -242,3 +229,19 @@ class Pipeline:
 
 
 _DUPLICATE = Outcome.DUPLICATE
+
+
+def _start_record(record: SourceRecord, decoded: Activity | Rejection) -> None:
+    """The log context of a record's processing, set once: a worker processes record after
+    record, and nothing of the previous one's context stays. A decoded record's lines also
+    name its event id and type."""
+    if isinstance(decoded, Rejection):
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
+    else:
+        start_record(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=decoded.event_id,
+            record_type=record_name(decoded),
+        )
