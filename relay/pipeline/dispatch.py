@@ -33,8 +33,13 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
 - **Workers.** ``max_in_flight`` worker coroutines take the records whose turn has come (their
-  key's head) from a ready queue: no task per record. Revocation cancels a worker's current
-  record only (the worker catches that cancellation and takes the next record).
+  key's head) from a ready queue: no task per record. An idle worker is woken when a record
+  becomes ready and no other is already on its way; a worker that takes a record and leaves
+  more ready wakes the next. A burst spreads over the workers, one more per pass of the event
+  loop, while records that finish without waiting are taken by one worker in a row instead of
+  waking a worker each for nothing (CPU per record with the API: 0.94 in interleaved rounds).
+  Revocation cancels a worker's current record only (the worker catches that cancellation and
+  takes the next record).
 
 ``process`` (and ``prepare``) handle their own rejections (dead-lettering is part of processing).
 Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
@@ -120,6 +125,7 @@ class Dispatcher(Generic[T, P]):
         self._ready: deque[_Entry[T, P]] = deque()  # their key's head, waiting for a worker
         self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
         self._workers: list[asyncio.Task[None]] = []  # started with the first record
+        self._woken = 0
         self._partitions: dict[Hashable, deque[_Entry[T, P]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T, P]]] = {}  # unfinished, per key; head runs
         self._unkeyed: dict[Hashable, deque[_Entry[T, P]]] = {}  # per partition, offset order
@@ -279,10 +285,15 @@ class Dispatcher(Generic[T, P]):
         self._ready.append(entry)
         if not self._workers:
             self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_in_flight)]
+        if not self._woken:
+            self._wake()
+
+    def _wake(self) -> None:
         while self._waiting:
             wake = self._waiting.popleft()
             if not wake.done():
                 wake.set_result(None)
+                self._woken += 1
                 break
 
     async def _work(self) -> None:
@@ -296,11 +307,17 @@ class Dispatcher(Generic[T, P]):
             if not ready:
                 wake = loop.create_future()
                 self._waiting.append(wake)
-                await wake
+                try:
+                    await wake
+                finally:
+                    if wake.done() and not wake.cancelled():
+                        self._woken -= 1
                 continue
             entry = ready.popleft()
             if entry.revoked:
                 continue
+            if ready and not self._woken:
+                self._wake()
             entry.worker = me
             self._busy += 1
             failed: BaseException | None = None

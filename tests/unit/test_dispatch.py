@@ -298,6 +298,26 @@ async def test_submits_waiting_for_room_come_in_in_order_within_the_bound() -> N
     assert h.dispatcher.pending == 2
 
 
+async def test_a_burst_of_records_that_wait_spreads_over_every_worker() -> None:
+    """Idle workers are woken one after another (each one taking a record wakes the next while
+    more are ready): records that wait all end up processed at once, up to the window."""
+    recs = [Rec(n, n % 2, n) for n in range(13)]
+    h = Harness(recs, window=8, pending=12)
+    h.release(0)
+    await h.dispatcher.submit(recs[0], partition=0, key=0)  # starts the workers
+    await settle()
+    assert [r.n for r in h.acked] == [0]  # and every worker is idle now
+    for rec in recs[1:]:  # one pass: all submitted before any worker runs
+        await h.dispatcher.submit(rec, partition=rec.partition, key=rec.key)
+    await settle(20)
+    assert [r.n for r in h.started] == list(range(9))
+    assert h.max_running == 8
+    for rec in recs:
+        h.release(rec.n)
+    await settle(20)
+    assert sorted(r.n for r in h.acked) == list(range(13))
+
+
 async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> None:
     errors: list[tuple[int, BaseException]] = []
     acked: list[int] = []
