@@ -1,5 +1,7 @@
 """The relay's own per-record path, in process: ``Runtime.submit`` → dispatcher → stages → a
 sink that takes every event at once → acknowledgement. No Kafka, no HTTP; CPU per record.
+Records are submitted in passes of ``stream_pace.YIELD_EVERY`` with a yield to the event loop
+between, as the agent's paced stream admits them, so the workers run as they do under faust.
 
     python -m bench.runtime_bench [records] [--envelopes N] [--rounds R] [--profile]
 
