@@ -1,5 +1,7 @@
 """The relay's own per-record path, in process: ``Runtime.submit`` → dispatcher → stages → a
 sink that takes every event at once → acknowledgement. No Kafka, no HTTP; CPU per record.
+Records are submitted in passes of ``stream_pace.YIELD_EVERY`` with a yield to the event loop
+between, as the agent's paced stream admits them, so the workers run as they do under faust.
 
     python -m bench.runtime_bench [records] [--envelopes N] [--rounds R] [--profile]
 
@@ -25,6 +27,7 @@ from typing import Any
 from bench.common import bench_settings, traffic
 from bench.variants import apply
 from relay.pipeline.record import SourceRecord
+from relay.pipeline.stream_pace import YIELD_EVERY
 from relay.resilience import Attempts
 from relay.timeback.client import SendResult
 from relay.timeback.responses import Outcome
@@ -76,8 +79,10 @@ async def _round(records: list[SourceRecord], envelopes: int) -> float:
     if runtime._token_task is not None:  # no token server here: nothing to ask
         runtime._token_task.cancel()
     start = time.thread_time()
-    for record in records:
+    for i, record in enumerate(records, 1):
         await runtime.submit(record)
+        if i % YIELD_EVERY == 0:  # as the agent's paced stream does (relay.pipeline.stream_pace)
+            await asyncio.sleep(0)
     await done.wait()
     cpu = time.thread_time() - start
     await runtime.close()

@@ -141,10 +141,11 @@ def _null_agent() -> None:
     """The agent acknowledges each record as it reads it: faust's consumption alone."""
     from relay.pipeline import runtime
 
-    async def submit(self: Any, record: Any) -> None:
+    async def submit(self: Any, record: Any) -> bool:
         if self.dispatcher is None:
             await self.start()
         self._ack(record)
+        return True
 
     runtime.Runtime.submit = submit  # type: ignore[method-assign]
 

@@ -33,8 +33,13 @@ faust 0.15 can commit past a record that is still in flight when acks arrive out
 - **Drain.** ``drain(grace)`` stops admitting, waits up to ``grace`` seconds for everything to be
   acknowledged, then cancels what is left, unacknowledged (it will be redelivered).
 - **Workers.** ``max_in_flight`` worker coroutines take the records whose turn has come (their
-  key's head) from a ready queue: no task per record. Revocation cancels a worker's current
-  record only (the worker catches that cancellation and takes the next record).
+  key's head) from a ready queue: no task per record. An idle worker is woken when a record
+  becomes ready and no other is already on its way; a worker that takes a record and leaves
+  more ready wakes the next. A burst spreads over the workers, one more per pass of the event
+  loop, while records that finish without waiting are taken by one worker in a row instead of
+  waking a worker each for nothing (CPU per record with the API: 0.94 in interleaved rounds).
+  Revocation cancels a worker's current record only (the worker catches that cancellation and
+  takes the next record).
 
 ``process`` (and ``prepare``) handle their own rejections (dead-lettering is part of processing).
 Anything they raise is a bug: ``on_error`` is told and the record's partition stays blocked (never
@@ -113,12 +118,14 @@ class Dispatcher(Generic[T, P]):
         self.max_pending_bytes = max_pending_bytes
         self._size = size
         self._bytes = 0  # the admitted, unacknowledged records' sizes
-        self._bytes_room = asyncio.Event()
-        self._bytes_room.set()
-        self._slots = asyncio.Semaphore(max_pending)  # admitted, not yet acknowledged
+        # submits waiting for room (a pending place, and the bytes under their bound), in order:
+        # plain counts and a future per wait, not a semaphore's and an event's calls per record
+        self._room: deque[asyncio.Future[None]] = deque()
+        self._reserved = 0  # places kept for waiting submits let in, until they run
         self._ready: deque[_Entry[T, P]] = deque()  # their key's head, waiting for a worker
         self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
         self._workers: list[asyncio.Task[None]] = []  # started with the first record
+        self._woken = 0
         self._partitions: dict[Hashable, deque[_Entry[T, P]]] = {}  # unacknowledged, offset order
         self._chains: dict[Hashable, deque[_Entry[T, P]]] = {}  # unfinished, per key; head runs
         self._unkeyed: dict[Hashable, deque[_Entry[T, P]]] = {}  # per partition, offset order
@@ -167,29 +174,23 @@ class Dispatcher(Generic[T, P]):
         Returns False, without admitting it, when its partition was revoked while it waited.
         After ``drain`` it never returns: the caller (the agent) is cancelled at shutdown.
         """
-        if isinstance(key, _Unknown) and self._prepare is None:
+        if key is UNKNOWN and self._prepare is None:
             raise TypeError("submit without a key needs a dispatcher with prepare")
-        epoch = self._epochs.get(partition, 0)
-        if self._closed:
-            await self._wait_open()
-        while self.over_bytes:
-            self._bytes_room.clear()
-            await self._bytes_room.wait()
-        await self._slots.acquire()
-        if self._closed or self._epochs.get(partition, 0) != epoch:
-            self._slots.release()
-            await self._wait_open()
+        if (self._closed or self._room or not self._has_room()) and not await self._admitted(
+            partition
+        ):
             return False
         entry: _Entry[T, P] = _Entry(item, partition, size=self._size(item))
         queue = self._partitions.get(partition)
         if queue is None:
             queue = self._partitions[partition] = deque()
         queue.append(entry)
+        if not self._count:
+            self._idle.clear()
         self._count += 1
         self._bytes += entry.size
-        self._idle.clear()
         unkeyed = self._unkeyed.get(partition)
-        if unkeyed is None and not isinstance(key, _Unknown):
+        if unkeyed is None and key is not UNKNOWN:
             self._join(entry, key)  # nothing earlier of its partition waits to be keyed
             return True
         if unkeyed is None and self._prepare_now is not None:
@@ -202,10 +203,45 @@ class Dispatcher(Generic[T, P]):
         if unkeyed is None:
             unkeyed = self._unkeyed[partition] = deque()
             self._keyers[partition] = asyncio.create_task(self._keying(partition, unkeyed))
-        if not isinstance(key, _Unknown):  # known, but joins only after those before it
+        if key is not UNKNOWN:  # known, but joins only after those before it
             entry.key, entry.prepared, entry.keyed = key, cast(P, item), True
         unkeyed.append(entry)
         return True
+
+    def _has_room(self) -> bool:
+        return self._count + self._reserved < self.max_pending and not self.over_bytes
+
+    async def _admitted(self, partition: Hashable) -> bool:
+        """Wait for room, after the submits already waiting; False when the partition was
+        revoked meanwhile. Never returns once the dispatcher is closed."""
+        epoch = self._epochs.get(partition, 0)
+        await self._wait_open()
+        if self._room or not self._has_room():
+            room = asyncio.get_running_loop().create_future()
+            self._room.append(room)
+            try:
+                await room
+            except asyncio.CancelledError:
+                if not room.cancelled():  # let in, cancelled before it came in: the next one's
+                    self._reserved -= 1
+                    self._make_room()
+                raise
+            self._reserved -= 1  # the place kept for it is now its own
+        if self._closed or self._epochs.get(partition, 0) != epoch:
+            self._make_room()  # not taken: the next waiter's
+            await self._wait_open()
+            return False
+        return True
+
+    def _make_room(self) -> None:
+        """Let the waiting submits in, in order, while there is room; each one's place is kept
+        for it until it runs (a submit arriving meanwhile cannot take it)."""
+        room = self._room
+        while room and self._has_room():
+            first = room.popleft()
+            if not first.done():  # not cancelled while it waited
+                first.set_result(None)
+                self._reserved += 1
 
     async def _keying(self, partition: Hashable, unkeyed: deque[_Entry[T, P]]) -> None:
         """Prepare the partition's records one after another, each joining its key's queue."""
@@ -249,52 +285,67 @@ class Dispatcher(Generic[T, P]):
         self._ready.append(entry)
         if not self._workers:
             self._workers = [asyncio.create_task(self._work()) for _ in range(self.max_in_flight)]
+        if not self._woken:
+            self._wake()
+
+    def _wake(self) -> None:
         while self._waiting:
             wake = self._waiting.popleft()
             if not wake.done():
                 wake.set_result(None)
+                self._woken += 1
                 break
 
     async def _work(self) -> None:
-        """One worker: process ready records one after another, for the dispatcher's life."""
+        """One worker: process ready records one after another, for the dispatcher's life (a
+        record is processed in this coroutine's own frame: no coroutine per record here)."""
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         assert me is not None
-        ready = self._ready
+        ready, process = self._ready, self._process
         while True:
             if not ready:
                 wake = loop.create_future()
                 self._waiting.append(wake)
-                await wake
+                try:
+                    await wake
+                finally:
+                    if wake.done() and not wake.cancelled():
+                        self._woken -= 1
                 continue
             entry = ready.popleft()
             if entry.revoked:
                 continue
+            if ready and not self._woken:
+                self._wake()
+            entry.worker = me
+            self._busy += 1
+            failed: BaseException | None = None
             try:
-                await self._run(entry, me)
+                await process(cast(P, entry.prepared))
+            except asyncio.CancelledError as cancelled:
+                if not entry.revoked:
+                    raise  # the worker itself is cancelled (the loop is closing)
+                failed = cancelled
+            except Exception as exc:
+                failed = exc
+            finally:
+                self._busy -= 1
+                entry.worker = None
+                if entry.unwound is not None:  # revoke cancelled it and waits for us to let go
+                    me.uncancel()
+                    entry.unwound.set_result(None)
+            try:
+                self._finish(entry, failed)
             except Exception as exc:  # on_error itself raised: the worker stays, so does the block
                 log.error("reporting a processing bug failed: %s", outline(exc))
 
-    async def _run(self, entry: _Entry[T, P], me: asyncio.Task[None]) -> None:
-        entry.worker = me
-        self._busy += 1
-        try:
-            await self._process(cast(P, entry.prepared))
-        except asyncio.CancelledError:
-            if not entry.revoked:
-                raise  # the worker itself is cancelled (the loop is closing)
+    def _finish(self, entry: _Entry[T, P], failed: BaseException | None) -> None:
+        """The record's processing ended: acknowledge what it lets us, or report the bug."""
+        if entry.revoked:  # revoked meanwhile (whatever process did): its result is void
             return
-        except Exception as exc:
-            if not entry.revoked:
-                self._fail(entry, exc)
-            return
-        finally:
-            self._busy -= 1
-            entry.worker = None
-            if entry.unwound is not None:  # revoke cancelled it and waits for us to let go
-                me.uncancel()
-                entry.unwound.set_result(None)
-        if entry.revoked:  # process swallowed the cancellation: its result is void
+        if failed is not None:
+            self._fail(entry, failed)
             return
         try:
             entry.done = True
@@ -336,9 +387,8 @@ class Dispatcher(Generic[T, P]):
     def _release(self, entry: _Entry[T, P]) -> None:
         self._count -= 1
         self._bytes -= entry.size
-        if not self.over_bytes:
-            self._bytes_room.set()
-        self._slots.release()
+        if self._room:
+            self._make_room()
         if self._count == 0:
             self._idle.set()
 

@@ -10,6 +10,9 @@ and adds them to the same series when the registry is collected, through childre
 partition and per stream: a scrape reads the values faust's own sensor would show. Only the
 per-message hooks change (a message in, an event in, a message out, the partition's end offset,
 which faust's consumer tracks per fetch); the rest (commits, rebalances, sends) is faust's.
+Per message, faust's in-process ``Monitor`` bookkeeping underneath (message counts, each message
+timed in and out) is skipped: only faust's stats page reads it, and the relay serves none
+(``web_stats_enabled=False``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class FaustSensor(PrometheusMonitor):
         self._per_stream: dict[StreamT, Any] = {}
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
-        Monitor.on_message_in(self, tp, offset, message)
+        # Not Monitor's own bookkeeping (its counts, and the message timed in and out by two
+        # clock reads): only faust's stats page reads it, and the relay serves none.
         self._messages_in[tp] += 1
         self._read_offsets[tp] = offset
 
@@ -62,7 +66,6 @@ class FaustSensor(PrometheusMonitor):
         return None
 
     def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
-        Monitor.on_message_out(self, tp, offset, message)
         self._messages_out += 1
 
     def track_tp_end_offset(self, tp: TP, offset: int) -> None:

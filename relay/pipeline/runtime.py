@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from relay import wiring
@@ -135,18 +135,21 @@ class Runtime:
 
     # -- records in, acknowledgements out -------------------------------------------------------
 
-    async def submit(self, record: SourceRecord) -> None:
-        """Admit one record (waits for room in the window); its ``handle`` is acknowledged once
-        it is done and every earlier record of its partition is done."""
+    def submit(self, record: SourceRecord) -> Awaitable[bool]:
+        """Admit one record (await it: it waits for room in the window); its ``handle`` is
+        acknowledged once it is done and every earlier record of its partition is done. The
+        awaitable is the dispatcher's own (no coroutine of ours per record); False: its
+        partition was revoked while it waited, and the next owner reads it again."""
         if self.dispatcher is None:
-            await self.start()
-            assert self.dispatcher is not None
+            return self._submit_first(record)
         _consumed(record.topic).inc()
-        partition = (record.topic, record.partition)
         # Nothing of the record is looked at here: decoding (to key it by its student) happens
         # in the window, so whatever it raises can never be acknowledged around.
-        # False: its partition was revoked while it waited; the next owner reads it again.
-        await self.dispatcher.submit(record, partition=partition)
+        return self.dispatcher.submit(record, partition=(record.topic, record.partition))
+
+    async def _submit_first(self, record: SourceRecord) -> bool:
+        await self.start()
+        return await self.submit(record)
 
     def _ack(self, record: SourceRecord) -> None:
         self._ack_handle(record.handle)

@@ -21,14 +21,13 @@ from relay.contract.activity import Activity, record_name
 from relay.contract.decode import Decoder, RegistryLookupRequired
 from relay.courses import CourseContext
 from relay.errors import Rejection, Stage, SystemicError, TransientError
-from relay.logs import bind_record, start_record
+from relay.logs import start_record
 from relay.mapping import CaliperEvent, Mapper
 from relay.metrics import DELIVERY_LAG_TALLY, RECORDS_DECODED_BY, RETRIES
 from relay.pipeline.deadletter import DeadLetterWriter
 from relay.pipeline.quarantine import Quarantine
 from relay.pipeline.record import Prepared, SourceRecord
 from relay.resilience import Attempts, Backoff, Failure, RetriesExhausted, Retry, Verdict
-from relay.timeback.client import SendResult
 from relay.timeback.errors import EventRejected, RequestRejected
 from relay.timeback.responses import Outcome
 from relay.timeback.sink import Sink
@@ -91,12 +90,11 @@ def rejection_of(exc: RequestRejected | RetriesExhausted) -> Rejection:
 
 
 class RecordAttempts:
-    """What one record went through, per stage, for its dead letter."""
+    """What one record went through, per stage, for its dead letter. Made only for a dead
+    letter: the stages are handed their ``Attempts`` as the record goes."""
 
-    def __init__(self, *, decode: Attempts | None = None) -> None:
-        self._stages: defaultdict[str, Attempts] = defaultdict(Attempts)
-        if decode is not None:  # spent when the record was prepared
-            self._stages["decode"] = decode
+    def __init__(self, **stages: Attempts) -> None:
+        self._stages: defaultdict[str, Attempts] = defaultdict(Attempts, stages)
 
     def of(self, stage: Stage) -> Attempts:
         return self._stages[stage]
@@ -164,11 +162,31 @@ class Pipeline:
         return prepared.order_key, prepared
 
     async def handle(self, prepared: Prepared) -> None:
+        """The dispatcher's ``process``: the stages after decoding, or the dead letter of the
+        record's rejection. A processing bug is quarantined (dead-lettered) once the record has
+        met it often enough; until then it is raised (the dispatcher blocks the partition).
+        One coroutine for all of it: a frame per record, not one per layer."""
+        record = prepared.record
         try:
-            await self._handle(prepared)
+            _start_record(record, prepared.decoded)
+            enriching, delivering = Attempts(), Attempts()
+            events: list[CaliperEvent] = []
+            try:
+                activity = self.decoded(prepared)  # and validated
+                course = await self.enrich(activity, enriching)
+                events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
+                await self.deliver(events, delivering)
+                lag = time.time() - activity.occurred_at.timestamp()
+                DELIVERY_LAG_TALLY.observe(max(0.0, lag))
+            except Rejection as rejection:
+                decoding = prepared.attempts if prepared.attempts is not None else Attempts()
+                attempts = RecordAttempts(decode=decoding, enrich=enriching, deliver=delivering)
+                await self.dead_letters.write(
+                    record, attempts.stamp(rejection), event_ids=[e.id for e in events]
+                )
         except Exception as bug:
-            quarantined = await self._quarantined(prepared.record, bug)
-            await self.dead_letters.write(prepared.record, quarantined)
+            quarantined = await self._quarantined(record, bug)
+            await self.dead_letters.write(record, quarantined)
 
     async def _quarantined(self, record: SourceRecord, bug: Exception) -> Rejection:
         """The processing bug's rejection if the record is quarantined now; else the bug is
@@ -177,24 +195,6 @@ class Pipeline:
         if rejection is None:
             raise bug
         return rejection
-
-    async def _handle(self, prepared: Prepared) -> None:
-        record = prepared.record
-        # A worker processes record after record: nothing of the previous one's context stays.
-        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
-        attempts = RecordAttempts(decode=prepared.attempts)
-        events: list[CaliperEvent] = []
-        try:
-            activity = self.decoded(prepared)  # and validated
-            bind_record(event_id=activity.event_id, record_type=record_name(activity))
-            course = await self.enrich(activity, attempts.of("enrich"))
-            events = self.mapper.map_resolved(activity, course)  # checked: named in a DLQ
-            await self.deliver(events, attempts.of("deliver"))
-            DELIVERY_LAG_TALLY.observe(max(0.0, time.time() - activity.occurred_at.timestamp()))
-        except Rejection as rejection:
-            await self.dead_letters.write(
-                record, attempts.stamp(rejection), event_ids=[e.id for e in events]
-            )
 
     @staticmethod
     def decoded(prepared: Prepared) -> Activity:
@@ -222,9 +222,26 @@ class Pipeline:
         except (RequestRejected, RetriesExhausted) as failed:
             raise rejection_of(failed) from None
         for event, sent in zip(events, results, strict=True):
-            _note_duplicate(event, sent)
+            if sent.outcome is _DUPLICATE:  # a changed body is dropped: docs/dead-letters.md
+                log.info(
+                    "the API already had event %s (HTTP %d): not sent again", event.id, sent.status
+                )
 
 
-def _note_duplicate(event: CaliperEvent, sent: SendResult) -> None:
-    if sent.outcome is Outcome.DUPLICATE:  # a changed body is dropped: docs/dead-letters.md
-        log.info("the API already had event %s (HTTP %d): not sent again", event.id, sent.status)
+_DUPLICATE = Outcome.DUPLICATE
+
+
+def _start_record(record: SourceRecord, decoded: Activity | Rejection) -> None:
+    """The log context of a record's processing, set once: a worker processes record after
+    record, and nothing of the previous one's context stays. A decoded record's lines also
+    name its event id and type."""
+    if isinstance(decoded, Rejection):
+        start_record(topic=record.topic, partition=record.partition, offset=record.offset)
+    else:
+        start_record(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=decoded.event_id,
+            record_type=record_name(decoded),
+        )

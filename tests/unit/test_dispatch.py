@@ -261,6 +261,63 @@ async def test_a_submit_waiting_for_room_is_dropped_when_its_partition_is_revoke
     assert [r.n for r in h.started] == [0]
 
 
+async def test_submits_waiting_for_room_come_in_in_order_within_the_bound() -> None:
+    """Several submits wait at a full window; one is cancelled while it waits, one just after
+    it was let in (before it ran): the others come in in the order they came, never more
+    pending than max_pending, and the cancelled ones' places go to the next."""
+    recs = [Rec(n, 0, n) for n in range(6)]
+    h = Harness(recs, window=2, pending=2)
+    for rec in recs[:2]:
+        await h.dispatcher.submit(rec, partition=0, key=rec.key)
+    admitted: list[int] = []
+
+    async def submit(rec: Rec) -> None:
+        await h.dispatcher.submit(rec, partition=0, key=rec.key)
+        admitted.append(rec.n)
+        assert h.dispatcher.pending <= 2
+
+    waiting = {rec.n: asyncio.create_task(submit(rec)) for rec in recs[2:]}
+    await settle()
+    assert admitted == []
+    waiting[3].cancel()  # while it waits
+    ack = h.dispatcher._ack
+
+    def ack_then_cancel_the_next(rec: Rec) -> None:
+        ack(rec)  # then the dispatcher lets 2 in; 2 runs on the loop's next pass, after this:
+        asyncio.get_running_loop().call_soon(waiting[2].cancel)
+
+    h.dispatcher._ack = ack_then_cancel_the_next
+    h.release(0)
+    await settle()
+    assert admitted == [4]
+    h.dispatcher._ack = ack
+    h.release(1)
+    await settle()
+    assert admitted == [4, 5]
+    assert waiting[2].cancelled() and waiting[3].cancelled()
+    assert h.dispatcher.pending == 2
+
+
+async def test_a_burst_of_records_that_wait_spreads_over_every_worker() -> None:
+    """Idle workers are woken one after another (each one taking a record wakes the next while
+    more are ready): records that wait all end up processed at once, up to the window."""
+    recs = [Rec(n, n % 2, n) for n in range(13)]
+    h = Harness(recs, window=8, pending=12)
+    h.release(0)
+    await h.dispatcher.submit(recs[0], partition=0, key=0)  # starts the workers
+    await settle()
+    assert [r.n for r in h.acked] == [0]  # and every worker is idle now
+    for rec in recs[1:]:  # one pass: all submitted before any worker runs
+        await h.dispatcher.submit(rec, partition=rec.partition, key=rec.key)
+    await settle(20)
+    assert [r.n for r in h.started] == list(range(9))
+    assert h.max_running == 8
+    for rec in recs:
+        h.release(rec.n)
+    await settle(20)
+    assert sorted(r.n for r in h.acked) == list(range(13))
+
+
 async def test_an_unexpected_error_blocks_the_partition_and_is_reported() -> None:
     errors: list[tuple[int, BaseException]] = []
     acked: list[int] = []
