@@ -27,6 +27,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import Service, ServiceT
 
+from relay.pipeline.acks import Untracked
+
 YIELD_EVERY = 100  # messages between yields to the event loop (faust's own figure)
 
 
@@ -76,6 +78,11 @@ class _Rest:
 
 
 class LeanConsumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.app.conf.stream_wait_empty:  # nothing reads the set (acks.py)
+            self._unacked_messages = Untracked()
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109
         # faust.transport.consumer.Consumer.getmany, with the partition's end offset read and
         # handed to the sensor once per partition and fetch instead of once per message (aiokafka

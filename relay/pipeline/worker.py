@@ -36,6 +36,7 @@ from relay.kafka.settings import describe
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import conductor, faust_sensor, fetch_loop, stream_pace, web
+from relay.pipeline.acks import acknowledge
 from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
 from relay.pipeline.commit_guard import CommitGuard
@@ -135,13 +136,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
 
 def _acknowledger(app: faust.App, guard: CommitGuard) -> Callable[[Any], None]:
-    """Acknowledge a faust event (and raise the guard's watermark); a noack stream skips faust's
-    own bookkeeping of the message leaving, so its sensor (faust_active_messages) is told here."""
+    """Acknowledge a faust event (and raise the guard's watermark): ``event.ack()`` in one step
+    (acks.py). A noack stream skips faust's own bookkeeping of the message leaving, so its
+    sensor (faust_active_messages) is told here."""
 
     def ack(event: Any) -> None:
         message = event.message
         guard.acknowledged(message.tp, message.offset)
-        if event.ack():  # the last reference: the offset is now committable
+        if acknowledge(app.consumer, message):  # the last reference: now committable
             app.sensors.on_message_out(message.tp, message.offset, message)
 
     return ack
