@@ -62,6 +62,15 @@ class LeanConductor(Conductor):
 
         return on_message
 
+    def hand_over(self, message: Message) -> bool:
+        """Put ``message`` into its stream's buffer now, without a coroutine, when its
+        partition's handler is a ``RawHandler`` that need not wait: True. False leaves the
+        message to ``on_message`` (faust's path, or the raw handler's own wait)."""
+        if self._tp_to_callback_lock.locked():
+            return False
+        handler = self._tp_to_callback.get(message.tp)
+        return type(handler) is RawHandler and handler.offer(message)
+
     def _build_handler(self, tp: TP, channels: MutableSet[Any]) -> Handler:
         faust_handler: Handler = super()._build_handler(tp, channels)
         if len(channels) != 1 or self.app.conf.producer_threaded:
@@ -106,9 +115,15 @@ class RawHandler:
         self._drop = lambda: on_buffer_drop(tp)
 
     async def __call__(self, message: Message) -> None:
+        if not self.offer(message):
+            await self._faust(message)  # faust's waits, its decoder, its handler
+
+    def offer(self, message: Message) -> bool:
+        """Hand ``message`` over now if none of faust's waits could wait: True when done."""
         queue = self._queue
         if queue.full() or not self._flowing() or self._producer_over():
-            return await self._faust(message)  # faust's waits, its decoder, its handler
+            return False
         message.refcount += 1  # message.incref(), as faust counts one per channel
         event = self._event(self._app, message.key, message.value, message.headers, message)
         queue.put_nowait_enhanced(event, on_pressure_high=self._high, on_pressure_drop=self._drop)
+        return True

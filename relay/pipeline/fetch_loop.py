@@ -119,6 +119,10 @@ class LeanConsumer(faust_aiokafka.Consumer):
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - loop
         # faust.transport.consumer.Consumer._drain_messages, with the callback run eagerly.
         callback = self.callback
+        conductor = self.app.topics  # its hand-over without a coroutine, where it can
+        hand_over = getattr(conductor, "hand_over", None)
+        if callback is not getattr(conductor, "on_message", None):
+            hand_over = None
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -148,9 +152,10 @@ class LeanConsumer(faust_aiokafka.Consumer):
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            rest = eager(cast(Coroutine[Any, Any, Any], callback(message)))
-                            if rest is not None:  # the buffer is full or the flow suspended
-                                await self.wait_first(rest, self.suspend_flow.wait())
+                            if hand_over is None or not hand_over(message):
+                                rest = eager(cast(Coroutine[Any, Any, Any], callback(message)))
+                                if rest is not None:  # the buffer is full, the flow suspended
+                                    await self.wait_first(rest, self.suspend_flow.wait())
                             set_read_offset(tp, offset)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:

@@ -115,6 +115,42 @@ async def test_the_callback_look_up_waits_while_a_resubscription_holds_the_map()
     assert delivered == [3]
 
 
+async def test_hand_over_puts_a_raw_message_in_without_a_coroutine() -> None:
+    app = _app("lean-conductor-hand-over")
+    conductor = app.topics
+    channel = _raw_topic(app)
+    tp = TP("activity", 0)
+    conductor._tp_to_callback[tp] = _handler(app, channel)  # type: ignore[attr-defined]
+    message = _message(4)
+    assert conductor.hand_over(message)  # type: ignore[attr-defined]
+    event = channel.queue.get_nowait()
+    assert event.message is message and message.refcount == 1 and event.value == b"v"
+
+
+async def test_hand_over_leaves_to_on_message_whatever_could_wait() -> None:
+    app = _app("lean-conductor-hand-over-waits")
+    app.conf.stream_buffer_maxsize = 1
+    conductor = app.topics
+    raw = _raw_topic(app)
+    conductor._tp_to_callback[TP("activity", 0)] = _handler(app, raw)  # type: ignore[attr-defined]
+    conductor._tp_to_callback[TP("json", 0)] = _handler(  # type: ignore[attr-defined]
+        app, app.topic("json", value_serializer="json")
+    )
+    json_message = Message("json", 0, 1, 1.5, 0, None, b"k", b"{}", None)
+    assert not conductor.hand_over(json_message)  # faust decodes it
+    unknown = Message("unknown", 0, 1, 1.5, 0, None, b"k", b"v", None)
+    assert not conductor.hand_over(unknown)  # type: ignore[attr-defined]  # no handler here
+    app.flow_control.suspend()
+    assert not conductor.hand_over(_message(1))  # type: ignore[attr-defined]
+    app.flow_control.resume()
+    async with conductor._tp_to_callback_lock:  # type: ignore[attr-defined]
+        assert not conductor.hand_over(_message(2))  # type: ignore[attr-defined]
+    assert conductor.hand_over(_message(3))  # type: ignore[attr-defined]
+    assert not conductor.hand_over(_message(4))  # type: ignore[attr-defined]  # buffer full
+    assert [raw.queue.get_nowait().message.offset] == [3] and raw.queue.empty()
+    assert json_message.refcount == 0
+
+
 def test_faust_s_conductor_is_still_the_one_read() -> None:
     """LeanConductor stands in for faust 0.15.3's message handler and its per-partition handler
     (conductor.pyx): a faust that changes them must be compared with relay/pipeline/conductor.py."""
