@@ -35,7 +35,7 @@ from relay.kafka.login import await_login
 from relay.kafka.settings import describe
 from relay.logs import configure
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
-from relay.pipeline import conductor, faust_sensor, fetch_loop, stream_pace, web
+from relay.pipeline import conductor, faust_sensor, fetch_loop, stream_buffer, stream_pace, web
 from relay.pipeline.acks import acknowledge
 from relay.pipeline.auth_watch import AuthWatch
 from relay.pipeline.backpressure import FetchGate
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     )
     fetch_loop.install(app)  # faust's fetch loop without four tasks per message
     conductor.install(app)  # and its hand-over to the agent's stream without per-message waits
+    stream_buffer.install(app)  # the stream's buffer with its per-message calls flattened
     stream_pace.install()  # the stream yields to the loop once per few events, not per event
     if settings.faust_metrics:
         # faust's own sensor (messages, commits, rebalances) joins our registry under faust_*;
