@@ -103,9 +103,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.agent(source, concurrency=1)
     async def relay(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.noack().events():  # type: ignore[attr-defined]
-            await runtime.submit(_source_record(event))
-            gate.update(runtime.dispatcher)
+        # Stream.events() without its async generator around the stream's: the same test of
+        # the event the stream is on (None for a value that is not an event)
+        events = stream.noack()
+        async for _ in events:
+            event = events.current_event
+            if event is not None:
+                await runtime.submit(_source_record(event))
+                gate.update(runtime.dispatcher)
 
     # faust sends the partitions positionally: handler(app, partitions, signal=...)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
