@@ -1,7 +1,7 @@
 """faust's acknowledgement of a message, in one step.
 
-faust 0.15.3 acknowledges a message through four calls, each taking its process-wide
-``ack_lock`` (an ``RLock``) again: ``Event.ack`` -> ``Message.ack`` -> ``Message.decref`` and
+faust 0.15.3 acknowledges a message through five calls, three of which take its process-wide
+``ack_lock`` (an ``RLock``): ``Event.ack`` -> ``Message.ack`` -> ``Message.decref`` and
 ``ConsumerMessage.on_final_ack`` -> ``Consumer.ack``, which also discards the message from the
 consumer's ``WeakSet`` of unacknowledged messages and wakes a waiter of ``wait_empty``, if any.
 ``acknowledge`` does the same under one acquisition of that lock, with the same outcome and the

@@ -9,7 +9,9 @@ puts the event into a stream buffer that has room and returns. That race was mos
 own CPU per record (the ``null-agent`` variant of ``python -m bench.ab``: 93 µs per record with
 it, 34 without) and 0.89 of the whole relay's (bench/README.md).
 
-``LeanConsumer`` runs the callback inline until it would wait (``eager``): a callback that
+``LeanConsumer`` first offers the message to the conductor's ``hand_over`` (a plain call that
+puts a raw-bytes message into its stream's buffer when nothing could wait, ``conductor.py``);
+otherwise it runs the callback inline until it would wait (``eager``): a callback that
 finishes without waiting costs one coroutine call; one that waits is finished by faust's own
 ``wait_first`` race, as before. The loop is otherwise faust's, line for line (read offsets, gaps,
 the commit every ``broker_commit_every`` acks, a yield to the loop every 100 messages).

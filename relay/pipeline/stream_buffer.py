@@ -81,7 +81,7 @@ class StreamBuffer(ThrowableQueue[Any]):
             self.on_pressure_high()
             on_pressure_high()
         queue.append(value)  # force_put_nowait
-        self._unfinished_tasks += 1  # type: ignore[has-type]
+        self._unfinished_tasks += 1  # type: ignore[attr-defined]
         self._finished.clear()  # type: ignore[attr-defined]
         if self._getters:
             self._wakeup_next(self._getters)  # type: ignore[attr-defined]

@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def relay(stream: faust.StreamT[bytes]) -> None:
         # Stream.events() without its async generator around the stream's: the same test of
         # the event the stream is on (None for a value that is not an event)
-        events = stream.noack()
+        events = stream.noack()  # type: ignore[attr-defined]
         async for _ in events:
             event = events.current_event
             if event is not None:
