@@ -442,15 +442,25 @@ def _owner_rules(owner: str) -> dict[str, _ValueRule]:
     return rules
 
 
-_GOOD_IRIS: set[str] = set()  # IRIs already checked: the app, the student, the course recur
+# IRIs already checked, in two generations: the app, students and activities recur, while the
+# ids of attempts, scores and responses are new with every event. A single set started afresh
+# when full lost the recurring ones to those (in S1's traffic every student was checked again
+# about six times); a full young set becomes the old one instead, and an IRI found there is
+# taken back, so what recurs within two fillings is never checked again.
+_GOOD_IRIS: set[str] = set()
+_OLD_IRIS: set[str] = set()
 
 
 def _is_iri(value: str) -> bool:
     if value in _GOOD_IRIS:
         return True
-    if not is_entity_iri(value):
+    if value not in _OLD_IRIS and not is_entity_iri(value):
         return False
-    remember(_GOOD_IRIS, value)
+    if len(_GOOD_IRIS) >= GOOD_CACHE:
+        _OLD_IRIS.clear()
+        _OLD_IRIS.update(_GOOD_IRIS)
+        _GOOD_IRIS.clear()
+    _GOOD_IRIS.add(value)
     return True
 
 
