@@ -19,7 +19,12 @@ from typing import Any, Final, TypeGuard, TypeVar
 
 from relay.caliper.validate import terms as T
 from relay.caliper.validate.event_rules import allowed_actions, constraints
-from relay.caliper.validate.formats import datetime_fields, is_entity_iri, is_event_id
+from relay.caliper.validate.formats import (
+    datetime_fields,
+    is_entity_iri,
+    is_event_id,
+    is_plain_datetime,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +234,9 @@ def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
+    if type(value) is str and is_plain_datetime(value):
+        remember(_GOOD_TIMES, value)
+        return
     fields = datetime_fields(value) if type(value) is str else None
     if fields is None:
         out.append(Issue(path, "must be a UTC date-time YYYY-MM-DDTHH:MM:SS.mmmZ"))
@@ -392,8 +400,18 @@ class _EntityCheck:
 
     def check_ref(self, value: Any, parent: str, key: str, out: list[Issue]) -> None:
         """An entity-valued property of an entity."""
-        if type(value) is str and value in _GOOD_IRIS:
-            return  # an IRI reference seen before (the student, the assessment): valid
+        kind = type(value)
+        if kind is str:
+            if value in _GOOD_IRIS:
+                return  # an IRI reference seen before (the student, the assessment): valid
+        elif kind is dict and len(value) == 2:
+            # A reference {"id", "type"} whose id was accepted before and whose type is allowed
+            # here: what check() would find valid, without building the path it passes on.
+            id_, type_ = value.get("id"), value.get("type")
+            if type(id_) is str and type(type_) is str and id_ in _GOOD_IRIS:
+                shape = self._shapes.get(type_)
+                if shape is not None and shape.type_issue is None:
+                    return
         self.check(value, f"{parent}.{key}", out)
 
     def check_list(self, value: Any, parent: str, key: str, out: list[Issue]) -> None:

@@ -78,3 +78,18 @@ def datetime_fields(value: str) -> DateTimeFields | None:
         return value[0:4], value[5:7], value[8:10], value[11:13], value[14:16], value[17:19]
     m = T.DATETIME.match(value)
     return None if m is None else m.groups()  # type: ignore[return-value]
+
+
+def is_plain_datetime(value: str) -> bool:
+    """True for a ``T.DATETIME`` date-time whose fields are in range without asking the calendar
+    (a day up to 28): the common case, with no tuple of fields built. False says nothing: the
+    caller then looks at ``datetime_fields``."""
+    return (
+        value.isascii()
+        and value.encode().translate(_DIGIT_TO_0) == _DATETIME_SHAPE
+        and "01" <= value[5:7] <= "12"
+        and "01" <= value[8:10] <= "28"
+        and value[11:13] < "24"
+        and value[14:16] < "60"
+        and value[17:19] < "60"
+    )

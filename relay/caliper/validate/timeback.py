@@ -189,7 +189,7 @@ def _check_extensions(
     if course is None:
         if required:
             out.append(Issue("extensions.course", "required on this event type"))
-    elif not is_object(course):
+    elif type(course) is not dict and not is_object(course):
         out.append(Issue("extensions.course", "must be an object {id}"))
     else:
         if rules.strict_extensions and len(course) > 1:
@@ -221,10 +221,11 @@ def _check_score(generated: Any, out: list[Issue]) -> None:
     if generated is None:
         out.append(Issue("generated", "required: a Score with extensions.scoreType"))
         return
-    if not is_object(generated) or generated.get("type") != "Score":
+    is_dict = type(generated) is dict or is_object(generated)
+    if not is_dict or generated.get("type") != "Score":
         out.append(Issue("generated", "must be a Score object"))
         return
     ext = generated.get("extensions")
-    score_type = ext.get("scoreType") if is_object(ext) else None
+    score_type = ext.get("scoreType") if type(ext) is dict or is_object(ext) else None
     if not isinstance(score_type, str) or score_type not in SCORE_TYPES:
         out.append(Issue("generated.extensions.scoreType", f"must be one of {sorted(SCORE_TYPES)}"))
