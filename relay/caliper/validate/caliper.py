@@ -253,7 +253,9 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
 
 
 def _v_datetime(value: Any, parent: str, key: str, out: list[Issue]) -> None:
-    if type(value) is not str or value not in _GOOD_TIMES:
+    if type(value) is str and value not in _GOOD_TIMES and is_plain_datetime(value):
+        remember(_GOOD_TIMES, value)  # the usual new time: no path built
+    elif type(value) is not str or value not in _GOOD_TIMES:
         _check_datetime(value, f"{parent}.{key}", out)
 
 
