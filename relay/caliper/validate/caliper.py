@@ -271,7 +271,7 @@ def _v_integer(value: Any, parent: str, key: str, out: list[Issue]) -> None:
 
 
 def _v_object(value: Any, parent: str, key: str, out: list[Issue]) -> None:
-    if not is_object(value):
+    if type(value) is not dict and not is_object(value):
         out.append(Issue(f"{parent}.{key}", "must be a JSON object"))
 
 
@@ -323,15 +323,32 @@ _PLAIN_RULES: Final[dict[str, _ValueRule]] = {
 }
 
 
-def _rules_of(owner: str) -> dict[str, _ValueRule]:
+class _Always:
+    """A type no value has: the rule of a property with it runs on every value."""
+
+
+# The one type that passes a rule without running it (a count is an int, a name a str...): most
+# values are fine, and the call is most of a rule's cost. Another Mapping than a dict still goes
+# to _v_object.
+_PASSING_TYPE: Final[dict[_ValueRule, type]] = {
+    _v_integer: int,
+    _v_string: str,
+    _v_boolean: bool,
+    _v_object: dict,
+}
+# A property's rule, with the type that passes it without the call (_Always: none does).
+_Rule = tuple[type, _ValueRule]
+
+
+def _rules_of(owner: str) -> dict[str, _Rule]:
     """Every property rule of an entity of type ``owner`` ("" when its type is not a string)."""
-    rules = dict(_PLAIN_RULES)
+    rules: dict[str, _ValueRule] = dict(_PLAIN_RULES)
     for key, types in T.ENTITY_REFS.items():
         rules[key] = _entity_check(T.ENTITY_REFS_BY_OWNER.get((owner, key)) or types).check_ref
     for key, types in T.ENTITY_LIST_REFS.items():
         rules[key] = _entity_check(types).check_list
     rules["otherIdentifiers"] = _v_identifiers
-    return rules
+    return {key: (_PASSING_TYPE.get(rule, _Always), rule) for key, rule in rules.items()}
 
 
 # --- entities ---------------------------------------------------------------------------------
@@ -343,7 +360,7 @@ class _EntityShape:
 
     type_issue: str | None  # the message at ``<path>.type``, None when the type is allowed
     known: frozenset[str] | None  # every property of the type; None: not checked
-    rules: dict[str, _ValueRule]
+    rules: dict[str, _Rule]
 
 
 class _EntityCheck:
@@ -395,8 +412,8 @@ class _EntityCheck:
                 nulls.append(Issue(f"{path}.{key}", _NULL))
                 continue
             rule = rules.get(key)
-            if rule is not None:
-                rule(item, path, key, out)
+            if rule is not None and type(item) is not rule[0]:
+                rule[1](item, path, key, out)
         if nulls is not None:
             out[nulls_at:nulls_at] = nulls
 
@@ -442,7 +459,7 @@ class _EntityCheck:
 
 
 _ENTITY_CHECKS: dict[frozenset[str], _EntityCheck] = {}
-_OWNER_RULES: dict[str, dict[str, _ValueRule]] = {}
+_OWNER_RULES: dict[str, dict[str, _Rule]] = {}
 
 
 def _entity_check(types: frozenset[str]) -> _EntityCheck:
@@ -453,7 +470,7 @@ def _entity_check(types: frozenset[str]) -> _EntityCheck:
     return check
 
 
-def _owner_rules(owner: str) -> dict[str, _ValueRule]:
+def _owner_rules(owner: str) -> dict[str, _Rule]:
     # only known types and "" reach here with a table worth keeping; unknown ones share ""
     key = owner if owner in T.IS_A else ""
     rules = _OWNER_RULES.get(key)

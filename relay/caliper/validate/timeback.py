@@ -144,9 +144,11 @@ class TimeBackChecker:
             if (assignee := generated.get("assignee")) is not None:
                 _check_iri(assignee, "generated.assignee", rules._stu, out)
             attempt: Any = generated.get("attempt")
-            if (type(attempt) is dict or is_object(attempt)) and (
-                assignee := attempt.get("assignee")
-            ) is not None:
+            if (
+                attempt is not None
+                and (type(attempt) is dict or is_object(attempt))
+                and (assignee := attempt.get("assignee")) is not None
+            ):
                 _check_iri(assignee, "generated.attempt.assignee", rules._stu, out)
         if self._grade:
             _check_score(generated, out)
