@@ -85,7 +85,7 @@ class CaliperChecker:
         if id_ is not None and (type(id_) is not str or not is_event_id(id_)):
             out.append(Issue("id", "must be a urn:uuid: URN of a lowercase RFC 4122 UUID"))
         time = event.get("eventTime")
-        if time is not None and (type(time) is not str or time not in _GOOD_TIMES):
+        if time is not None and not (type(time) is str and _good_time(time)):
             _check_datetime(time, "eventTime", out)
         ext = event.get("extensions")
         if ext is not None and type(ext) is not dict and not is_object(ext):
@@ -233,9 +233,6 @@ def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
 
 
 def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
-    if type(value) is str and is_plain_datetime(value):
-        remember(_GOOD_TIMES, value)
-        return
     fields = datetime_fields(value) if type(value) is str else None
     if fields is None:
         out.append(Issue(path, "must be a UTC date-time YYYY-MM-DDTHH:MM:SS.mmmZ"))
@@ -251,10 +248,21 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
     remember(_GOOD_TIMES, value)
 
 
+def _good_time(value: str) -> bool:
+    """A date-time checked before, or a new one in range without the calendar (remembered).
+    False says nothing: ``_check_datetime`` decides, and builds an issue's path only then."""
+    if value in _GOOD_TIMES:
+        return True
+    if not is_plain_datetime(value):
+        return False
+    if len(_GOOD_TIMES) >= GOOD_CACHE:
+        _GOOD_TIMES.clear()
+    _GOOD_TIMES.add(value)
+    return True
+
+
 def _v_datetime(value: Any, parent: str, key: str, out: list[Issue]) -> None:
-    if type(value) is str and value not in _GOOD_TIMES and is_plain_datetime(value):
-        remember(_GOOD_TIMES, value)  # the usual new time: no path built
-    elif type(value) is not str or value not in _GOOD_TIMES:
+    if type(value) is not str or not _good_time(value):
         _check_datetime(value, f"{parent}.{key}", out)
 
 

@@ -23,13 +23,14 @@ _NOT_IN_IRI: Final = b' \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f<>"{}|\\^`'
 
 def is_entity_iri(value: str) -> bool:
     """An absolute IRI or a blank node (``T.ENTITY_IRI``)."""
-    scheme, colon, rest = value.partition(":")
+    # The whole value at once, no partition: a scheme that passes has none of the refused
+    # characters, so they can only be after the colon.
+    colon = value.find(":")
     if (
-        colon
-        and rest
-        and rest.isascii()
-        and (scheme in _GOOD_SCHEMES or _known_scheme(scheme))
-        and len(rest.encode().translate(None, _NOT_IN_IRI)) == len(rest)
+        0 < colon < len(value) - 1
+        and value.isascii()
+        and ((scheme := value[:colon]) in _GOOD_SCHEMES or _known_scheme(scheme))
+        and len(value.encode().translate(None, _NOT_IN_IRI)) == len(value)
     ):
         return True
     return T.ENTITY_IRI.match(value) is not None
