@@ -159,14 +159,23 @@ class TimeBackChecker:
         rules = self._rules
         actor = event.get("actor")
         actor_type = actor.get("type") if type(actor) is dict or is_object(actor) else None
+        # An entity object whose id was accepted before needs no _check_iri call (it would find
+        # nothing): tested inline, as this runs twice for every event.
+        actor_id = actor.get("id") if actor_type is not None else None
         if self._grade:
             if actor_type != "SoftwareApplication":
                 message = "the GradeEvent actor must be the app (SoftwareApplication)"
                 out.append(Issue("actor", message))
-            _check_iri(actor, "actor", rules._app, out)
-        elif actor_type == "Person" or (isinstance(actor, str) and self._student_iri):
+            if type(actor_id) is not str or actor_id not in rules._app.good:
+                _check_iri(actor, "actor", rules._app, out)
+        elif (actor_type == "Person" or (isinstance(actor, str) and self._student_iri)) and (
+            type(actor_id) is not str or actor_id not in rules._stu.good
+        ):
             _check_iri(actor, "actor", rules._stu, out)
-        _check_iri(event.get("edApp"), "edApp", rules._app, out)
+        ed_app = event.get("edApp")
+        app_id = ed_app.get("id") if type(ed_app) is dict else None
+        if type(app_id) is not str or app_id not in rules._app.good:
+            _check_iri(ed_app, "edApp", rules._app, out)
 
 
 def _check_extensions(
@@ -198,7 +207,9 @@ def _check_extensions(
             out.extend(
                 Issue(f"extensions.course.{k}", "unrecognized key") for k in course if k != "id"
             )
-        _check_iri(course.get("id"), "extensions.course.id", rules._crs, out)
+        course_id = course.get("id")
+        if type(course_id) is not str or course_id not in rules._crs.good:
+            _check_iri(course_id, "extensions.course.id", rules._crs, out)
         if "id" not in course:
             out.append(Issue("extensions.course.id", "required"))
 
