@@ -157,7 +157,7 @@ class TimeBackChecker:
 
     def _check_agents(self, event: Mapping[str, Any], out: list[Issue]) -> None:
         rules = self._rules
-        actor = event.get("actor")
+        actor: Any = event.get("actor")
         actor_type = actor.get("type") if type(actor) is dict or is_object(actor) else None
         # An entity object whose id was accepted before needs no _check_iri call (it would find
         # nothing): tested inline, as this runs twice for every event.
