@@ -19,20 +19,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from relay.caliper import events as ev
-from relay.caliper.ids import (
-    EventIds,
-    activity_iri,
-    course_iri,
-    format_time,
-    segment,
-    session_iri,
-    user_iri,
-)
+from relay.caliper.ids import EventIds, Iris, format_time, segment, session_iri
 from relay.caliper.validate import TimeBackRules, check
 from relay.contract.activity import (
     Activity,
@@ -67,14 +59,19 @@ class MappingContext:
     activity_base_url: str | None
     id_namespace: uuid.UUID
     event_ids: EventIds = field(init=False, repr=False, compare=False)
+    iris: Iris = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "event_ids", EventIds(self.id_namespace))  # frozen: set once
+        # frozen: set once
+        object.__setattr__(self, "event_ids", EventIds(self.id_namespace))
+        object.__setattr__(self, "iris", Iris(self.iri_base, self.activity_base_url))
 
 
-@dataclass(frozen=True, slots=True)
-class CaliperEvent:
-    """One event ready to send: ``payload`` is ``body`` serialized once, with orjson."""
+class CaliperEvent(NamedTuple):
+    """One event ready to send: ``payload`` is ``body`` serialized once, with orjson.
+
+    Immutable as a NamedTuple: built for every event, it costs half a frozen dataclass (which
+    sets each field through object.__setattr__)."""
 
     id: str
     type: str
@@ -118,7 +115,7 @@ def _id(activity: Activity, ctx: MappingContext, index: int) -> str:
 
 
 def _extensions(course: CourseContext, ctx: MappingContext) -> ev.Json | None:
-    course_ref = course_iri(ctx.iri_base, course.course_id) if course.course_id else None
+    course_ref = ctx.iris.course(course.course_id) if course.course_id else None
     return ev.event_extensions(course.subject, course_ref)
 
 
@@ -127,13 +124,13 @@ def _time(value: Any) -> str | None:
 
 
 def _map_xp(a: XpEarned, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
-    activity = activity_iri(a.activity.id, ctx.activity_base_url)
+    activity = ctx.iris.activity(a.activity.id)
     attempt = f"{activity}/attempts/{segment(a.event_id)}"
     event = ev.grade_event(
         id=_id(a, ctx, 0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
-        student=user_iri(ctx.iri_base, a.student_id),
+        student=ctx.iris.user(a.student_id),
         attempt_id=attempt,
         count=a.attempt,
         assignable_id=activity,
@@ -151,7 +148,7 @@ def _map_xp(a: XpEarned, course: CourseContext, ctx: MappingContext) -> list[ev.
 def _map_assessment(
     a: AssessmentProgress, course: CourseContext, ctx: MappingContext
 ) -> list[ev.Json]:
-    assessment = activity_iri(a.assessment.id, ctx.activity_base_url)
+    assessment = ctx.iris.activity(a.assessment.id)
     occurred = format_time(a.occurred_at)
     action = ASSESSMENT_ACTIONS[a.action]
     # Started/Restarted begin the attempt now unless the record says when; Submitted ends it.
@@ -167,7 +164,7 @@ def _map_assessment(
         event_time=occurred,
         action=action,
         app=ctx.app_iri,
-        student=user_iri(ctx.iri_base, a.student_id),
+        student=ctx.iris.user(a.student_id),
         assessment_id=assessment,
         assessment_name=a.assessment.name,
         attempt_id=f"{assessment}/attempts/{a.attempt}",
@@ -181,12 +178,13 @@ def _map_assessment(
 
 
 def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContext) -> list[ev.Json]:
-    item = activity_iri(a.item.id, ctx.activity_base_url)
+    item = ctx.iris.activity(a.item.id)
     assessment = a.assessment
-    assessment_id = activity_iri(assessment.id, ctx.activity_base_url) if assessment else None
+    assessment_id = ctx.iris.activity(assessment.id) if assessment else None
     attempt = f"{item}/attempts/{a.attempt}"
+    event_segment = segment(a.event_id)
     occurred = format_time(a.occurred_at)
-    student = user_iri(ctx.iri_base, a.student_id)
+    student = ctx.iris.user(a.student_id)
     extensions = _extensions(course, ctx)
     events = [
         ev.assessment_item_event(
@@ -202,7 +200,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
             count=a.attempt,
             started_at=_time(a.started_at),
             ended_at=_time(a.ended_at) or occurred,  # Completed: the item ended by now
-            response_id=f"{attempt}/responses/{segment(a.event_id)}",
+            response_id=f"{attempt}/responses/{event_segment}",
             response=a.response,
             extensions=extensions,
         )
@@ -219,7 +217,7 @@ def _map_question(a: QuestionAnswered, course: CourseContext, ctx: MappingContex
                 assignable_id=item,
                 assignable_type="AssessmentItem",
                 activity_name=a.item.name,
-                score_id=f"{attempt}/scores/{segment(a.event_id)}",
+                score_id=f"{attempt}/scores/{event_segment}",
                 score_given=1.0 if a.correct else 0.0,
                 max_score=1.0,
                 score_type="QUESTION_RESULT",
@@ -234,8 +232,8 @@ def _map_view(a: ResourceViewed, course: CourseContext, ctx: MappingContext) -> 
         id=_id(a, ctx, 0),
         event_time=format_time(a.occurred_at),
         app=ctx.app_iri,
-        student=user_iri(ctx.iri_base, a.student_id),
-        resource_id=activity_iri(a.resource.id, ctx.activity_base_url),
+        student=ctx.iris.user(a.student_id),
+        resource_id=ctx.iris.activity(a.resource.id),
         resource_name=a.resource.name,
         extensions=_extensions(course, ctx),
     )
@@ -249,7 +247,7 @@ def _map_session(a: SessionChanged, course: CourseContext, ctx: MappingContext) 
         event_time=format_time(a.occurred_at),
         action=SESSION_ACTIONS[a.action],
         app=ctx.app_iri,
-        student=user_iri(ctx.iri_base, a.student_id),
+        student=ctx.iris.user(a.student_id),
         session_id=session_iri(ctx.id_namespace, a.session_id),
     )
     return [event]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,7 @@ class Checks:
     max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES  # UTF-8 bytes of any one string field
     now: Callable[[], datetime] = _utc_now  # injectable for tests; must return an aware datetime
     _skew: timedelta = field(init=False, repr=False, compare=False)
+    _system_clock: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_clock_skew < 0 or not math.isfinite(self.max_clock_skew):
@@ -73,6 +75,9 @@ class Checks:
         if self.max_field_bytes < 1:
             raise ValueError(f"max_field_bytes: must be >= 1, got {self.max_field_bytes}")
         object.__setattr__(self, "_skew", timedelta(seconds=self.max_clock_skew))
+        # datetime.now(UTC) reads the clock time.time() reads: with it, epoch milliseconds are
+        # compared with time.time() (no datetime built for now, per record)
+        object.__setattr__(self, "_system_clock", self.now is _utc_now)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Checks:
@@ -235,7 +240,17 @@ _BUILDERS: dict[str, _Builder] = {
 # -- field checks -------------------------------------------------------------------------------
 
 
+_HEX_TO_0: Final = bytes.maketrans(b"0123456789abcdef", b"0" * 16)
+_UUID_SHAPE: Final = b"00000000-0000-0000-0000-000000000000"
+
+
 def _event_id(value: Any) -> str:
+    if type(value) is str and value.isascii():
+        # _UUID's verdict without the regex: its ASCII lower-cased shape (a UUID is nearly
+        # always written in ASCII; the regex decides anything else)
+        lowered = value.lower()
+        if lowered.encode().translate(_HEX_TO_0) == _UUID_SHAPE:
+            return lowered
     if type(value) is not str or _UUID.fullmatch(value) is None:
         shown = repr(value)[:60] if type(value) is str else _kind(value)
         raise invalid("event_id", f"must be a UUID (8-4-4-4-12 hex digits), got {shown}")
@@ -376,7 +391,11 @@ def to_datetime(name: str, value: Any) -> datetime:
 
 def _occurred_at(value: Any, checks: Checks) -> datetime:
     when = to_datetime("occurred_at", value)
-    if when > checks.latest_allowed():
+    if (
+        value / 1000 > time.time() + checks.max_clock_skew
+        if checks._system_clock and type(value) is int
+        else when > checks.latest_allowed()
+    ):
         raise invalid(
             "occurred_at",
             f"{when.isoformat()} is more than {checks.max_clock_skew:g}s in the future "

@@ -9,11 +9,17 @@ Characters: all of Latin-1 and the next few blocks, every Unicode white space an
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import pytest
 
 from relay.caliper.validate import terms as T
-from relay.caliper.validate.formats import datetime_fields, is_entity_iri, is_event_id
+from relay.caliper.validate.formats import (
+    datetime_fields,
+    is_entity_iri,
+    is_event_id,
+    is_plain_datetime,
+)
 
 CHARS = sorted(
     {
@@ -70,3 +76,23 @@ def test_datetimes_agree_with_the_regex_at_every_position() -> None:
             for value in (DATETIME[:i] + c + DATETIME[i + 1 :], DATETIME[:i] + c + DATETIME[i:]):
                 m = T.DATETIME.match(value)
                 assert datetime_fields(value) == (None if m is None else m.groups()), repr(value)
+                if is_plain_datetime(value):  # says yes only to a real date-time of the regex
+                    assert m is not None, repr(value)
+                    datetime(*(int(g) for g in m.groups()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-02-28T23:59:59.999Z", "2026-12-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z"],
+)
+def test_plain_datetimes_in_range_take_the_fast_path(value: str) -> None:
+    assert is_plain_datetime(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-01-01T24:00:00.000Z",
+     "2026-01-01T00:60:00.000Z", "2026-01-01T00:00:60.000Z", "2026-01-00T00:00:00.000Z"],
+)  # fmt: skip
+def test_what_needs_the_calendar_or_is_out_of_range_leaves_the_fast_path(value: str) -> None:
+    assert not is_plain_datetime(value)

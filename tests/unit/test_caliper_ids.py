@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.caliper.ids import (
+    MEMO_LIMIT,
     EventIds,
+    Iris,
     activity_iri,
     app_iri,
     course_iri,
@@ -141,6 +143,26 @@ def test_local_activity_id_without_a_base_is_a_map_rejection_naming_the_setting(
         activity_iri("lesson-1", None)
     assert (caught.value.stage, caught.value.reason) == ("map", "activity-iri-unresolved")
     assert "RELAY_ACTIVITY_BASE_URL" in caught.value.detail
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=30))
+def test_iris_remember_what_the_functions_make(ids: list[str]) -> None:
+    iris = Iris(BASE, "https://base.example/a")
+    for _ in range(2):  # made, then remembered: the same answer
+        for value in ids:
+            assert iris.user(value) == user_iri(BASE, value)
+            assert iris.course(value) == course_iri(BASE, value)
+            assert iris.activity(value) == activity_iri(value, "https://base.example/a")
+
+
+def test_iris_refuse_a_local_activity_without_a_base_every_time_and_stay_bounded() -> None:
+    iris = Iris(BASE, None)
+    for _ in range(2):  # a refusal is never remembered
+        with pytest.raises(Rejection, match="RELAY_ACTIVITY_BASE_URL"):
+            iris.activity("lesson-1")
+    for n in range(MEMO_LIMIT + 10):
+        assert iris.user(f"s{n}") == user_iri(BASE, f"s{n}")
+    assert len(iris._users) <= MEMO_LIMIT  # started afresh at the limit
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,27 @@ def test_every_single_near_miss_reports_what_the_walk_reported() -> None:
         assert check(event, rules) == reference.check(event, old_rules), event
         count += 1
     assert count > 5000
+
+
+def test_iris_checked_before_survive_a_flood_of_new_ones_and_bad_ones_never_pass(
+    monkeypatch: Any,
+) -> None:
+    """The accepted IRIs are kept in two generations: one that recurs within two fillings is
+    not checked again however many one-off ids (attempts, scores) pass; the answers stay the
+    walk's, and an IRI that is not one is refused each time."""
+    from relay.caliper.validate import caliper
+
+    rules = RULE_SETS[0][0]
+    view = copy.deepcopy(next(e for e in EVENTS if e["type"] == "ViewEvent"))
+    assert check(view, rules) == []  # the student and the app: checked once here
+    seen: list[str] = []
+    real = caliper.is_entity_iri
+    monkeypatch.setattr(caliper, "is_entity_iri", lambda value: seen.append(value) or real(value))
+    for n in range(3 * caliper.GOOD_CACHE):  # three fillings of the young generation
+        view["object"]["id"] = f"https://app.example.com/one-off/{n}"
+        assert check(view, rules) == []
+    # each one-off checked once; the student and the app never again
+    assert seen == [f"https://app.example.com/one-off/{n}" for n in range(3 * caliper.GOOD_CACHE)]
+    view["object"]["id"] = "not an iri"
+    for _ in range(2):
+        assert check(view, rules) == reference.check(view, RULE_SETS[0][1]) != []

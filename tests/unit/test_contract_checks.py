@@ -140,6 +140,42 @@ def test_occurred_at_at_most_max_clock_skew_in_the_future() -> None:
     assert long_ago.occurred_at.year == 1999
 
 
+def test_occurred_at_against_the_system_clock() -> None:
+    """Checks() reads the system clock (compared in epoch milliseconds, without a datetime for
+    now): a record from a minute ago passes, one ten minutes ahead is over the 300 s skew."""
+    checks = Checks()
+    recent = datetime.now(UTC) - timedelta(minutes=1)
+    passed = decode("XpEarned", {**full("XpEarned"), "occurred_at": recent}, checks)
+    assert passed.occurred_at == recent.replace(microsecond=recent.microsecond // 1000 * 1000)
+    ahead = {"occurred_at": datetime.now(UTC) + timedelta(minutes=10)}
+    assert "RELAY_MAX_CLOCK_SKEW" in rejected("XpEarned", ahead, checks)
+    assert "RELAY_MAX_CLOCK_SKEW" not in rejected(  # within the skew: only the bad xp is refused
+        "XpEarned", {"occurred_at": datetime.now(UTC) + timedelta(minutes=4), "xp": -1.0}, checks
+    )
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    ["0B6F1C7E-3A59-4C1E-9D6F-2F6A8E4B7C10", "0b6f1c7e-3a59-4C1E-9d6f-2f6a8e4b7c10"],
+)
+def test_event_ids_in_any_case_become_lower_case(event_id: str) -> None:
+    assert decode("XpEarned", {**full("XpEarned"), "event_id": event_id}).event_id == (
+        event_id.lower()
+    )
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "0b6f1c7e-3a59-4c1e-9d6f-2f6a8e4b7c1\uff10",
+        "\u212a" * 36,
+        "0b6f1c7e-3a59-4c1e-9d6f-2f6a8e4b7c1\u0130",
+    ],
+)
+def test_non_ascii_event_ids_are_refused(event_id: str) -> None:
+    assert "event_id: must be a UUID" in rejected("XpEarned", {"event_id": event_id})
+
+
 @pytest.mark.parametrize("field", ["occurred_at", "started_at", "ended_at"])
 def test_timestamps_out_of_datetime_range(field: str) -> None:
     detail = rejected("AssessmentProgress", {field: 2**62})

@@ -23,13 +23,14 @@ _NOT_IN_IRI: Final = b' \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f<>"{}|\\^`'
 
 def is_entity_iri(value: str) -> bool:
     """An absolute IRI or a blank node (``T.ENTITY_IRI``)."""
-    scheme, colon, rest = value.partition(":")
+    # The whole value at once, no partition: a scheme that passes has none of the refused
+    # characters, so they can only be after the colon.
+    colon = value.find(":")
     if (
-        colon
-        and rest
-        and rest.isascii()
-        and (scheme in _GOOD_SCHEMES or _known_scheme(scheme))
-        and len(rest.encode().translate(None, _NOT_IN_IRI)) == len(rest)
+        0 < colon < len(value) - 1
+        and value.isascii()
+        and ((scheme := value[:colon]) in _GOOD_SCHEMES or _known_scheme(scheme))
+        and len(value.encode().translate(None, _NOT_IN_IRI)) == len(value)
     ):
         return True
     return T.ENTITY_IRI.match(value) is not None
@@ -78,3 +79,18 @@ def datetime_fields(value: str) -> DateTimeFields | None:
         return value[0:4], value[5:7], value[8:10], value[11:13], value[14:16], value[17:19]
     m = T.DATETIME.match(value)
     return None if m is None else m.groups()  # type: ignore[return-value]
+
+
+def is_plain_datetime(value: str) -> bool:
+    """True for a ``T.DATETIME`` date-time whose fields are in range without asking the calendar
+    (a day up to 28): the common case, with no tuple of fields built. False says nothing: the
+    caller then looks at ``datetime_fields``."""
+    return (
+        value.isascii()
+        and value.encode().translate(_DIGIT_TO_0) == _DATETIME_SHAPE
+        and "01" <= value[5:7] <= "12"
+        and "01" <= value[8:10] <= "28"
+        and value[11:13] < "24"
+        and value[14:16] < "60"
+        and value[17:19] < "60"
+    )

@@ -144,9 +144,11 @@ class TimeBackChecker:
             if (assignee := generated.get("assignee")) is not None:
                 _check_iri(assignee, "generated.assignee", rules._stu, out)
             attempt: Any = generated.get("attempt")
-            if (type(attempt) is dict or is_object(attempt)) and (
-                assignee := attempt.get("assignee")
-            ) is not None:
+            if (
+                attempt is not None
+                and (type(attempt) is dict or is_object(attempt))
+                and (assignee := attempt.get("assignee")) is not None
+            ):
                 _check_iri(assignee, "generated.attempt.assignee", rules._stu, out)
         if self._grade:
             _check_score(generated, out)
@@ -155,16 +157,25 @@ class TimeBackChecker:
 
     def _check_agents(self, event: Mapping[str, Any], out: list[Issue]) -> None:
         rules = self._rules
-        actor = event.get("actor")
+        actor: Any = event.get("actor")
         actor_type = actor.get("type") if type(actor) is dict or is_object(actor) else None
+        # An entity object whose id was accepted before needs no _check_iri call (it would find
+        # nothing): tested inline, as this runs twice for every event.
+        actor_id = actor.get("id") if actor_type is not None else None
         if self._grade:
             if actor_type != "SoftwareApplication":
                 message = "the GradeEvent actor must be the app (SoftwareApplication)"
                 out.append(Issue("actor", message))
-            _check_iri(actor, "actor", rules._app, out)
-        elif actor_type == "Person" or (isinstance(actor, str) and self._student_iri):
+            if type(actor_id) is not str or actor_id not in rules._app.good:
+                _check_iri(actor, "actor", rules._app, out)
+        elif (actor_type == "Person" or (isinstance(actor, str) and self._student_iri)) and (
+            type(actor_id) is not str or actor_id not in rules._stu.good
+        ):
             _check_iri(actor, "actor", rules._stu, out)
-        _check_iri(event.get("edApp"), "edApp", rules._app, out)
+        ed_app = event.get("edApp")
+        app_id = ed_app.get("id") if type(ed_app) is dict else None
+        if type(app_id) is not str or app_id not in rules._app.good:
+            _check_iri(ed_app, "edApp", rules._app, out)
 
 
 def _check_extensions(
@@ -189,14 +200,16 @@ def _check_extensions(
     if course is None:
         if required:
             out.append(Issue("extensions.course", "required on this event type"))
-    elif not is_object(course):
+    elif type(course) is not dict and not is_object(course):
         out.append(Issue("extensions.course", "must be an object {id}"))
     else:
         if rules.strict_extensions and len(course) > 1:
             out.extend(
                 Issue(f"extensions.course.{k}", "unrecognized key") for k in course if k != "id"
             )
-        _check_iri(course.get("id"), "extensions.course.id", rules._crs, out)
+        course_id = course.get("id")
+        if type(course_id) is not str or course_id not in rules._crs.good:
+            _check_iri(course_id, "extensions.course.id", rules._crs, out)
         if "id" not in course:
             out.append(Issue("extensions.course.id", "required"))
 
@@ -221,10 +234,11 @@ def _check_score(generated: Any, out: list[Issue]) -> None:
     if generated is None:
         out.append(Issue("generated", "required: a Score with extensions.scoreType"))
         return
-    if not is_object(generated) or generated.get("type") != "Score":
+    is_dict = type(generated) is dict or is_object(generated)
+    if not is_dict or generated.get("type") != "Score":
         out.append(Issue("generated", "must be a Score object"))
         return
     ext = generated.get("extensions")
-    score_type = ext.get("scoreType") if is_object(ext) else None
+    score_type = ext.get("scoreType") if type(ext) is dict or is_object(ext) else None
     if not isinstance(score_type, str) or score_type not in SCORE_TYPES:
         out.append(Issue("generated.extensions.scoreType", f"must be one of {sorted(SCORE_TYPES)}"))
