@@ -255,9 +255,7 @@ def _good_time(value: str) -> bool:
         return True
     if not is_plain_datetime(value):
         return False
-    if len(_GOOD_TIMES) >= GOOD_CACHE:
-        _GOOD_TIMES.clear()
-    _GOOD_TIMES.add(value)
+    remember(_GOOD_TIMES, value)
     return True
 
 
