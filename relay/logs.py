@@ -5,10 +5,11 @@
      "partition": 3, "offset": 1042, "event_id": "0f8e…"}
 
 The record context lives in a context variable: a worker coroutine processes one record after
-another, starting each with ``start_record(...)`` (nothing of the previous record stays), and
-``bind_record(...)`` adds to it, so every line logged on the record's behalf is tagged, including
-the lines of the API client and the dead-letter writer. Payloads are never
-logged; as a last line of defence, bearer tokens and basic credentials are masked in every message.
+another, starting each with ``start_record(...)`` (its topic, partition and offset, and its
+event id and type once decoded; nothing of the previous record stays), so every line logged on
+the record's behalf is tagged, including the lines of the API client and the dead-letter writer.
+Payloads are never logged; as a last line of defence, bearer tokens and basic credentials are
+masked in every message.
 
 The Kafka clients log once per reconnect attempt per connection: a 2 s broker restart made over
 a thousand ERROR lines. ``RepeatSummary`` sums them up: the first line of a kind (logger, level,
@@ -91,12 +92,6 @@ def _short_path(filename: str) -> str:
 def start_record(**context: Any) -> None:
     """Tag every log line of the current task with ``context`` alone: a new record's."""
     _RECORD.set(context)
-
-
-def bind_record(**context: Any) -> None:
-    """Tag every log line of the current task with ``context`` (topic, partition, offset...)."""
-    current = _RECORD.get()
-    _RECORD.set({**current, **context} if current else context)
 
 
 def record_context() -> dict[str, Any]:

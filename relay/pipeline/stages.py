@@ -96,9 +96,6 @@ class RecordAttempts:
     def __init__(self, **stages: Attempts) -> None:
         self._stages: defaultdict[str, Attempts] = defaultdict(Attempts, stages)
 
-    def of(self, stage: Stage) -> Attempts:
-        return self._stages[stage]
-
     def stamp(self, rejection: Rejection) -> Rejection:
         """The rejection with its stage's attempts and the record's first failure (now, if the
         rejection itself is the first)."""

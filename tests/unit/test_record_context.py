@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay.errors import Rejection
-from relay.logs import bind_record, record_context
+from relay.logs import record_context, start_record
 from relay.pipeline.record import Prepared, SourceRecord
 from relay.pipeline.stages import Pipeline
 
@@ -22,7 +22,7 @@ class Letters:
 
 
 async def test_a_record_s_log_context_holds_nothing_of_the_previous_record() -> None:
-    bind_record(topic="activity", partition=1, offset=6, event_id="of-the-previous-record")
+    start_record(topic="activity", partition=1, offset=6, event_id="of-the-previous-record")
     letters = Letters()
     # Only the dead-letter writer is reached by an undecodable record: the rest stays unused.
     pipeline = Pipeline(None, None, None, letters, registry=None, rostering=None)  # type: ignore[arg-type]
