@@ -14,9 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -290,3 +291,30 @@ def test_iris_checked_before_survive_a_flood_of_new_ones_and_bad_ones_never_pass
     view["object"]["id"] = "not an iri"
     for _ in range(2):
         assert check(view, rules) == reference.check(view, RULE_SETS[0][1]) != []
+
+
+def test_a_recurring_student_outlives_a_flood_of_new_ones_and_a_stranger_never_passes() -> None:
+    """TimeBack's IRI rules keep what they accepted in two generations too (``Accepted``): a
+    student who recurs within two fillings is matched once, however many new students pass."""
+    from relay.caliper.validate.caliper import GOOD_CACHE
+    from relay.caliper.validate.timeback import _IriRule
+
+    base = "https://api.example.com/rostering/1.0/users/"
+    real = _IriRule.under(base, "STU")
+    matched: list[str] = []
+
+    class Counting:  # the rule's pattern, counting what it is asked
+        def match(self, value: str) -> re.Match[str] | None:
+            matched.append(value)
+            return real.pattern.match(value)
+
+    rule = _IriRule(cast(re.Pattern[str], Counting()), real.message)
+    regular = f"{base}regular"
+    for n in range(3 * GOOD_CACHE):  # three fillings of the young generation
+        assert rule.accepts(f"{base}s{n}")
+        assert rule.accepts(regular)
+    assert matched.count(regular) == 1
+    assert len(matched) == 3 * GOOD_CACHE + 1
+    for _ in range(2):
+        assert not rule.accepts("https://elsewhere.example.com/users/x")
+    assert matched[-2:] == ["https://elsewhere.example.com/users/x"] * 2

@@ -126,7 +126,7 @@ def is_term(value: Any) -> bool:
 
 C = TypeVar("C")
 TERM_CACHE: Final = 512  # compiled checkers kept per cache: unknown terms sent to the sandbox
-GOOD_CACHE: Final = 4096  # values already accepted, kept per set (students, apps, times recur)
+GOOD_CACHE: Final = 4096  # values already accepted, kept per generation (``Accepted``)
 
 
 def keep(cache: dict[Any, C], terms: tuple[Any, ...], checker: C) -> C:
@@ -140,11 +140,30 @@ def keep(cache: dict[Any, C], terms: tuple[Any, ...], checker: C) -> C:
     return checker
 
 
-def remember(good: set[str], value: str) -> None:
-    """Note ``value`` as accepted; the set starts afresh at ``GOOD_CACHE`` values."""
-    if len(good) >= GOOD_CACHE:
-        good.clear()
-    good.add(value)
+class Accepted:
+    """Values accepted before, in two generations of at most ``GOOD_CACHE`` each.
+
+    The app, the students, the courses and activities recur, while the ids of attempts, scores
+    and responses, and most times, are new with every event. A single set started afresh when
+    full lost the recurring values to those (in S1's traffic every student was checked again
+    about six times); a full young generation becomes the old one instead, and a value found
+    there is taken back, so what recurs within two fillings is never checked again. Callers test
+    ``young`` inline (a set look-up, no call) and ``old`` before checking a value themselves."""
+
+    __slots__ = ("old", "young")
+
+    def __init__(self) -> None:
+        self.young: set[str] = set()
+        self.old: set[str] = set()
+
+    def add(self, value: str) -> None:
+        """Note ``value`` as accepted (again, when it came from the old generation)."""
+        young = self.young
+        if len(young) >= GOOD_CACHE:
+            self.old.clear()
+            self.old.update(young)
+            young.clear()  # the same set: callers may hold it
+        young.add(value)
 
 
 def _check_context(event: Mapping[str, Any], out: list[Issue]) -> None:
@@ -217,7 +236,8 @@ def _check_profile(profile: Any, type_: str | None, out: list[Issue]) -> str | N
 # Each value rule takes (value, parent path, key, out) and builds the value's path only when it
 # reports an issue: most values are fine, and the string building is the cost.
 
-_GOOD_TIMES: set[str] = set()  # date-times already checked; most events repeat the same few
+_TIMES: Final = Accepted()  # date-times already checked: an event's times recur in the next ones
+_GOOD_TIMES: Final = _TIMES.young
 
 
 # JSON values that are never a Mapping: asked of them, isinstance against the ABC is slow (a
@@ -245,7 +265,7 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
         except ValueError:
             out.append(Issue(path, f"not a real date and time: {value}"))
             return
-    remember(_GOOD_TIMES, value)
+    _TIMES.add(value)
 
 
 def _good_time(value: str) -> bool:
@@ -253,9 +273,9 @@ def _good_time(value: str) -> bool:
     False says nothing: ``_check_datetime`` decides, and builds an issue's path only then."""
     if value in _GOOD_TIMES:
         return True
-    if not is_plain_datetime(value):
+    if value not in _TIMES.old and not is_plain_datetime(value):
         return False
-    remember(_GOOD_TIMES, value)
+    _TIMES.add(value)
     return True
 
 
@@ -486,25 +506,17 @@ def _owner_rules(owner: str) -> dict[str, _Rule]:
     return rules
 
 
-# IRIs already checked, in two generations: the app, students and activities recur, while the
-# ids of attempts, scores and responses are new with every event. A single set started afresh
-# when full lost the recurring ones to those (in S1's traffic every student was checked again
-# about six times); a full young set becomes the old one instead, and an IRI found there is
-# taken back, so what recurs within two fillings is never checked again.
-_GOOD_IRIS: set[str] = set()
-_OLD_IRIS: set[str] = set()
+# IRIs already checked (``Accepted``: the recurring ones outlive the one-off ids).
+_IRIS: Final = Accepted()
+_GOOD_IRIS: Final = _IRIS.young  # tested inline by the entity checks
 
 
 def _is_iri(value: str) -> bool:
     if value in _GOOD_IRIS:
         return True
-    if value not in _OLD_IRIS and not is_entity_iri(value):
+    if value not in _IRIS.old and not is_entity_iri(value):
         return False
-    if len(_GOOD_IRIS) >= GOOD_CACHE:
-        _OLD_IRIS.clear()
-        _OLD_IRIS.update(_GOOD_IRIS)
-        _GOOD_IRIS.clear()
-    _GOOD_IRIS.add(value)
+    _IRIS.add(value)
     return True
 
 

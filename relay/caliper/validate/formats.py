@@ -1,10 +1,12 @@
-"""The format checks of docs/caliper-rules.md#formats, each with a fast path for plain ASCII.
+"""The format checks of docs/caliper-rules.md#formats, each the quickest test found for its case.
 
-The regexes in ``terms`` define the formats. Matching them costs microseconds on long values (an
-IRI of 100 characters), and every event carries values seen once (its id, its time, the ids of its
-attempt and score). So each check first tries a byte-level test that only accepts what the regex
-accepts (ASCII, the right shape); anything it does not accept goes to the regex, which decides.
-tests/unit/test_caliper_formats.py holds the fast paths to the regexes, character by character.
+The regexes in ``terms`` define the formats, and every event carries values seen once (its id, its
+time, the ids of its attempt and score). An entity IRI of 100 characters costs the regex about
+a microsecond, so ``is_entity_iri`` first tries a byte-level test that only accepts what the
+regex accepts (ASCII, a known scheme, no refused character); anything else goes to the regex,
+which decides. Event ids and date-times are short: a regex is their quickest test (the one for
+date-times also holds the ranges that need no calendar). tests/unit/test_caliper_formats.py holds
+each test to its regex, character by character.
 """
 
 from __future__ import annotations
@@ -47,21 +49,12 @@ def _known_scheme(scheme: str) -> bool:
 
 
 # --- event ids: T.EVENT_ID --------------------------------------------------------------------
-_HEX_TO_0: Final = bytes.maketrans(b"0123456789abcdef", b"0" * 16)
-_UUID_SHAPE: Final = b"00000000-0000-0000-0000-000000000000"
 
 
 def is_event_id(value: str) -> bool:
     """A ``urn:uuid:`` URN of a lowercase RFC 4122 UUID (``T.EVENT_ID``)."""
-    if (
-        len(value) == 45
-        and value.startswith("urn:uuid:")
-        and value.isascii()
-        and value[23] in "12345"
-        and value[28] in "89ab"
-        and value[9:].encode().translate(_HEX_TO_0) == _UUID_SHAPE
-    ):
-        return True
+    # The regex itself: at 45 characters it is quicker than any test in Python before it
+    # (0.24 against 0.29 us for the byte-level shape test this replaced).
     return T.EVENT_ID.match(value) is not None
 
 
@@ -81,16 +74,18 @@ def datetime_fields(value: str) -> DateTimeFields | None:
     return None if m is None else m.groups()  # type: ignore[return-value]
 
 
+# T.DATETIME with every field in range without the calendar (a day up to 28), ASCII digits only.
+_PLAIN_DATETIME: Final = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z",
+    re.ASCII,
+)
+
+
 def is_plain_datetime(value: str) -> bool:
     """True for a ``T.DATETIME`` date-time whose fields are in range without asking the calendar
     (a day up to 28): the common case, with no tuple of fields built. False says nothing: the
     caller then looks at ``datetime_fields``."""
-    return (
-        value.isascii()
-        and value.encode().translate(_DIGIT_TO_0) == _DATETIME_SHAPE
-        and "01" <= value[5:7] <= "12"
-        and "01" <= value[8:10] <= "28"
-        and value[11:13] < "24"
-        and value[14:16] < "60"
-        and value[17:19] < "60"
-    )
+    # One regex holds the ranges too: 0.20 us against 0.47 for the byte-level test and the
+    # string comparisons it replaced.
+    return _PLAIN_DATETIME.match(value) is not None
