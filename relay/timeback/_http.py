@@ -50,7 +50,7 @@ class Timing:
     it is, in messages) and its deadline, with the metric children bound once. The client
     makes the events POST's once; ``timed`` makes one per exchange (token, rostering, xp)."""
 
-    __slots__ = ("_latency", "_requests", "deadline", "endpoint", "what")
+    __slots__ = ("_latency", "_loop", "_requests", "_watch", "deadline", "endpoint", "what")
 
     def __init__(self, endpoint: str, what: str, deadline: float | None = None) -> None:
         self.endpoint = endpoint
@@ -58,6 +58,9 @@ class Timing:
         self.deadline = deadline
         self._latency = HTTP_LATENCY_BY(endpoint)
         self._requests: dict[int | None, CounterTally] = {}  # by status: its class's child
+        # the watch of the loop it last ran in (the loop held weakly: a closed one is not kept)
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._watch: _Watch | None = None
 
     async def run(self, exchange: Awaitable[A]) -> A:
         """Await one exchange, counted and timed; no answer (timeout, refused, reset) raises
@@ -69,7 +72,13 @@ class Timing:
         share one timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
         started = time.perf_counter()
         deadline = self.deadline
-        watch = _watch(deadline) if deadline is not None else None
+        watch = None
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            mine = self._loop
+            if mine is None or mine() is not loop:
+                self._loop, self._watch = weakref.ref(loop), _watch(deadline)
+            watch = self._watch
         task = watch.enter() if watch is not None else None
         if watch is not None and task is None:  # what the shared watch cannot serve
             exchange = _bounded(exchange, watch.seconds)

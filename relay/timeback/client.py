@@ -155,7 +155,13 @@ class TimeBackClient:
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
         """POST one serialized Caliper event (or an envelope): one attempt (one 401 refresh
         included)."""
-        async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
+        # the shared pause, in-flight limit and rate; passed as ``async with gate.slot()``
+        # would, without its two coroutines in the common case (``Slot``)
+        slot = self.gate.slot()
+        if not slot.enter_now():
+            await slot.enter()
+        raised: BaseException | None = None
+        try:
             # the first send made here, not through ``_authorized`` nor ``_post_event``: each
             # coroutine is a frame every resumption of the request passes through
             token = self.auth.cached() or await self.auth.token()
@@ -175,6 +181,11 @@ class TimeBackClient:
                 return SendResult(answer.status_code, Outcome.DELIVERED, body=answer.content)
             response = answer
             slot.answered(response.status_code, self._retry_after(response))
+        except BaseException as exc:
+            raised = exc
+            raise
+        finally:
+            slot.leave(raised)
         outcome = self._check(response, "events", EVENTS_ROUTE)
         if outcome is Outcome.REJECTED:
             raise EventRejected(
