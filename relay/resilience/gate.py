@@ -87,12 +87,17 @@ _PREPAID: ContextVar[_Prepaid | None] = ContextVar("relay_gate_prepaid", default
 
 class Slot:
     """One request's passage, an async context manager (``RequestGate.slot``): tell it the
-    answer (``answered``) before leaving."""
+    answer (``answered``) before leaving.
 
-    __slots__ = ("_gate", "retry_after", "started", "status")
+    The hot path (the client's events POST) passes it without the context manager's two
+    coroutines: ``enter_now()`` (else ``await enter()``), then ``leave(error)`` in a
+    ``finally``, which is what ``async with`` does here."""
+
+    __slots__ = ("_gate", "_prepaid", "retry_after", "started", "status")
 
     def __init__(self, gate: RequestGate) -> None:
         self._gate = gate
+        self._prepaid = False
         self.started = 0.0
         self.status: int | None = None
         self.retry_after: float | None = None
@@ -101,19 +106,43 @@ class Slot:
         self.status = status
         self.retry_after = retry_after
 
-    async def __aenter__(self) -> Slot:
-        # ``RequestGate._enter``'s common case inline: no coroutine of its own per request
+    def enter_now(self) -> bool:
+        """Pass at once if the gate is open (no pause, no token to take, a place free): True,
+        the place taken. False: ``enter`` waits."""
         gate = self._gate
         prepayment = _PREPAID.get()
-        prepaid = prepayment is not None and not prepayment.used
         if prepayment is not None:
+            self._prepaid = not prepayment.used
             prepayment.used = True  # its token was taken ahead (``paced``)
         now = gate._clock()
-        if gate._open_now(now, prepaid):
+        if gate._open_now(now, self._prepaid):
             self.started = now
-        else:
-            await gate._admit(prepaid)
-            self.started = gate._clock()
+            return True
+        return False
+
+    async def enter(self) -> None:
+        """Wait out the pause, a place and a token (after ``enter_now`` said no)."""
+        gate = self._gate
+        await gate._admit(self._prepaid)
+        self.started = gate._clock()
+
+    def leave(self, error: BaseException | None) -> None:
+        """The request is over: ``error`` None when it ended with an answer (``answered``), else
+        what escaped it (cancelled: no verdict; else a failed attempt, or the caller's verdict
+        on an answer it raised after)."""
+        gate = self._gate
+        try:
+            if error is None:
+                gate._observe(_signal(self.status), self)
+            elif not isinstance(error, asyncio.CancelledError):  # cancelled: no verdict
+                # raised after an answer (the caller's verdict on it), or no answer at all
+                gate._observe(Signal.FAILED if self.status is None else _signal(self.status), self)
+        finally:
+            gate.concurrency.release()
+
+    async def __aenter__(self) -> Slot:
+        if not self.enter_now():
+            await self.enter()
         return self
 
     async def __aexit__(
@@ -122,15 +151,7 @@ class Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        gate = self._gate
-        try:
-            if exc_type is None:
-                gate._observe(_signal(self.status), self)
-            elif not issubclass(exc_type, asyncio.CancelledError):  # cancelled: no verdict
-                # raised after an answer (the caller's verdict on it), or no answer at all
-                gate._observe(Signal.FAILED if self.status is None else _signal(self.status), self)
-        finally:
-            gate.concurrency.release()
+        self.leave(exc)
 
 
 class RequestGate:

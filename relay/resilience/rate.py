@@ -38,10 +38,12 @@ class FailureRate:
 
     def record(self, ok: bool) -> None:
         second = math.floor(self._clock())
-        self._expire(second)
-        if not self._buckets or self._buckets[-1][0] != second:
-            self._buckets.append([second, 0, 0])
-        bucket = self._buckets[-1]
+        buckets = self._buckets
+        if not buckets or buckets[-1][0] != second:
+            # a new second: what left the window goes (within a second nothing more can)
+            self._expire(second)
+            buckets.append([second, 0, 0])
+        bucket = buckets[-1]
         bucket[1] += 1
         self._attempts += 1
         if not ok:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 import orjson
 
-from relay.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, status_class
+from relay.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, CounterTally, status_class
 from relay.timeback.answer import BODY_LIMIT, Answer
 from relay.timeback.errors import ApiTransientError
 from relay.timeback.transport import read_capped
@@ -38,39 +38,79 @@ async def send(
     return await timed(_read(exchange, request), endpoint=endpoint, what=what, deadline=deadline)
 
 
-async def timed(
+def timed(
     exchange: Awaitable[A], *, endpoint: str, what: str, deadline: float | None = None
-) -> A:
-    """Await one exchange, counted and timed; no answer (timeout, refused, reset) raises
-    ``ApiTransientError`` naming the cause, ``what`` saying which call it was.
+) -> Coroutine[Any, Any, A]:
+    """Await one exchange, counted and timed (``Timing``, made for this one exchange)."""
+    return Timing(endpoint, what, deadline).run(exchange)
 
-    ``deadline`` bounds the whole exchange, body included: the read timeout bounds each read
-    only, so a reply that drips bytes would otherwise hold its slot (an event's, the half-open
-    probe's, the single-flight token refresh's) forever. The exchanges in flight share one
-    timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
-    started = time.perf_counter()
-    watch = _watch(deadline) if deadline is not None else None
-    task = watch.enter() if watch is not None else None
-    if watch is not None and task is None:  # what the shared watch cannot serve
-        exchange = _bounded(exchange, watch.seconds)
-    try:
-        answer = await exchange
-    except BaseException as exc:
-        cut = watch is not None and task is not None and watch.leave(task)
-        if isinstance(exc, httpx.TransportError):
-            observe(endpoint, None, started)
-            cause = network_cause(exc)
-            message = f"{what} ({cause}: {type(exc).__name__})"
-            raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
-        if isinstance(exc, TimeoutError) or (cut and isinstance(exc, asyncio.CancelledError)):
-            observe(endpoint, None, started)
-            message = f"{what} (no complete response within the {deadline:g} s deadline)"
-            raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
-        raise
-    if watch is not None and task is not None:
-        watch.leave(task)  # cut as it ended, the answer stands (as with ``asyncio.timeout``)
-    observe(endpoint, answer.status_code, started)
-    return answer
+
+class Timing:
+    """How one kind of exchange is timed and counted: its endpoint label, ``what`` (which call
+    it is, in messages) and its deadline, with the metric children bound once. The client
+    makes the events POST's once; ``timed`` makes one per exchange (token, rostering, xp)."""
+
+    __slots__ = ("_latency", "_loop", "_requests", "_watch", "deadline", "endpoint", "what")
+
+    def __init__(self, endpoint: str, what: str, deadline: float | None = None) -> None:
+        self.endpoint = endpoint
+        self.what = what
+        self.deadline = deadline
+        self._latency = HTTP_LATENCY_BY(endpoint)
+        self._requests: dict[int | None, CounterTally] = {}  # by status: its class's child
+        # the watch of the loop it last ran in (the loop held weakly: a closed one is not kept)
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._watch: _Watch | None = None
+
+    async def run(self, exchange: Awaitable[A]) -> A:
+        """Await one exchange, counted and timed; no answer (timeout, refused, reset) raises
+        ``ApiTransientError`` naming the cause, ``what`` saying which call it was.
+
+        ``deadline`` bounds the whole exchange, body included: the read timeout bounds each
+        read only, so a reply that drips bytes would otherwise hold its slot (an event's, the
+        half-open probe's, the single-flight token refresh's) forever. The exchanges in flight
+        share one timer (``_Watch``) rather than an ``asyncio.timeout`` each."""
+        started = time.perf_counter()
+        deadline = self.deadline
+        watch = None
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            mine = self._loop
+            if mine is None or mine() is not loop:
+                self._loop, self._watch = weakref.ref(loop), _watch(deadline)
+            watch = self._watch
+        task = watch.enter() if watch is not None else None
+        if watch is not None and task is None:  # what the shared watch cannot serve
+            exchange = _bounded(exchange, watch.seconds)
+        try:
+            answer = await exchange
+        except BaseException as exc:
+            cut = watch is not None and task is not None and watch.leave(task)
+            endpoint = self.endpoint
+            if isinstance(exc, httpx.TransportError):
+                self.observe(None, started)
+                cause = network_cause(exc)
+                message = f"{self.what} ({cause}: {type(exc).__name__})"
+                raise ApiTransientError(message, endpoint=endpoint, cause=cause) from None
+            if isinstance(exc, TimeoutError) or (cut and isinstance(exc, asyncio.CancelledError)):
+                self.observe(None, started)
+                message = f"{self.what} (no complete response within the {deadline:g} s deadline)"
+                raise ApiTransientError(message, endpoint=endpoint, cause="timeout") from None
+            raise
+        if watch is not None and task is not None:
+            watch.leave(task)  # cut as it ended, the answer stands (as with ``asyncio.timeout``)
+        self.observe(answer.status_code, started)
+        return answer
+
+    def observe(self, status: int | None, started: float) -> None:
+        """Count one request (``status`` None: no response) and its latency since ``started``."""
+        requests = self._requests.get(status)
+        if requests is None:
+            requests = self._requests[status] = HTTP_REQUESTS_BY(
+                self.endpoint, status_class(status)
+            )
+        requests.inc()
+        self._latency.observe(time.perf_counter() - started)
 
 
 async def _bounded(exchange: Awaitable[A], seconds: float) -> A:
@@ -163,12 +203,6 @@ async def _read(exchange: Exchange, request: httpx.Request) -> httpx.Response:
     answer = await exchange(request)
     answer.request = request  # a transport need not set it (httpx.MockTransport does not)
     return await read_capped(answer)
-
-
-def observe(endpoint: str, status: int | None, started: float) -> None:
-    """Count one request (``status`` None: no response) and its latency since ``started``."""
-    HTTP_REQUESTS_BY(endpoint, status_class(status)).inc()
-    HTTP_LATENCY_BY(endpoint).observe(time.perf_counter() - started)
 
 
 def network_cause(exc: httpx.TransportError) -> str:

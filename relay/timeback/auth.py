@@ -94,13 +94,22 @@ class TokenManager:
         self.refreshes = 0  # successful token requests (tests and diagnostics)
         self.health = health if health is not None else Health()
 
-    async def token(self) -> str:
-        """A valid access token, from the cache or from one shared refresh."""
+    def cached(self) -> str | None:
+        """The cached token while it needs no refresh, else None: ``token``'s common case,
+        for a caller that awaits ``token`` only when this is None (no coroutine per request)."""
         now = self._clock()
         if self._token is not None and (
             now < self._refresh_at or now < min(self._not_before, self._expires_at)
         ):
             return self._token
+        return None
+
+    async def token(self) -> str:
+        """A valid access token, from the cache or from one shared refresh."""
+        cached = self.cached()
+        if cached is not None:
+            return cached
+        now = self._clock()
         if self._inflight is None and (wait := self._retry_at - now) > 0:
             # paced after a failure: every caller waits for the same next attempt
             await self._sleep(wait)

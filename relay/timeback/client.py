@@ -37,7 +37,7 @@ from relay import __version__
 from relay.health import Health
 from relay.metrics import SYSTEMIC_ERRORS
 from relay.resilience.gate import GateConfig, RequestGate
-from relay.timeback._http import capped_body, error_code, send, timed
+from relay.timeback._http import Timing, capped_body, error_code, send
 from relay.timeback.answer import Answer
 from relay.timeback.auth import TokenManager
 from relay.timeback.client_config import ClientConfig, api_transport
@@ -98,6 +98,8 @@ class TimeBackClient:
         self._headers = {"User-Agent": f"timeback-relay/{__version__}"}
         self._extensions = {"timeout": config.timeouts().as_dict()}
         self._deadline = config.effective_deadline
+        # the events POST's timing and metric children, bound once
+        self._events_timing = Timing("events", _NO_RESPONSE[("POST", "events")], self._deadline)
         # the events POST's headers, prepared once (Host and Content-Length as httpx adds them)
         self._events_headers = httpx.Headers(
             {"Host": self._events_url.netloc.decode("ascii"), **self._headers, **JSON}
@@ -153,10 +155,23 @@ class TimeBackClient:
     async def send_event(self, payload: bytes, *, event_type: str) -> SendResult:
         """POST one serialized Caliper event (or an envelope): one attempt (one 401 refresh
         included)."""
-        async with self.gate.slot() as slot:  # the shared pause, in-flight limit and rate
-            # the first send made here, not through ``_authorized``: one frame less per request
-            token = await self.auth.token()
-            answer = await self._post_event(payload, token)
+        # the shared pause, in-flight limit and rate; passed as ``async with gate.slot()``
+        # would, without its two coroutines in the common case (``Slot``)
+        slot = self.gate.slot()
+        if not slot.enter_now():
+            await slot.enter()
+        raised: BaseException | None = None
+        try:
+            # the first send made here, not through ``_authorized`` nor ``_post_event``: each
+            # coroutine is a frame every resumption of the request passes through
+            token = self.auth.cached() or await self.auth.token()
+            lane = self._lane
+            if lane is None:
+                answer: Answer | httpx.Response = await self._post_event(payload, token)
+            else:
+                answer = await self._events_timing.run(lane.post(payload, token))
+                if not 200 <= answer.status_code < 300:
+                    answer = answer.response(self._events_request(payload, token))
             if answer.status_code == 401:
                 answer = await self._authorized(
                     self._post_event, payload, "events", EVENTS_ROUTE, refused=token
@@ -166,6 +181,11 @@ class TimeBackClient:
                 return SendResult(answer.status_code, Outcome.DELIVERED, body=answer.content)
             response = answer
             slot.answered(response.status_code, self._retry_after(response))
+        except BaseException as exc:
+            raised = exc
+            raise
+        finally:
+            slot.leave(raised)
         outcome = self._check(response, "events", EVENTS_ROUTE)
         if outcome is Outcome.REJECTED:
             raise EventRejected(
@@ -268,12 +288,7 @@ class TimeBackClient:
         answer the ``httpx.Response`` the httpx path makes of it), else through httpx."""
         if self._lane is None:
             return await self._send(self._events_request(payload, token), "events", "POST")
-        answer = await timed(
-            self._lane.post(payload, token),
-            endpoint="events",
-            what=_NO_RESPONSE[("POST", "events")],
-            deadline=self._deadline,
-        )
+        answer = await self._events_timing.run(self._lane.post(payload, token))
         if 200 <= answer.status_code < 300:
             return answer
         return answer.response(self._events_request(payload, token))

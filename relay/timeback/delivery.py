@@ -200,8 +200,8 @@ class Deliverer:
                 else:
                     evidence.accepted(begun, canary, "event")
                 retry.answered()
-                if sent is not None:
-                    EVENTS_SENT_BY(sent, result.outcome.value).inc()
+                if sent is not None:  # the outcome a StrEnum: the member is its label value
+                    EVENTS_SENT_BY(sent, result.outcome).inc()
                 return result
         else:
             begun = 0

@@ -103,7 +103,8 @@ class Evidence:
 
     def accepted(self, begun: int, canary: bytes | None, what: str = "") -> None:
         """The API took attempt ``begun``; ``canary`` (named ``what``) is kept to send again."""
-        self.answered(begun)
+        if begun > self.answered_from:  # ``answered`` inline: this is every success's path
+            self.answered_from = begun
         self._taken_upto = self.begun
         if canary is not None:
             self._canary, self._canary_what = canary, what

@@ -54,6 +54,10 @@ class Connection(asyncio.Protocol):
         self.reused = False  # taken from the idle pool (an EOF then may just be stale)
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
+        # The read timeout: one timer per connection, re-armed lazily (``_expect``), rather
+        # than a ``TimerHandle`` pushed on the loop's heap and cancelled per wait.
+        self._read_by = 0.0  # loop time by which the awaited bytes are due
+        self._read_timer: asyncio.TimerHandle | None = None
         self._drained: asyncio.Future[None] | None = None  # while the transport is paused
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -76,6 +80,9 @@ class Connection(asyncio.Protocol):
         self.lost = exc
         self._wake()
         self.resume_writing()
+        if self._read_timer is not None:  # nothing more to wait for: the loop lets go of it
+            self._read_timer.cancel()
+            self._read_timer = None
 
     def pause_writing(self) -> None:
         self._drained = self._loop.create_future()
@@ -96,11 +103,17 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def send(self, request: bytes) -> None:
+    def write(self, request: bytes) -> bool:
+        """Write ``request`` whole; True when the socket's buffer is full (await ``drained``)."""
         assert self.transport is not None
         self.transport.write(request)
+        return self._drained is not None
+
+    async def drained(self) -> None:
+        """Room in the socket's buffer again (a large envelope filled it), within the write
+        timeout."""
         drained = self._drained
-        if drained is not None:  # a large envelope filled the socket's buffer: wait for room
+        if drained is not None:
             timeout = self._write_timeout
             timer = (
                 self._loop.call_later(timeout, expire, drained, httpx.WriteTimeout)
@@ -114,40 +127,54 @@ class Connection(asyncio.Protocol):
                     timer.cancel()
 
     async def answer(self, body_limit: Callable[[int], int]) -> tuple[Answer, bool]:
-        """The answer, read and capped, and whether the connection may serve another request."""
-        status, headers, keep_alive = await self._head(first=True)
-        while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints)
-            if status == 101:
+        """The answer, read and capped, and whether the connection may serve another request.
+
+        Waits inline (``_expect``), and a body already received is taken without a coroutine:
+        the common answer (a small 2xx) costs no frame beyond this one."""
+        buf = self.buffer
+        first = True
+        searched = 0
+        while True:
+            end = buf.find(b"\r\n\r\n", searched)
+            if end < 0:
+                self._head_incomplete(first)
+                searched = max(0, len(buf) - 3)
+                await self._expect()
+                continue
+            status, headers, keep_alive = _parse_head(bytes(buf[:end]))
+            del buf[: end + 4]
+            if not 100 <= status < 200:
+                break
+            if status == 101:  # interim answers (100 Continue, 103 Early Hints) are skipped
                 raise httpx.RemoteProtocolError("the server switched protocols on an events POST")
-            status, headers, keep_alive = await self._head(first=False)
+            first, searched = False, 0
         framing = _framing(status, headers)
         limit = body_limit(status)
-        if framing.chunked:
+        length = framing.length
+        if length is not None and len(buf) >= min(length, limit):  # received whole already
+            want = min(length, limit)
+            body, whole = bytes(buf[:want]), length <= limit
+            del buf[:want]
+        elif framing.chunked:
             body, whole = await self._chunked(limit)
-        elif framing.length is not None:
-            body, whole = await self._sized(framing.length, limit)
+        elif length is not None:
+            body, whole = await self._sized(length, limit)
         else:
             body, whole = await self._until_end(limit)
         if framing.encoding is not None:
             body, whole = _decoded(body, framing.encoding, limit, whole)
         reusable = keep_alive and whole and not framing.close and framing.delimited
-        return Answer(status, headers, body, cut=not whole), reusable and not self.buffer
+        return Answer(status, headers, body, cut=not whole), reusable and not buf
 
-    async def _head(self, *, first: bool) -> tuple[int, Headers, bool]:
+    def _head_incomplete(self, first: bool) -> None:
+        """The head is not all here yet: raise if it cannot come (too long, or the end came)."""
         buf = self.buffer
-        searched = 0
-        while (end := buf.find(b"\r\n\r\n", searched)) < 0:
-            if len(buf) > _HEAD_LIMIT:
-                raise httpx.RemoteProtocolError(f"an answer's head over {_HEAD_LIMIT} bytes")
-            if self.ended:
-                if first and not buf and self.reused:
-                    raise StaleConnection
-                raise self._ended("before the answer's head was complete")
-            searched = max(0, len(buf) - 3)
-            await self._more()
-        head = bytes(buf[:end])
-        del buf[: end + 4]
-        return _parse_head(head)
+        if len(buf) > _HEAD_LIMIT:
+            raise httpx.RemoteProtocolError(f"an answer's head over {_HEAD_LIMIT} bytes")
+        if self.ended:
+            if first and not buf and self.reused:
+                raise StaleConnection
+            raise self._ended("before the answer's head was complete")
 
     async def _sized(self, length: int, limit: int) -> tuple[bytes, bool]:
         want = min(length, limit)
@@ -158,7 +185,7 @@ class Connection(asyncio.Protocol):
 
     async def _until_end(self, limit: int) -> tuple[bytes, bool]:
         while not self.ended and len(self.buffer) <= limit:
-            await self._more()
+            await self._expect()
         if self.lost is not None:  # a reset, not an end: the body may be cut anywhere
             raise httpx.ReadError(f"the connection failed mid-answer: {self.lost}") from self.lost
         body = bytes(self.buffer[:limit])
@@ -190,7 +217,7 @@ class Connection(asyncio.Protocol):
                 raise httpx.RemoteProtocolError(f"a chunk line over {_LINE_LIMIT} bytes")
             if self.ended:
                 raise self._ended("mid-body")
-            await self._more()
+            await self._expect()
         line = bytes(buf[:end])
         del buf[: end + 2]
         return line
@@ -199,28 +226,38 @@ class Connection(asyncio.Protocol):
         while len(self.buffer) < size:
             if self.ended:
                 raise self._ended("mid-body")
-            await self._more()
+            await self._expect()
 
-    async def _more(self) -> None:
-        """Wait for more bytes, or their end; none within the read timeout raises ReadTimeout."""
-        waiter = self._waiter = self._loop.create_future()
+    def _expect(self) -> asyncio.Future[None]:
+        """A waiter for more bytes, or their end; none within the read timeout (from now) fails
+        it with ReadTimeout. Awaited where it is made: no coroutine of its own."""
+        loop = self._loop
+        waiter = self._waiter = loop.create_future()
         timeout = self._read_timeout
-        timer = (
-            self._loop.call_later(timeout, expire, waiter, httpx.ReadTimeout)
-            if timeout is not None
-            else None
-        )
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
+        if timeout is not None:
+            self._read_by = loop.time() + timeout
+            if self._read_timer is None:
+                self._read_timer = loop.call_at(self._read_by, self._read_timed_out)
+        return waiter
+
+    def _read_timed_out(self) -> None:
+        """The read timer: fail the waiter past its due time, else re-arm for it (the timer
+        was armed for an earlier wait); with nothing awaited it rests until the next wait."""
+        self._read_timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._loop.time() >= self._read_by:
+            expire(waiter, httpx.ReadTimeout)
+        else:
+            self._read_timer = self._loop.call_at(self._read_by, self._read_timed_out)
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _ended(self, when: str) -> httpx.TransportError:
         if self.lost is not None:

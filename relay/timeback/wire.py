@@ -68,10 +68,14 @@ class WireLane:
             start = self._authorized = (token, self._start + authorization(token))
         request = start[1] + b"%d\r\n\r\n" % len(body) + body
         pool = self._pool
-        conn = await pool.acquire()
+        conn = pool.idle() or await pool.acquire()
         try:
             try:
-                answer, reusable = await self._exchange(conn, request)
+                # the exchange inline (no coroutine of its own): every resumption of the
+                # request passes through each frame of its await chain
+                if conn.write(request):
+                    await conn.drained()
+                answer, reusable = await conn.answer(self._body_limit)
             except StaleConnection:  # the server had closed it while idle: once more on a fresh one
                 if not pool.holds(conn):  # no: aclose() closed it
                     raise httpx.RemoteProtocolError("the events connections were closed") from None
@@ -90,7 +94,8 @@ class WireLane:
         self._pool.close()
 
     async def _exchange(self, conn: Connection, request: bytes) -> tuple[Answer, bool]:
-        await conn.send(request)
+        if conn.write(request):
+            await conn.drained()
         return await conn.answer(self._body_limit)
 
 
@@ -117,6 +122,13 @@ class _Pool:
         self._connecting = 0  # slots taken by connections being made
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._epoch = 0  # bumped by close(): a connection made across it is dropped
+
+    def idle(self) -> Connection | None:
+        """An idle connection, if one is ready: the common case, without a coroutine."""
+        if not self._idle:
+            return None
+        loop = self._loop = self._loop or asyncio.get_running_loop()
+        return self._take_idle(loop.time())
 
     async def acquire(self, *, fresh: bool = False) -> Connection:
         """An idle connection (unless ``fresh``), a new one, or one released to the waiter."""

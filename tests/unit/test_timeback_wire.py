@@ -26,6 +26,7 @@ from relay.config import Settings
 from relay.timeback._http import network_cause
 from relay.timeback.answer import ANSWER_LIMIT, BODY_LIMIT, body_limit
 from relay.timeback.client import TimeBackClient
+from relay.timeback.http1 import Connection
 from relay.timeback.transport import Lane
 from relay.timeback.wire import WireLane
 from relay.wiring import client_config
@@ -315,6 +316,45 @@ async def test_no_byte_within_the_read_timeout_is_a_timeout(serve: Serve) -> Non
         await lane.post(EVENT, "t")
     assert network_cause(caught.value) == "timeout"
     silent.set()
+
+
+async def test_a_connection_idle_past_its_read_timeout_still_times_out_its_next_read(
+    serve: Serve,
+) -> None:
+    # the read timer is one per connection, re-armed lazily: it fires while the connection is
+    # idle (nothing awaited) and must be armed again by the next request's wait
+    silent = asyncio.Event()
+
+    async def once(n: int, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            writer.write(OK)
+            return True
+        await silent.wait()
+        return False
+
+    _, lane = await serve(once, read=0.2)
+    assert (await lane.post(EVENT, "t")).status_code == 200
+    await asyncio.sleep(0.3)  # past the first read's timeout, idle in the pool
+    with pytest.raises(httpx.ReadTimeout):
+        await asyncio.wait_for(lane.post(EVENT, "t"), 30)  # a guard against a hang
+    silent.set()
+
+
+async def test_the_read_timer_serves_the_latest_wait_not_the_one_that_armed_it() -> None:
+    # white-box, no clock to wait on: the timer armed by an earlier wait finds a later wait
+    # due after it, and re-arms for that one instead of failing it
+    loop = asyncio.get_running_loop()
+    conn = Connection(loop, httpx.Timeout(5.0))
+    waiter = conn._expect()
+    conn._read_by = loop.time() + 60  # a later wait's due time
+    conn._read_timed_out()
+    assert not waiter.done() and conn._read_timer is not None
+    conn._read_by = loop.time() - 1  # due: the wait fails as a read timeout
+    conn._read_timed_out()
+    assert isinstance(waiter.exception(), httpx.ReadTimeout)
+    conn._read_timed_out()  # nothing awaited: it rests until the next wait
+    assert conn._read_timer is None
+    conn.connection_lost(None)
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
