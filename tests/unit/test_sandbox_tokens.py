@@ -65,6 +65,33 @@ def test_tokens_expire_and_revocation_refuses_older_ones() -> None:
     assert signer.verify(signer.issue("c", "app", [], 10)) is not None
 
 
+def test_a_token_is_checked_once_and_still_expires_and_is_revoked() -> None:
+    """Verified tokens are kept (a client sends the same one with every request): the signature
+    is computed once per token, while expiry and revocation still hold on every request."""
+    clock = Clock()
+    signed: list[str] = []
+
+    class Counting(TokenSigner):
+        def _sign(self, signing_input: str) -> bytes:
+            signed.append(signing_input)
+            return super()._sign(signing_input)
+
+    signer = Counting(key=b"k" * 32, clock=clock)
+    token = signer.issue("c", "app", ["events.write"], 10)
+    signed.clear()
+    for _ in range(5):
+        assert signer.verify(token) is not None
+    assert len(signed) == 1
+    clock.now += 10
+    assert signer.verify(token) is None  # expired, though kept
+    other = signer.issue("c", "app", [], 10)
+    assert signer.verify(other) is not None
+    signer.revoke_all()
+    assert signer.verify(other) is None  # revoked, though kept
+    forged = other[:-2] + ("AA" if not other.endswith("AA") else "BB")
+    assert signer.verify(forged) is None and signer.verify(forged) is None
+
+
 def test_fault_specs_from_the_command_line(tmp_path: object) -> None:
     assert parse_fault('{"error_rates": {"503": 0.1}}') == {"error_rates": {"503": 0.1}}
     assert parse_fault("token_endpoint_down=reset") == {"token_endpoint_down": "reset"}
