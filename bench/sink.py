@@ -10,6 +10,7 @@ the compiled client (bench/go) measuring the Go sink's own capacity.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import tempfile
@@ -90,8 +91,10 @@ async def _aiohttp_sink(url: str, events: list[bytes], concurrency: int, seconds
     connector = aiohttp.TCPConnector(limit=concurrency + 1)
     async with aiohttp.ClientSession(url, connector=connector) as http:
         token_form = {"grant_type": "client_credentials"}
-        credentials = aiohttp.BasicAuth(CLIENT_ID, CLIENT_SECRET)
-        async with http.post("/auth/1.0/token", data=token_form, auth=credentials) as reply:
+        # the header itself: aiohttp.BasicAuth and ``auth=`` are deprecated since aiohttp 3.14
+        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode("ascii")
+        auth = {"Authorization": f"Basic {basic}"}
+        async with http.post("/auth/1.0/token", data=token_form, headers=auth) as reply:
             reply.raise_for_status()
             token = (await reply.json())["access_token"]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -24,6 +24,7 @@ keep-alive HTTP/1.1 connections, the same contract); behind a proxy, or with
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -242,9 +243,11 @@ def _as_httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
 def _proxy_options(proxy: httpx.Proxy | None) -> dict[str, Any]:
     if proxy is None:
         return {}
-    auth = proxy.auth
-    return {
-        "proxy": str(proxy.url),
-        "proxy_auth": aiohttp.BasicAuth(auth[0], auth[1]) if auth else None,
-        "proxy_headers": proxy.headers,
-    }
+    headers = dict(proxy.headers)
+    if proxy.auth:
+        # The header itself, as aiohttp.BasicAuth wrote it (latin-1): BasicAuth is deprecated since
+        # aiohttp 3.14 (gone in 4.0), and its replacement is not in the older releases we accept.
+        user, password = proxy.auth
+        credentials = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
+        headers["Proxy-Authorization"] = f"Basic {credentials}"
+    return {"proxy": str(proxy.url), "proxy_headers": headers}

@@ -5,8 +5,10 @@ decoded, no answer is httpx's error caused by aiohttp's; and the proxy the envir
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import socket
+import warnings
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -147,3 +149,41 @@ async def test_an_answer_comes_back_read_as_httpx_reads_one(
     assert await answer.aread() == body
     assert b"".join([chunk async for chunk in answer.aiter_bytes()]) == body
     assert answer.headers["content-length"] == str(len(body))
+
+
+async def test_a_proxys_credentials_go_in_its_own_header_without_a_deprecated_api() -> None:
+    """Behind a proxy with credentials (the relay proxies its https calls), the tunnel's CONNECT
+    carries ``Proxy-Authorization`` (Basic, as aiohttp.BasicAuth wrote it), with no
+    DeprecationWarning from aiohttp 3.14+. A real socket server stands in for the proxy: it
+    records the CONNECT's head and refuses the tunnel (407), which the call reports as a
+    ProxyError."""
+    heads: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = ApiTransport(
+        limits=httpx.Limits(max_connections=1),
+        proxy=httpx.Proxy(f"http://us%40er:s3cret@127.0.0.1:{port}"),
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            with pytest.raises(httpx.ProxyError):
+                await transport.handle_async_request(
+                    httpx.Request("POST", "https://api.example.com/events/1.0", content=b"{}")
+                )
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    [head] = heads
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "CONNECT api.example.com:443 HTTP/1.1"
+    expected = "Basic " + base64.b64encode(b"us@er:s3cret").decode()
+    assert f"Proxy-Authorization: {expected}" in lines
