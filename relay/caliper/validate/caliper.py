@@ -147,14 +147,23 @@ class Accepted:
     and responses, and most times, are new with every event. A single set started afresh when
     full lost the recurring values to those (in S1's traffic every student was checked again
     about six times); a full young generation becomes the old one instead, and a value found
-    there is taken back, so what recurs within two fillings is never checked again. Callers test
-    ``young`` inline (a set look-up, no call) and ``old`` before checking a value themselves."""
+    there is taken back, so what recurs within two fillings is never checked again. Callers may
+    test ``young`` inline (a set look-up, no call) before ``admits``."""
 
     __slots__ = ("old", "young")
 
     def __init__(self) -> None:
         self.young: set[str] = set()
         self.old: set[str] = set()
+
+    def admits(self, value: str, test: Callable[[str], object]) -> bool:
+        """``value`` accepted before, or now by ``test`` (truthy: accepted), and remembered."""
+        if value in self.young:
+            return True
+        if value not in self.old and not test(value):
+            return False
+        self.add(value)
+        return True
 
     def add(self, value: str) -> None:
         """Note ``value`` as accepted (again, when it came from the old generation)."""
@@ -271,12 +280,7 @@ def _check_datetime(value: Any, path: str, out: list[Issue]) -> None:
 def _good_time(value: str) -> bool:
     """A date-time checked before, or a new one in range without the calendar (remembered).
     False says nothing: ``_check_datetime`` decides, and builds an issue's path only then."""
-    if value in _GOOD_TIMES:
-        return True
-    if value not in _TIMES.old and not is_plain_datetime(value):
-        return False
-    _TIMES.add(value)
-    return True
+    return _TIMES.admits(value, is_plain_datetime)
 
 
 def _v_datetime(value: Any, parent: str, key: str, out: list[Issue]) -> None:
@@ -512,12 +516,7 @@ _GOOD_IRIS: Final = _IRIS.young  # tested inline by the entity checks
 
 
 def _is_iri(value: str) -> bool:
-    if value in _GOOD_IRIS:
-        return True
-    if value not in _IRIS.old and not is_entity_iri(value):
-        return False
-    _IRIS.add(value)
-    return True
+    return _IRIS.admits(value, is_entity_iri)
 
 
 def _list(types: frozenset[str]) -> str:

@@ -91,12 +91,7 @@ class _IriRule:
         return cls(pattern, f"must be {prefix}{{sourcedId}} ({name})")
 
     def accepts(self, value: str) -> bool:
-        if value in self.good:
-            return True
-        if value not in self.seen.old and self.pattern.match(value) is None:
-            return False
-        self.seen.add(value)
-        return True
+        return self.seen.admits(value, self.pattern.match)
 
 
 def timeback_issues(event: Mapping[str, Any], rules: TimeBackRules) -> list[Issue]:
