@@ -164,7 +164,7 @@ class DeadLetterWriter:
         self.backoff = backoff
         self.health = health if health is not None else Health()
         self._retry = Retry(backoff, on_failure=self._failed)
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             config
             | {
                 "acks": "all",
@@ -180,8 +180,9 @@ class DeadLetterWriter:
         self._poller.start()
 
     def _poll(self) -> None:
-        while self._running:
-            self._producer.poll(0.1)
+        producer = self._producer
+        while self._running and producer is not None:
+            producer.poll(0.1)
 
     async def write(
         self, record: SourceRecord, rejection: Rejection, *, event_ids: Sequence[str] = ()
@@ -233,6 +234,9 @@ class DeadLetterWriter:
     async def _send(
         self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes | None]]
     ) -> KafkaError | None:
+        producer = self._producer
+        if producer is None:  # closed at shutdown: the record stays unacknowledged
+            return KafkaError(KafkaError._DESTROY, "the dead-letter producer is closed")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[KafkaError | None] = loop.create_future()
 
@@ -242,9 +246,7 @@ class DeadLetterWriter:
         try:
             # list is invariant: our headers are a valid list[tuple[str, str | bytes | None]]
             wire_headers = cast(list[tuple[str, str | bytes | None]], headers)
-            self._producer.produce(
-                self.topic, value, key, headers=wire_headers, on_delivery=delivered
-            )
+            producer.produce(self.topic, value, key, headers=wire_headers, on_delivery=delivered)
         except KafkaException as exc:  # unknown topic, message too large (local checks)
             error = exc.args[0] if exc.args else None
             return (
@@ -257,9 +259,19 @@ class DeadLetterWriter:
         return await done
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
+        producer = self._producer
+        if producer is None:
+            return
+        producer.flush(timeout)
         self._running = False
         self._poller.join(timeout=2)
+        if not self._poller.is_alive():
+            # librdkafka's handle is destroyed now, while the interpreter is whole. Left to the
+            # interpreter's exit, its destroy serves the Python log callback (a refused login
+            # keeps librdkafka logging) during finalization, a known way for confluent-kafka
+            # to crash the process (a relay that had to exit 1 exited on SIGSEGV once).
+            self._producer = None
+            del producer
 
 
 def _settle(future: asyncio.Future[KafkaError | None], outcome: KafkaError | None) -> None:

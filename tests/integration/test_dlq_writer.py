@@ -6,6 +6,7 @@ topic is a permanent failure: counted by error name and named in the health reas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -86,3 +87,32 @@ async def test_a_refused_write_blocks_counts_and_recovers(
     assert (letter.stage, letter.reason) == ("enrich", "course-unresolved")
     assert letter.headers["h"] == b"1"
     assert letter.headers["relay.source.offset"] == b"7"
+
+
+async def test_a_closed_writer_lets_go_of_its_client_and_a_late_write_waits_unacknowledged(
+    kafka_bootstrap: str,
+) -> None:
+    """``close`` destroys librdkafka's handle then and there (left to the interpreter's exit,
+    its destroy can run Python callbacks during finalization and crash the process); a write
+    that comes after it fails like a broker that refuses, counted and retried, never done: its
+    record stays unacknowledged, to be read again by the next process."""
+    writer = DeadLetterWriter(
+        {"bootstrap.servers": kafka_bootstrap}, f"dlq-{uuid.uuid4().hex[:10]}",
+        backoff=Backoff(0.05, 0.2),
+    )  # fmt: skip
+    writer.close()
+    assert writer._producer is None  # the native client is gone, not waiting for exit
+    writer.close()  # twice is harmless
+    record = SourceRecord("in", 0, 8, None, b"student-1", b"x", [])
+    failures_before = _failures()
+    write = asyncio.create_task(writer.write(record, Rejection("map", "bug", "late")))
+    try:
+        while _failures() < failures_before + 2:
+            assert not write.done(), "a write after close returned (or raised)"
+            await asyncio.sleep(0.05)
+        assert not writer.health.dlq_healthy
+        assert "closed" in writer.health.reasons()["dlq_healthy"]
+    finally:
+        write.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await write
