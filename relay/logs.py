@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import faulthandler
 import logging
 import re
 import sys
@@ -238,6 +239,14 @@ def _timer(delay: float, action: Callable[[], None]) -> object:
 
 
 _SUMMARIES: list[RepeatSummary] = []
+
+
+def trace_crashes() -> None:
+    """On a crash in native code (a Kafka client's C library, a C extension), write every
+    thread's Python stack to stderr before the process dies: without it a SIGSEGV leaves a pod's
+    log nothing but an exit code. The stacks name files, lines and functions, never values."""
+    if not faulthandler.is_enabled():  # PYTHONFAULTHANDLER=1 or -X faulthandler did it already
+        faulthandler.enable(all_threads=True)
 
 
 def configure(level: str = "INFO", stream: IO[str] | None = None) -> None:

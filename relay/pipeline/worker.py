@@ -33,7 +33,7 @@ from relay.errors import ConfigError
 from relay.health import Condition
 from relay.kafka.login import await_login
 from relay.kafka.settings import describe
-from relay.logs import configure
+from relay.logs import configure, trace_crashes
 from relay.metrics import ASSIGNED_PARTITIONS, REBALANCES, REGISTRY
 from relay.pipeline import conductor, faust_sensor, fetch_loop, stream_buffer, stream_pace, web
 from relay.pipeline.acks import acknowledge
@@ -226,6 +226,7 @@ def _exit_now(why: str) -> None:
 @click.command(name="run")
 def run_command() -> None:
     """Consume RELAY_TOPICS and deliver Caliper events to the Partner API until stopped."""
+    trace_crashes()
     try:
         settings = load_settings()
         settings.require("client_id", "client_secret", "app_id")
