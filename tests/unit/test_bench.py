@@ -93,6 +93,25 @@ def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
     assert drained.steady_cpu()["relay_cpu_us_per_record"] == 2000
 
 
+def test_the_window_leaves_out_the_sample_that_saw_the_drain_end() -> None:
+    """1,000 records at 1,000/s from t=0.9 (the relay had joined its group), the last at t=1.9,
+    at 0.9 of a core; the sample that sees the end comes at t=2.0, after 0.1 s of idling. The
+    old window (the first samples at or past 10 % and 90 %) ended there: 875 records/s."""
+    from bench.drain import Drain, Sample
+
+    def cpu(t: float) -> float:
+        return 0.2 + 0.9 * max(0.0, min(t, 1.9) - 0.9)
+
+    times, acked = [0.0, 0.4, 0.8, 1.2, 1.6, 2.0], [0, 0, 0, 300, 700, 1000]
+    samples = [Sample(t, a, a, 0, 0, cpu(t)) for t, a in zip(times, acked, strict=True)]
+    drained = Drain(1000, samples)
+    drained.finished = True
+    assert drained.window() == (samples[3], samples[4])  # 300 and 700: inside 10..90 %
+    assert drained.records_per_s == pytest.approx(1000.0)
+    assert drained.steady_cpu()["relay_cpu_share_of_a_core"] == pytest.approx(0.9)
+    assert drained.summary()["steady_samples"] == 2
+
+
 @needs_go
 def test_go_sink_counts_what_the_go_load_client_and_aiohttp_loop_sent() -> None:
     """The compiled sink (built by ``go build`` here) against both bare clients, for real."""
