@@ -121,7 +121,9 @@ def test_a_password_rotated_while_running_makes_the_relay_exit_and_recover(
     finally:
         s.close()
 
-    assert status == 1, "a relay whose login is refused must exit non-zero"
+    # -11 once (SIGSEGV, 2026-12-07): the log's end then holds faulthandler's stacks
+    tail = "\n".join(watch_log.splitlines()[-60:])
+    assert status == 1, f"a relay whose login is refused must exit 1, not {status}:\n{tail}"
     assert "SASL login" in not_ready.get("reasons", {}).get("kafka_login", ""), not_ready
     assert "RELAY_KAFKA_LOGIN_GRACE" in watch_log
     assert stale_exit not in (None, 0), "a relay that cannot log in must not look healthy"
