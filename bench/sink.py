@@ -10,7 +10,6 @@ the compiled client (bench/go) measuring the Go sink's own capacity.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ import httpx
 
 from bench.common import CLIENT_ID, CLIENT_SECRET
 from bench.gobuild import binary
+from relay.timeback.transport import basic_credentials
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ async def _aiohttp_sink(url: str, events: list[bytes], concurrency: int, seconds
     async with aiohttp.ClientSession(url, connector=connector) as http:
         token_form = {"grant_type": "client_credentials"}
         # the header itself: aiohttp.BasicAuth and ``auth=`` are deprecated since aiohttp 3.14
-        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode("ascii")
-        auth = {"Authorization": f"Basic {basic}"}
+        auth = {"Authorization": basic_credentials(CLIENT_ID, CLIENT_SECRET)}
         async with http.post("/auth/1.0/token", data=token_form, headers=auth) as reply:
             reply.raise_for_status()
             token = (await reply.json())["access_token"]

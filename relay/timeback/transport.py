@@ -245,9 +245,13 @@ def _proxy_options(proxy: httpx.Proxy | None) -> dict[str, Any]:
         return {}
     headers = dict(proxy.headers)
     if proxy.auth:
-        # The header itself, as aiohttp.BasicAuth wrote it (latin-1): BasicAuth is deprecated since
-        # aiohttp 3.14 (gone in 4.0), and its replacement is not in the older releases we accept.
-        user, password = proxy.auth
-        credentials = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
-        headers["Proxy-Authorization"] = f"Basic {credentials}"
+        headers["Proxy-Authorization"] = basic_credentials(*proxy.auth)
     return {"proxy": str(proxy.url), "proxy_headers": headers}
+
+
+def basic_credentials(user: str, password: str) -> str:
+    """The value of a Basic ``Authorization`` header, as aiohttp.BasicAuth wrote it (latin-1):
+    BasicAuth is deprecated since aiohttp 3.14 (gone in 4.0), and its replacement is not in the
+    older releases the relay accepts."""
+    encoded = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
+    return f"Basic {encoded}"

@@ -246,7 +246,6 @@ def _check_profile(profile: Any, type_: str | None, out: list[Issue]) -> str | N
 # reports an issue: most values are fine, and the string building is the cost.
 
 _TIMES: Final = Accepted()  # date-times already checked: an event's times recur in the next ones
-_GOOD_TIMES: Final = _TIMES.young
 
 
 # JSON values that are never a Mapping: asked of them, isinstance against the ABC is slow (a
