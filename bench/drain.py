@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from bench.common import bench_settings, say
-from bench.procs import WORK, CamelPeer, Child, GoSink, Relay, Topics, free_port, relay_env
+from bench.ports import free_port
+from bench.procs import WORK, CamelPeer, Child, GoSink, Relay, Topics, relay_env
 from relay.tools.demo_panel import RelayStats
 from relay.tools.produce import make_producer, produce_records
 from relay.tools.traffic import TrafficPlan

@@ -35,7 +35,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import say, traffic
 from bench.drain import produce_backlog
-from bench.procs import ROOT, Relay, Sandbox, Topics, free_port, kafka_broker, relay_env
+from bench.ports import free_port
+from bench.procs import ROOT, Relay, Sandbox, Topics, kafka_broker, relay_env
 from bench.s1_pipeline import Chain
 from relay.sandbox.testing import SandboxControl
 

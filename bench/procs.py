@@ -26,16 +26,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench import revisions
 from bench.common import ACTIVITY_BASE, APP_ID, CLIENT_ID, CLIENT_SECRET, say
+from bench.ports import free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"
 WORK = ROOT / "bench" / "results" / "run"  # logs of the processes of the last run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(bootstrap: str) -> bool:
@@ -55,11 +50,12 @@ def kafka_broker() -> Iterator[str]:
         yield bootstrap
         return
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
+        broker_port, controller_port = free_ports(2)
         env = dict(
             os.environ,
             KAFKA_RUN_DIR=run_dir,
-            KAFKA_PORT=str(free_port()),
-            KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_PORT=str(broker_port),
+            KAFKA_CONTROLLER_PORT=str(controller_port),
         )
         say(f"kafka: no broker at {bootstrap}; starting one on port {env['KAFKA_PORT']}")
         subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, timeout=900)

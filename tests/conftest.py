@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_ports
+
 # The secured 3-broker cluster (``cluster`` fixture) and the Schema Registry (``schema_registry``,
 # ``registry_factory``), started only when a test asks for them; how `make test` shares the files
 # among its workers (tests/scheduling.py).
@@ -25,12 +26,6 @@ pytest_plugins = ["tests.kafka_cluster", "tests.registry", "tests.scheduling"]
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-local.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -52,11 +47,12 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield Broker(external, None)
         return
     run_dir = tmp_path_factory.mktemp("kafka")
+    broker_port, controller_port = free_ports(2)
     env = dict(
         os.environ,
         KAFKA_RUN_DIR=str(run_dir),
-        KAFKA_PORT=str(free_port()),
-        KAFKA_CONTROLLER_PORT=str(free_port()),
+        KAFKA_PORT=str(broker_port),
+        KAFKA_CONTROLLER_PORT=str(controller_port),
     )
     # The first run on a fresh machine downloads the broker jars from Maven Central.
     subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, check=True, timeout=900)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import ROOT, free_port
+from bench.ports import free_ports
+from tests.conftest import ROOT
 
 CLUSTER_SCRIPT = ROOT / "deploy" / "local" / "kafka" / "kafka-cluster.sh"
 CLUSTER_ADMIN = ROOT / "deploy" / "local" / "kafka" / "cluster_admin.py"
@@ -209,10 +210,7 @@ class Cluster:
 
 def cluster_env(run_dir: Path) -> dict[str, str]:
     """The script's environment: 12 distinct free ports and the run directory."""
-    ports: list[int] = []
-    while len(ports) < 12:
-        port = free_port()
-        ports += [] if port in ports else [port]
+    ports = free_ports(12)
     env = dict(os.environ, KAFKA_RUN_DIR=str(run_dir), KAFKA_PYTHON=sys.executable)
     env["KAFKA_CLUSTER_SHA256_REAUTH_MS"] = str(SHA256_REAUTH_S * 1000)
     for n, kind in enumerate(("PLAINTEXT", "SASL", "SSL", "CONTROLLER")):

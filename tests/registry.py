@@ -26,7 +26,8 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from tests.conftest import ROOT, free_port
+from bench.ports import free_port
+from tests.conftest import ROOT
 
 REGISTRY_SCRIPT = ROOT / "deploy" / "local" / "registry" / "registry-local.sh"
 CCOMPAT = "/apis/ccompat/v6"

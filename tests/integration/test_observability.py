@@ -36,7 +36,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import TopicFactory, free_port
+from bench.ports import free_port
+from tests.conftest import TopicFactory
 from tests.unit.test_deploy_observability import (
     ALERTS,
     PROMETHEUS_CONFIG,

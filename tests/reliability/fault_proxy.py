@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.conftest import free_port
+from bench.ports import free_port
 from tests.reliability.harness import AppThread
 
 EVENTS = "/events/1.0"

@@ -34,8 +34,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from bench.ports import free_port
 from relay.tools.demo_panel import RelayStats
-from tests.conftest import free_port
 
 # Skips (rather than fails) while `relay run` does not exist at all; a worker that exists but does
 # not import or start is a failure.

@@ -93,6 +93,20 @@ def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
     assert drained.steady_cpu()["relay_cpu_us_per_record"] == 2000
 
 
+def test_free_ports_are_distinct_and_free() -> None:
+    """Held bound while picked, so never the same port twice (a broker once got one port for
+    both of its listeners from two separate picks and refused to start)."""
+    import socket
+
+    from bench.ports import free_ports
+
+    ports = free_ports(12)
+    assert len(set(ports)) == 12
+    for port in ports:  # released: each can be bound by the process it is meant for
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
 def test_the_window_leaves_out_the_sample_that_saw_the_drain_end() -> None:
     """1,000 records at 1,000/s from t=0.9 (the relay had joined its group), the last at t=1.9,
     at 0.9 of a core; the sample that sees the end comes at t=2.0, after 0.1 s of idling. The

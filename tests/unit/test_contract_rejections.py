@@ -218,7 +218,7 @@ async def test_one_registry_call_for_many_waiting_records(
 
 @pytest.mark.parametrize("which", [0, 1], ids=["sync-client", "async-client"])
 async def test_unreachable_registry_is_transient(which: int) -> None:
-    from tests.conftest import free_port
+    from bench.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     decoder = Decoder(default_catalogue(), fixed_checks(), clients(url)[which])

@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from bench.ports import free_port
 from relay.config import load_settings
 from relay.kafka.diagnosis import Diagnosis
 from relay.kafka.login import _NotReady, await_login
-from tests.conftest import free_port
 
 
 @pytest.fixture
