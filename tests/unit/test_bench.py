@@ -93,18 +93,43 @@ def test_a_drain_within_one_sampling_interval_still_has_a_rate() -> None:
     assert drained.steady_cpu()["relay_cpu_us_per_record"] == 2000
 
 
-def test_free_ports_are_distinct_and_free() -> None:
-    """Held bound while picked, so never the same port twice (a broker once got one port for
-    both of its listeners from two separate picks and refused to start)."""
+def test_free_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
+    """Never the same port twice (a broker once got one port for both of its listeners from two
+    separate picks), and never one the kernel hands out by itself to bind(0) or to an outgoing
+    connection (a broker killed in a trial could not start again: its port had gone to a
+    process of the other worker meanwhile)."""
     import socket
 
-    from bench.ports import free_ports
+    from bench.ports import _EPHEMERAL, free_ports
 
     ports = free_ports(12)
     assert len(set(ports)) == 12
-    for port in ports:  # released: each can be bound by the process it is meant for
+    low = int(_EPHEMERAL.read_text().split()[0])
+    assert all(low - 10_000 <= port < low for port in ports), (low, ports)
+    for port in ports:  # free: each can be bound by the process it is meant for
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_claimed_port_is_nobody_elses_until_its_claimer_ends() -> None:
+    """The claim is what keeps the other worker's picks off a port whose process is down."""
+    import subprocess
+    import sys
+
+    from bench.ports import claim, free_port
+
+    port = free_port()
+    assert not claim(port), "this process claimed it already"
+    other = [sys.executable, "-c", f"from bench.ports import claim; print(claim({port}))"]
+    assert subprocess.run(other, capture_output=True, text=True, check=True).stdout == "False\n"
+    # a port a process claimed is free again once that process has ended
+    child = subprocess.run(
+        [sys.executable, "-c", "from bench.ports import free_port; print(free_port())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert claim(int(child.stdout)), "the claim outlived the process that made it"
 
 
 def test_the_window_leaves_out_the_sample_that_saw_the_drain_end() -> None:
