@@ -46,7 +46,11 @@ def pool() -> range:
 def claim(port: int) -> bool:
     """Claim ``port`` for this process's life; False when a live process (this one included)
     holds it already."""
-    CLAIMS.mkdir(exist_ok=True)
+    try:
+        CLAIMS.mkdir()
+        CLAIMS.chmod(0o1777)  # like /tmp: every user's runs claim here, none removes another's
+    except FileExistsError:
+        pass
     fd = os.open(CLAIMS / str(port), os.O_CREAT | os.O_RDONLY, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
