@@ -100,36 +100,37 @@ def test_free_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
     process of the other worker meanwhile)."""
     import socket
 
-    from bench.ports import _EPHEMERAL, free_ports
+    from bench.ports import _EPHEMERAL, free_ports, pool
 
     ports = free_ports(12)
     assert len(set(ports)) == 12
-    low = int(_EPHEMERAL.read_text().split()[0])
-    assert all(low - 10_000 <= port < low for port in ports), (low, ports)
+    low = int(_EPHEMERAL.read_text().split()[0])  # where the kernel's own picks start
+    assert pool().stop == low and all(port in pool() for port in ports), (low, ports)
     for port in ports:  # free: each can be bound by the process it is meant for
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
 
 
 def test_a_claimed_port_is_nobody_elses_until_its_claimer_ends() -> None:
-    """The claim is what keeps the other worker's picks off a port whose process is down."""
+    """The claim is what keeps the other worker's picks off a port whose process is down. The
+    port claimed by the children is one above the pool, which no picker claims: the other
+    worker cannot take it between the first child's exit and this process's claim."""
     import subprocess
     import sys
 
-    from bench.ports import claim, free_port
+    from bench.ports import claim, free_port, pool
 
-    port = free_port()
-    assert not claim(port), "this process claimed it already"
-    other = [sys.executable, "-c", f"from bench.ports import claim; print(claim({port}))"]
-    assert subprocess.run(other, capture_output=True, text=True, check=True).stdout == "False\n"
-    # a port a process claimed is free again once that process has ended
-    child = subprocess.run(
-        [sys.executable, "-c", "from bench.ports import free_port; print(free_port())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert claim(int(child.stdout)), "the claim outlived the process that made it"
+    assert not claim(free_port()), "a port this process picked is claimed by this process"
+    port = pool().stop + 7
+
+    def claimed_by_a_child() -> bool:
+        child = [sys.executable, "-c", f"from bench.ports import claim; print(claim({port}))"]
+        out = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+        return out == "True\n"
+
+    assert claimed_by_a_child()
+    assert claim(port), "the claim outlived the process that made it"
+    assert not claimed_by_a_child(), "a port this process claimed went to another"
 
 
 def test_the_window_leaves_out_the_sample_that_saw_the_drain_end() -> None:
