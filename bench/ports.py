@@ -14,8 +14,8 @@ restart them). Two kinds of neighbour could take it meanwhile:
   ends (the kernel drops it then, even after a crash: no stale claims to clean up).
 
 One CI run failed for want of this: a broker killed in a trial could not start again, because
-while it was down its port, then taken from the ephemeral range, had been handed to a process of
-the other worker.
+while it was down something else listened on its port (then picked with bind(0), so from the
+ephemeral range): by all the evidence, a process of the other worker given that port by bind(0).
 """
 
 from __future__ import annotations
