@@ -185,13 +185,20 @@ def test_bad_bearer_tokens_get_invalid_token(sandbox: SandboxHandle, header: str
 
 
 def test_tokens_expire_per_ttl(sandbox_factory: SandboxFactory) -> None:
-    box = sandbox_factory(token_ttl_s=0.5)
+    """Valid, then refused once the TTL has passed, never before. The TTL is long enough for the
+    first request to land inside it on a loaded machine (at 0.5 s a stall could fail it), and
+    the expiry is polled for rather than slept past."""
+    ttl = 2.0
+    box = sandbox_factory(token_ttl_s=ttl)
+    asked = time.monotonic()
     body = httpx.post(f"{box.url}{TOKEN}", data=GRANT, auth=("sandbox-client", "sandbox-secret"))
-    assert body.json()["expires_in"] == 0.5
+    assert body.json()["expires_in"] == ttl
     headers = {"Authorization": f"Bearer {body.json()['access_token']}"}
     assert httpx.get(f"{box.url}/rostering/1.0/users", headers=headers).status_code == 200
-    time.sleep(0.6)
-    expired = httpx.get(f"{box.url}/rostering/1.0/users", headers=headers)
+    while (expired := httpx.get(f"{box.url}/rostering/1.0/users", headers=headers)).is_success:
+        assert time.monotonic() - asked < ttl + 30, "the token never expired"
+        time.sleep(0.1)
+    assert time.monotonic() - asked >= ttl, "the token expired before its TTL"
     assert expired.status_code == 401 and expired.json()["error"] == "invalid_token"
 
 

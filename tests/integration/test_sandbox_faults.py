@@ -72,12 +72,20 @@ def test_rate_limit_gives_429_with_retry_after(sandbox: SandboxHandle, http: htt
 
 
 def test_outage_503_window(sandbox: SandboxHandle, http: httpx.Client) -> None:
-    sandbox.faults(outages=[{"start_in_s": 0, "duration_s": 0.4, "mode": "503"}])
+    """503 for the window's length, never shorter, then served again. The window is long enough
+    for the first request to land inside it on a loaded machine (at 0.4 s a stall could fail
+    it), and its end is polled for rather than slept past."""
+    duration = 2.0
+    asked = time.monotonic()
+    sandbox.faults(outages=[{"start_in_s": 0, "duration_s": duration, "mode": "503"}])
     assert sandbox.show_faults()["active_outages"][0]["mode"] == "503"
     response = http.get("/rostering/1.0/users")
     assert response.status_code == 503 and response.json()["error"] == "service_unavailable"
-    time.sleep(0.5)
-    assert http.get("/rostering/1.0/users").status_code == 200
+    while (response := http.get("/rostering/1.0/users")).status_code == 503:
+        assert time.monotonic() - asked < duration + 30, "the outage never ended"
+        time.sleep(0.1)
+    assert time.monotonic() - asked >= duration, "the outage ended before its window"
+    assert response.status_code == 200
     assert sandbox.show_faults()["active_outages"] == []
 
 
