@@ -8,14 +8,14 @@ restart them). Two kinds of neighbour could take it meanwhile:
 - the kernel: ``bind(0)`` and every outgoing connection take a port from the ephemeral range
   (``net.ipv4.ip_local_port_range``). So ports come from just below that range, where the kernel
   hands out none by itself;
-- another picker: the other pytest-xdist worker, a benchmark beside the tests, a second clone.
+- another picker: another pytest-xdist worker, a benchmark beside the tests, a second clone.
   So each pick is claimed with an exclusive ``flock`` on a file named after the port, in one
   directory every picker on the machine shares, and the lock is held until the picking process
   ends (the kernel drops it then, even after a crash: no stale claims to clean up).
 
 One CI run failed for want of this: a broker killed in a trial could not start again, because
 while it was down something else listened on its port (then picked with bind(0), so from the
-ephemeral range): by all the evidence, a process of the other worker given that port by bind(0).
+ephemeral range): by all the evidence, a process of another worker given that port by bind(0).
 """
 
 from __future__ import annotations
